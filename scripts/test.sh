@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need
+# (qemu-img/qemu-io as the oracle), then builds and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+    # Installs Debian packages once, quietly, as root (CI and dev machines).
+    [ "$(id -u)" = 0 ] || { echo "scripts/test.sh: need root to install $*" >&2; exit 1; }
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! have qemu-img || ! have qemu-io; then
+    apt_install qemu-utils
+fi
+
+cargo test --locked --all-targets

@@ -1,0 +1,100 @@
+//! `snapshot [-l | -a snap | -c snap | -d snap] [-f fmt] [-q] [-U] filename`
+
+use anyhow::bail;
+
+use crate::cli::SnapshotArgs;
+use crate::commands::{one_filename, print, usage};
+use crate::image::open::{OpenOptions, open_image};
+use crate::image::snapshot::{SnapshotSelector, table_header, table_row};
+use crate::image::{BlockDriver, Error, ErrorKind};
+
+enum Action {
+    List,
+    Apply(String),
+    Create(String),
+    Delete(String),
+}
+
+pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
+    let mut actions = Vec::new();
+    if a.list {
+        actions.push(Action::List);
+    }
+    actions.extend(a.apply.map(Action::Apply));
+    actions.extend(a.create.map(Action::Create));
+    actions.extend(a.delete.map(Action::Delete));
+    if actions.len() > 1 {
+        return Err(usage("snapshot", "Cannot mix '-l', '-a', '-c', '-d'"));
+    }
+    let action = actions.pop().unwrap_or(Action::List);
+    let filename = one_filename("snapshot", &a.args)?;
+    let writable = !matches!(action, Action::List);
+    if writable && a.force_share {
+        bail!("force-share=on can only be used with read-only images");
+    }
+    let opts = OpenOptions {
+        format: a.format,
+        writable,
+        force_share: a.force_share,
+        image_opts: a.image_opts,
+    };
+    let image = open_image(filename, &opts)?;
+    match action {
+        Action::List => {
+            let list = image.snapshots()?.unwrap_or_default();
+            if !list.is_empty() {
+                let mut text = format!("Snapshot list:\n{}\n", table_header());
+                for sn in &list {
+                    text.push_str(&table_row(sn));
+                    text.push('\n');
+                }
+                print(&text)?;
+            }
+        }
+        Action::Create(name) => {
+            image
+                .snapshot_create(&name)
+                .map_err(|e| e.prepend(format!("Could not create snapshot '{name}'")))?;
+        }
+        Action::Apply(name) => {
+            let id = find(&*image, &name).map_err(|e| {
+                let e = match e.kind() {
+                    ErrorKind::Unsupported => {
+                        Error::new(e.kind(), "Block driver does not support snapshots")
+                    }
+                    _ => e.prepend("Failed to load snapshot"),
+                };
+                e.prepend(format!("Could not apply snapshot '{name}'"))
+            })?;
+            image
+                .snapshot_apply(&id)
+                .map_err(|e| e.prepend(format!("Could not apply snapshot '{name}'")))?;
+        }
+        Action::Delete(name) => {
+            let id = find(&*image, &name).map_err(|e| {
+                let e = if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Unsupported) {
+                    Error::new(e.kind(), "snapshot not found")
+                } else {
+                    e
+                };
+                e.prepend(format!("Could not delete snapshot '{name}'"))
+            })?;
+            image
+                .snapshot_delete(&id)
+                .map_err(|e| e.prepend(format!("Could not delete snapshot '{name}'")))?;
+        }
+    }
+    image.flush()?;
+    Ok(0)
+}
+
+/// The id of the snapshot a user named (by id first, then by name).
+fn find(image: &dyn BlockDriver, name: &str) -> crate::image::Result<String> {
+    let Some(list) = image.snapshots()? else {
+        return Err(Error::not_supported());
+    };
+    SnapshotSelector::IdOrName(name.to_string())
+        .find(&list)
+        .map(|sn| sn.id.clone())
+        .ok_or_else(|| Error::os(ErrorKind::NotFound, libc::ENOENT))
+}

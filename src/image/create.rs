@@ -1,0 +1,129 @@
+//! Creating an image (qemu's `bdrv_img_create`): validate the format and
+//! options, settle the size (from the argument, `-o size` or the backing
+//! image), announce "Formatting ...", then let the format lay itself out.
+
+use crate::formats::{Format, raw::RawImage};
+use crate::image::driver::Preallocation;
+use crate::image::error::{Error, Result};
+use crate::image::open::{OpenOptions, open_image};
+use crate::image::options::Options;
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    pub filename: String,
+    pub format: String,
+    pub options: Options,
+    /// The size argument, when given.
+    pub size: Option<u64>,
+    pub backing: Option<String>,
+    pub backing_format: Option<String>,
+    /// `-u`: do not open the backing file (its size is then required).
+    pub unsafe_backing: bool,
+}
+
+/// A validated request: what the format will be asked to create.
+#[derive(Debug, Clone)]
+pub struct CreatePlan {
+    pub filename: String,
+    pub format: Format,
+    pub options: Options,
+    pub size: u64,
+}
+
+impl CreatePlan {
+    /// The text after "Formatting 'x', " on create's first line.
+    pub fn describe(&self) -> String {
+        format!(
+            "fmt={} {}",
+            self.format.name(),
+            self.options.describe(self.format.create_options())
+        )
+    }
+}
+
+/// Validates a request (`create` prefixes its errors with the filename,
+/// `convert` does not, as in qemu-img).
+pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
+    let format = Format::for_output(&request.format)?;
+    let mut options = request.options.clone();
+    options.validate(format.create_options())?;
+    if request.backing.is_some() {
+        if !format.supports_backing() {
+            return Err(Error::invalid(format!(
+                "Backing file not supported for file format '{}'",
+                format.name()
+            )));
+        }
+        options.set("backing_file", request.backing.clone().unwrap_or_default());
+        if let Some(f) = &request.backing_format {
+            options.set("backing_fmt", f.clone());
+        }
+    }
+    let size = match (request.size, options.size("size")?) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid("The image size must be specified only once"));
+        }
+        (Some(s), None) | (None, Some(s)) => s,
+        (None, None) => match (&request.backing, request.unsafe_backing) {
+            (Some(backing), false) => backing_size(backing, request.backing_format.as_deref())?,
+            _ => return Err(Error::invalid("Image creation needs a size parameter")),
+        },
+    };
+    if size > i64::MAX as u64 {
+        return Err(Error::invalid("Image size must be less than 8 EiB!"));
+    }
+    options.set("size", size.to_string());
+    Ok(CreatePlan {
+        filename: request.filename.clone(),
+        format,
+        options,
+        size,
+    })
+}
+
+fn backing_size(backing: &str, format: Option<&str>) -> Result<u64> {
+    let opts = OpenOptions {
+        format: format.map(str::to_string),
+        ..Default::default()
+    };
+    Ok(open_image(backing, &opts)?.size())
+}
+
+/// Lays out the planned image.
+pub fn execute(plan: &CreatePlan) -> Result<()> {
+    execute_inner(plan).map_err(|e| e.prepend(&plan.filename))
+}
+
+/// As `execute`, with convert's wording: "file: error while converting fmt: reason".
+pub fn execute_as(plan: &CreatePlan, context: &str) -> Result<()> {
+    execute_inner(plan).map_err(|e| e.prepend(context).prepend(&plan.filename))
+}
+
+fn execute_inner(plan: &CreatePlan) -> Result<()> {
+    let result = match plan.format {
+        Format::Raw | Format::File => RawImage::create(&plan.filename, plan.size, &plan.options),
+    };
+    result.map_err(|e| {
+        if e.errno_value() == libc::EFBIG {
+            // QEMU's wording: clearer than the filesystem's "File too large".
+            Error::new(
+                e.kind(),
+                format!(
+                    "The image size is too large for file format '{}'",
+                    plan.format.name()
+                ),
+            )
+        } else {
+            e
+        }
+    })
+}
+
+/// The `preallocation` option, worded as QEMU words a bad value.
+pub fn preallocation(options: &Options) -> Result<Preallocation> {
+    match options.get("preallocation") {
+        None => Ok(Preallocation::Off),
+        Some(v) => Preallocation::parse(v)
+            .ok_or_else(|| Error::invalid(format!("invalid parameter value: {v}"))),
+    }
+}

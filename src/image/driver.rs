@@ -1,0 +1,153 @@
+//! The seam every image format plugs into.
+//!
+//! ```text
+//!   commands (info, convert, resize, snapshot, check)
+//!        |  Arc<dyn BlockDriver>
+//!        v
+//!   +-----------+   +-------------+   +-------------+
+//!   | raw file  |   | qcow2 file  |   | rbd image   |   ...one per format
+//!   +-----------+   +-------------+   +-------------+
+//!                          | backing: Arc<dyn BlockDriver> (any format)
+//! ```
+//!
+//! A driver is shared by many convert workers at once, so every method takes
+//! `&self`; drivers keep their metadata behind their own locks and do data
+//! I/O outside them.
+
+use std::sync::Arc;
+
+use crate::image::error::{Error, Result};
+use crate::image::extent::Extent;
+use crate::image::info::NodeInfo;
+use crate::image::snapshot::SnapshotInfo;
+
+/// How `resize` and `create` lay out new space (qemu's `PreallocMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Preallocation {
+    #[default]
+    Off,
+    Metadata,
+    Falloc,
+    Full,
+}
+
+impl Preallocation {
+    pub fn parse(text: &str) -> Option<Preallocation> {
+        Some(match text {
+            "off" => Preallocation::Off,
+            "metadata" => Preallocation::Metadata,
+            "falloc" => Preallocation::Falloc,
+            "full" => Preallocation::Full,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preallocation::Off => "off",
+            Preallocation::Metadata => "metadata",
+            Preallocation::Falloc => "falloc",
+            Preallocation::Full => "full",
+        }
+    }
+}
+
+/// Result of a consistency check (`qemu-img check`'s `ImageCheck`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    pub corruptions: u64,
+    pub leaks: u64,
+    pub check_errors: u64,
+    pub corruptions_fixed: u64,
+    pub leaks_fixed: u64,
+    pub image_end_offset: Option<u64>,
+    pub total_clusters: Option<u64>,
+    pub allocated_clusters: Option<u64>,
+    pub fragmented_clusters: Option<u64>,
+    pub compressed_clusters: Option<u64>,
+    /// One line per problem found, printed before the summary.
+    pub messages: Vec<String>,
+}
+
+/// What `check -r` may repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    None,
+    Leaks,
+    All,
+}
+
+pub trait BlockDriver: Send + Sync {
+    /// The format name qemu-img prints ("raw", "qcow2").
+    fn format_name(&self) -> &'static str;
+
+    /// The name the image was opened by.
+    fn filename(&self) -> &str;
+
+    /// Guest-visible size in bytes.
+    fn size(&self) -> u64;
+
+    /// Fills `buf` from guest offset `offset`; reads past the end fail.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()>;
+
+    /// Makes `[offset, offset+len)` read as zeros; `may_unmap` lets the
+    /// driver deallocate instead of writing zeros.
+    fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()>;
+
+    /// Hints that the range is no longer needed; contents become unspecified
+    /// in general, but every driver here makes it read as zeros.
+    fn discard(&self, offset: u64, len: u64) -> Result<()>;
+
+    fn flush(&self) -> Result<()>;
+
+    fn resize(&self, new_size: u64, prealloc: Preallocation) -> Result<()>;
+
+    /// The status of the longest run starting at `offset` that has a single
+    /// status, clipped to `len` (which must be > 0 and within the image).
+    fn block_status(&self, offset: u64, len: u64) -> Result<Extent>;
+
+    /// The image's natural allocation unit (cluster, object), if it has one.
+    fn allocation_unit(&self) -> Option<u64> {
+        None
+    }
+
+    fn backing(&self) -> Option<Arc<dyn BlockDriver>> {
+        None
+    }
+
+    /// Snapshots for `snapshot -l`; `None` when the format has none at all
+    /// (qemu-img then lists nothing and succeeds).
+    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
+        Ok(None)
+    }
+
+    fn snapshot_create(&self, _name: &str) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    /// Reverts the image to the snapshot with this id.
+    fn snapshot_apply(&self, _id: &str) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    fn snapshot_delete(&self, _id: &str) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    /// A read-only view of the snapshot with this id, for `convert -l`.
+    fn snapshot_open(&self, _id: &str) -> Result<Arc<dyn BlockDriver>> {
+        Err(Error::not_supported())
+    }
+
+    /// What `info` reports about this node and its children.
+    fn info(&self) -> Result<NodeInfo>;
+
+    /// Consistency check; formats without one return `Unsupported`.
+    fn check(&self, _repair: Repair) -> Result<CheckReport> {
+        Err(Error::unsupported(
+            "This image format does not support checks",
+        ))
+    }
+}

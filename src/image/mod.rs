@@ -1,0 +1,14 @@
+//! The image layer: the driver trait every format implements, what drivers
+//! report (extents, snapshots, info), errors, options, opening and creation.
+
+pub mod create;
+pub mod driver;
+pub mod error;
+pub mod extent;
+pub mod info;
+pub mod open;
+pub mod options;
+pub mod snapshot;
+
+pub use driver::BlockDriver;
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,10 @@
+//! rbdimg: qemu-img's command line over raw, qcow2 and Ceph RBD images.
+
+pub mod cli;
+pub mod commands;
+pub mod convert;
+pub mod formats;
+pub mod image;
+pub mod qjson;
+pub mod size;
+pub mod storage;

@@ -1,0 +1,3 @@
+//! Byte storage under the image formats.
+
+pub mod file;

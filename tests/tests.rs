@@ -1,0 +1,13 @@
+//! The integration test binary: every module runs the built rbdimg, most of
+//! them side by side with the real qemu-img.
+
+mod util;
+
+mod cli;
+mod convert;
+mod create;
+mod docs;
+mod fixtures;
+mod info;
+mod resize;
+mod snapshot;

@@ -1,0 +1,145 @@
+//! Helpers shared by the integration tests: run the built rbdimg, run the
+//! real qemu-img as an oracle, and compare the two on identical inputs.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use tempfile::TempDir;
+
+pub const RBDIMG: &str = env!("CARGO_BIN_EXE_rbdimg");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Outcome {
+    fn from(o: Output) -> Self {
+        Outcome {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs rbdimg with `args` in `dir`.
+pub fn rbdimg(dir: &Path, args: &[&str]) -> Outcome {
+    Command::new(RBDIMG)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run rbdimg")
+        .into()
+}
+
+/// Runs rbdimg and fails the test unless it exits 0.
+pub fn rbdimg_ok(dir: &Path, args: &[&str]) -> Outcome {
+    let out = rbdimg(dir, args);
+    assert_eq!(out.code, 0, "rbdimg {args:?} failed: {out:#?}");
+    out
+}
+
+/// True when the real qemu-img is on PATH; says so loudly when it is not,
+/// since every oracle comparison is then skipped.
+pub fn have_qemu_img() -> bool {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let found = Command::new("qemu-img")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            eprintln!("\n*** qemu-img NOT FOUND: comparisons against qemu-img are SKIPPED ***\n");
+        }
+        found
+    })
+}
+
+pub fn qemu_img(dir: &Path, args: &[&str]) -> Outcome {
+    Command::new("qemu-img")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run qemu-img")
+        .into()
+}
+
+/// Two directories prepared identically: qemu-img runs in one, rbdimg (as
+/// a program named "qemu-img", so messages carry the same name) in the other.
+pub struct Twin {
+    root: TempDir,
+}
+
+impl Twin {
+    pub fn new(setup: impl Fn(&Path)) -> Twin {
+        let root = tempfile::tempdir().expect("tempdir");
+        for side in ["ours", "theirs", "bin"] {
+            fs::create_dir(root.path().join(side)).expect("mkdir");
+        }
+        symlink(RBDIMG, root.path().join("bin/qemu-img")).expect("symlink");
+        setup(&root.path().join("ours"));
+        setup(&root.path().join("theirs"));
+        Twin { root }
+    }
+
+    pub fn ours(&self) -> PathBuf {
+        self.root.path().join("ours")
+    }
+
+    pub fn theirs(&self) -> PathBuf {
+        self.root.path().join("theirs")
+    }
+
+    /// Runs the same command on both sides.
+    pub fn run(&self, args: &[&str]) -> (Outcome, Outcome) {
+        let ours: Outcome = Command::new(self.root.path().join("bin/qemu-img"))
+            .args(args)
+            .current_dir(self.ours())
+            .output()
+            .expect("run rbdimg")
+            .into();
+        (ours, qemu_img(&self.theirs(), args))
+    }
+
+    /// Runs on both sides and requires identical exit code, stdout and stderr.
+    pub fn assert_same(&self, args: &[&str]) -> Outcome {
+        let (ours, theirs) = self.run(args);
+        assert_eq!(
+            ours,
+            theirs,
+            "\n`{}` differs from qemu-img\n--- rbdimg:\n{}{}--- qemu-img:\n{}{}",
+            args.join(" "),
+            ours.stdout,
+            ours.stderr,
+            theirs.stdout,
+            theirs.stderr
+        );
+        ours
+    }
+
+    /// Requires the same file contents on both sides.
+    pub fn assert_same_file(&self, name: &str) {
+        let a = fs::read(self.ours().join(name)).ok();
+        let b = fs::read(self.theirs().join(name)).ok();
+        assert!(
+            a == b,
+            "{name} differs between rbdimg and qemu-img (or exists on one side only)"
+        );
+    }
+}
+
+/// Writes a sparse raw file of `size` bytes with `(offset, byte, len)` patterns.
+pub fn make_raw(path: &Path, size: u64, patterns: &[(u64, u8, usize)]) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::File::create(path).expect("create");
+    f.set_len(size).expect("set_len");
+    for &(offset, byte, len) in patterns {
+        f.write_all_at(&vec![byte; len], offset).expect("write");
+    }
+}
