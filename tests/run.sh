@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 have() { command -v "$1" >/dev/null 2>&1; }
 apt_install() {
     # Installs Debian packages once, quietly, as root (CI and dev machines).
-    [ "$(id -u)" = 0 ] || { echo "scripts/test.sh: need root to install $*" >&2; exit 1; }
+    [ "$(id -u)" = 0 ] || { echo "tests/run.sh: need root to install $*" >&2; exit 1; }
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
