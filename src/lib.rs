@@ -6,5 +6,7 @@ pub mod convert;
 pub mod formats;
 pub mod image;
 pub mod qjson;
+pub mod rados;
+pub mod rbd;
 pub mod size;
 pub mod storage;

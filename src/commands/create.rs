@@ -12,7 +12,7 @@ use crate::size::{SizeError, parse_size};
 pub fn run(a: CreateArgs) -> anyhow::Result<i32> {
     let options = Options::parse(&a.options)?;
     if options.wants_help() {
-        return option_help(&a.format, !a.args.is_empty());
+        return option_help(&a.format, a.args.first());
     }
     let (filename, size) = match a.args.as_slice() {
         [] => return Err(usage("create", "Expecting image file name")),
@@ -49,10 +49,11 @@ pub fn image_size(text: &str) -> anyhow::Result<u64> {
     }
 }
 
-fn option_help(format: &str, with_filename: bool) -> anyhow::Result<i32> {
+fn option_help(format: &str, filename: Option<&String>) -> anyhow::Result<i32> {
     let format = Format::for_output(format)?;
-    let text = if with_filename {
-        let mut descs = format.create_options().to_vec();
+    let text = if let Some(filename_arg) = filename {
+        let location = crate::image::open::ImageSpec::parse(filename_arg, false)?.location;
+        let mut descs = format.create_options(crate::image::create::storage_of(&location));
         descs.sort_by_key(|d| d.name);
         help_text(None, &descs)
     } else {

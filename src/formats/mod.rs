@@ -67,6 +67,15 @@ pub enum Format {
     Raw,
     /// The `file` protocol node used directly as an image (`driver=file`).
     File,
+    /// The `rbd` protocol node used directly as an image (`-f rbd`).
+    Rbd,
+}
+
+/// Where a new image will be stored, which adds the storage's own options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    File,
+    Rbd,
 }
 
 impl Format {
@@ -75,6 +84,7 @@ impl Format {
         match name {
             "raw" => Lookup::Found(Format::Raw),
             "file" => Lookup::Found(Format::File),
+            "rbd" => Lookup::Found(Format::Rbd),
             _ if QEMU_FORMATS.contains(&name) => Lookup::NotImplemented,
             _ => Lookup::Unknown,
         }
@@ -96,6 +106,7 @@ impl Format {
         match self {
             Format::Raw => "raw",
             Format::File => "file",
+            Format::Rbd => "rbd",
         }
     }
 
@@ -103,26 +114,37 @@ impl Format {
     pub fn format_options(self) -> &'static [OptDesc] {
         match self {
             Format::Raw => raw::FORMAT_OPTIONS,
-            Format::File => raw::CREATE_OPTIONS,
+            Format::File => crate::storage::file::CREATE_OPTIONS,
+            Format::Rbd => crate::rbd::create::CREATE_OPTIONS,
         }
     }
 
-    /// Every `-o` option, the storage's included, in "Formatting" line order.
-    pub fn create_options(self) -> &'static [OptDesc] {
-        match self {
-            Format::Raw | Format::File => raw::CREATE_OPTIONS,
+    /// Every `-o` option for an image stored in `storage`: the format's,
+    /// then the storage's not already named (QEMU's `qemu_opts_append`),
+    /// which is also the order of the "Formatting" line.
+    pub fn create_options(self, storage: Storage) -> Vec<OptDesc> {
+        let storage_options = match storage {
+            Storage::File => crate::storage::file::CREATE_OPTIONS,
+            Storage::Rbd => crate::rbd::create::CREATE_OPTIONS,
+        };
+        let mut all = self.format_options().to_vec();
+        for desc in storage_options {
+            if !all.iter().any(|d| d.name == desc.name) {
+                all.push(*desc);
+            }
         }
+        all
     }
 
     pub fn supports_backing(self) -> bool {
         match self {
-            Format::Raw | Format::File => false,
+            Format::Raw | Format::File | Format::Rbd => false,
         }
     }
 
     pub fn supports_compression(self) -> bool {
         match self {
-            Format::Raw | Format::File => false,
+            Format::Raw | Format::File | Format::Rbd => false,
         }
     }
 }

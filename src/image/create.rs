@@ -2,10 +2,10 @@
 //! options, settle the size (from the argument, `-o size` or the backing
 //! image), announce "Formatting ...", then let the format lay itself out.
 
-use crate::formats::{Format, raw::RawImage};
+use crate::formats::{Format, Storage, raw::RawImage};
 use crate::image::driver::Preallocation;
 use crate::image::error::{Error, Result};
-use crate::image::open::{OpenOptions, open_image};
+use crate::image::open::{ImageSpec, Location, OpenOptions, open_image};
 use crate::image::options::Options;
 
 #[derive(Debug, Clone, Default)]
@@ -25,6 +25,7 @@ pub struct CreateRequest {
 #[derive(Debug, Clone)]
 pub struct CreatePlan {
     pub filename: String,
+    pub location: Location,
     pub format: Format,
     pub options: Options,
     pub size: u64,
@@ -33,11 +34,19 @@ pub struct CreatePlan {
 impl CreatePlan {
     /// The text after "Formatting 'x', " on create's first line.
     pub fn describe(&self) -> String {
+        let descs = self.format.create_options(storage_of(&self.location));
         format!(
             "fmt={} {}",
             self.format.name(),
-            self.options.describe(self.format.create_options())
+            self.options.describe(&descs)
         )
+    }
+}
+
+pub fn storage_of(location: &Location) -> Storage {
+    match location {
+        Location::File(_) => Storage::File,
+        Location::Rbd(_) => Storage::Rbd,
     }
 }
 
@@ -45,8 +54,9 @@ impl CreatePlan {
 /// `convert` does not, as in qemu-img).
 pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
     let format = Format::for_output(&request.format)?;
+    let location = ImageSpec::parse(&request.filename, false)?.location;
     let mut options = request.options.clone();
-    options.validate(format.create_options())?;
+    options.validate(&format.create_options(storage_of(&location)))?;
     if request.backing.is_some() {
         if !format.supports_backing() {
             return Err(Error::invalid(format!(
@@ -75,6 +85,7 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
     options.set("size", size.to_string());
     Ok(CreatePlan {
         filename: request.filename.clone(),
+        location,
         format,
         options,
         size,
@@ -100,8 +111,19 @@ pub fn execute_as(plan: &CreatePlan, context: &str) -> Result<()> {
 }
 
 fn execute_inner(plan: &CreatePlan) -> Result<()> {
-    let result = match plan.format {
-        Format::Raw | Format::File => RawImage::create(&plan.filename, plan.size, &plan.options),
+    let result = match (&plan.location, plan.format) {
+        (Location::File(path), Format::Raw | Format::File) => {
+            RawImage::create(path, plan.size, &plan.options)
+        }
+        (Location::Rbd(spec), Format::Raw | Format::Rbd) => {
+            crate::rbd::create::create_image(spec, plan.size, &plan.options)
+        }
+        (Location::File(_), Format::Rbd) => {
+            Err(Error::invalid("the rbd format needs an rbd: image name"))
+        }
+        (Location::Rbd(_), Format::File) => {
+            Err(Error::invalid("the file format needs a local file name"))
+        }
     };
     result.map_err(|e| {
         if e.errno_value() == libc::EFBIG {

@@ -1,5 +1,6 @@
-//! Opening an image by the name a user typed: a path, a `json:{...}` object,
-//! or `--image-opts` key=value pairs; the format from `-f` or from probing.
+//! Opening an image by the name a user typed: a path, an `rbd:` name, a
+//! `json:{...}` object, or `--image-opts` key=value pairs; the format from
+//! `-f`, the name's `driver`, or probing.
 
 use std::sync::Arc;
 
@@ -7,8 +8,10 @@ use serde_json::Value;
 
 use crate::formats::{Format, Lookup, probe, raw::RawImage};
 use crate::image::driver::BlockDriver;
-use crate::image::error::{Error, Result};
+use crate::image::error::{Error, ErrorKind, Result};
 use crate::image::options::split_escaped;
+use crate::rbd::image::{Presentation, RbdImage};
+use crate::rbd::name::{self, RbdSpec};
 use crate::storage::file::LocalFile;
 
 #[derive(Debug, Clone, Default)]
@@ -22,23 +25,34 @@ pub struct OpenOptions {
     pub image_opts: bool,
 }
 
+/// Where an image's bytes live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    File(String),
+    Rbd(RbdSpec),
+}
+
 /// Where an image lives and in which format, once the name is understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSpec {
-    pub path: String,
+    pub location: Location,
+    /// The format the name itself asks for (`driver=...`).
     pub format: Option<String>,
 }
 
 impl ImageSpec {
-    /// Parses a filename, `json:{...}`, or (with `image_opts`) an option string.
+    /// Parses a filename, `rbd:` name, `json:{...}`, or (with `image_opts`) an option string.
     pub fn parse(name: &str, image_opts: bool) -> Result<ImageSpec> {
         if image_opts {
-            return Self::from_pairs(split_escaped(name).iter().filter(|s| !s.is_empty()).map(
-                |item| {
+            let pairs = split_escaped(name)
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|item| {
                     let (k, v) = item.split_once('=').unwrap_or((item.as_str(), "on"));
                     (k.to_string(), v.to_string())
-                },
-            ));
+                })
+                .collect::<Vec<_>>();
+            return Self::from_pairs(&pairs);
         }
         if let Some(json) = name.strip_prefix("json:") {
             let value: Value = serde_json::from_str(json)
@@ -48,35 +62,62 @@ impl ImageSpec {
             };
             let mut pairs = Vec::new();
             flatten("", &Value::Object(map), &mut pairs)?;
-            return Self::from_pairs(pairs.into_iter());
+            return Self::from_pairs(&pairs);
+        }
+        if name::is_rbd_name(name) {
+            return Ok(ImageSpec {
+                location: Location::Rbd(name::parse_legacy(name)?),
+                format: None,
+            });
         }
         Ok(ImageSpec {
-            path: name.to_string(),
+            location: Location::File(name.to_string()),
             format: None,
         })
     }
 
-    /// Builds a spec from flattened options (`driver`, `file.filename`, ...).
-    fn from_pairs(pairs: impl Iterator<Item = (String, String)>) -> Result<ImageSpec> {
-        let (mut driver, mut path, mut file_driver) = (None, None, None);
+    /// Builds a spec from flattened options: `driver=rbd,...` is the rbd
+    /// node itself; `driver=raw,file.driver=rbd,file.pool=...` raw over it.
+    fn from_pairs(pairs: &[(String, String)]) -> Result<ImageSpec> {
+        let get = |key: &str| {
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let driver = get("driver");
+        if driver.as_deref() == Some("rbd") {
+            return Ok(ImageSpec {
+                location: Location::Rbd(name::parse_structured(pairs)?),
+                format: Some("rbd".into()),
+            });
+        }
+        if get("file.driver").as_deref() == Some("rbd") {
+            let inner: Vec<_> = pairs
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix("file.").map(|k| (k.to_string(), v.clone())))
+                .collect();
+            return Ok(ImageSpec {
+                location: Location::Rbd(name::parse_structured(&inner)?),
+                format: driver,
+            });
+        }
+        let mut path = None;
         for (key, value) in pairs {
             match key.as_str() {
-                "driver" => driver = Some(value),
-                "filename" | "file.filename" | "file" => path = Some(value),
-                "file.driver" => file_driver = Some(value),
+                "driver" => {}
+                "filename" | "file.filename" | "file" => path = Some(value.clone()),
+                "file.driver" if value == "file" => {}
+                "file.driver" => return Err(Error::invalid(format!("Unknown protocol '{value}'"))),
                 "file.locking" | "file.aio" | "read-only" | "cache.direct" | "cache.no-flush" => {}
                 other => return Err(Error::invalid(format!("Invalid parameter '{other}'"))),
             }
         }
-        if let Some(d) = &file_driver
-            && d != "file"
-        {
-            return Err(Error::invalid(format!("Unknown protocol '{d}'")));
-        }
         let path =
             path.ok_or_else(|| Error::invalid("A filename is required (file.filename=...)"))?;
         Ok(ImageSpec {
-            path,
+            location: Location::File(path),
             format: driver,
         })
     }
@@ -94,13 +135,18 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) -> Resu
                 flatten(&key, v, out)?;
             }
         }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&format!("{prefix}.{i}"), v, out)?;
+            }
+        }
         Value::String(s) => out.push((prefix.to_string(), s.clone())),
         Value::Bool(b) => out.push((
             prefix.to_string(),
             if *b { "on" } else { "off" }.to_string(),
         )),
         Value::Number(n) => out.push((prefix.to_string(), n.to_string())),
-        Value::Null | Value::Array(_) => {
+        Value::Null => {
             return Err(Error::invalid(format!(
                 "Invalid value for option '{prefix}'"
             )));
@@ -133,31 +179,94 @@ pub fn open_image(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>
 
 fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
     let spec = ImageSpec::parse(name, opts.image_opts)?;
-    let requested = opts.format.clone().or(spec.format.clone());
+    let requested = opts
+        .format
+        .clone()
+        .or(spec.format.clone())
+        .map(|f| resolve_format(&f))
+        .transpose()?;
+    match spec.location {
+        Location::File(path) => open_file(&path, requested, opts.writable),
+        Location::Rbd(rbd) => open_rbd(&rbd, name, requested, opts.writable),
+    }
+}
+
+fn open_file(
+    path: &str,
+    requested: Option<Format>,
+    writable: bool,
+) -> Result<Arc<dyn BlockDriver>> {
     let (format, probed) = match requested {
-        Some(f) => (resolve_format(&f)?, false),
+        Some(f) => (f, false),
         None => {
-            let file = LocalFile::open(&spec.path, false)?;
+            let file = LocalFile::open(path, false)?;
             let mut head = vec![0u8; probe::PROBE_BYTES];
             file.read_at(&mut head, 0)?;
             let guessed = probe::probe(&head);
             // QEMU warns only when the guessed raw image is opened for writing.
-            if guessed == "raw" && opts.writable {
-                eprintln!("{}", raw_guess_warning(&spec.path));
+            if guessed == "raw" && writable {
+                eprintln!("{}", raw_guess_warning(path));
             }
             (resolve_format(guessed)?, guessed == "raw")
         }
     };
     match format {
-        Format::Raw => RawImage::open(&spec.path, opts.writable, probed),
-        Format::File => RawImage::open_protocol(&spec.path, opts.writable),
+        Format::Raw => RawImage::open(path, writable, probed),
+        Format::File => RawImage::open_protocol(path, writable),
+        Format::Rbd => Err(Error::invalid(format!(
+            "'{path}' is not an rbd: image name"
+        ))),
     }
+}
+
+fn open_rbd(
+    spec: &RbdSpec,
+    name: &str,
+    requested: Option<Format>,
+    writable: bool,
+) -> Result<Arc<dyn BlockDriver>> {
+    let presentation = match requested {
+        Some(Format::Rbd) => Presentation::Rbd,
+        Some(Format::Raw) => Presentation::Raw,
+        Some(other) => {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFeature,
+                format!(
+                    "format '{}' inside RBD images is not supported by rbdimg",
+                    other.name()
+                ),
+            ));
+        }
+        None => Presentation::Raw,
+    };
+    let image = RbdImage::open(spec, name, writable, presentation)?;
+    if requested.is_none() {
+        let mut head = vec![0u8; probe::PROBE_BYTES.min(image.size() as usize)];
+        image.read_at(&mut head, 0)?;
+        let guessed = probe::probe(&head);
+        if guessed != "raw" {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFeature,
+                format!("format '{guessed}' inside RBD images is not supported by rbdimg"),
+            ));
+        }
+        if writable {
+            eprintln!("{}", raw_guess_warning(name));
+        }
+    }
+    Ok(image)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::error::ErrorKind;
+
+    fn file(path: &str, format: Option<&str>) -> ImageSpec {
+        ImageSpec {
+            location: Location::File(path.into()),
+            format: format.map(str::to_string),
+        }
+    }
 
     #[test]
     fn parses_json_and_image_opts() {
@@ -166,25 +275,41 @@ mod tests {
             false,
         )
         .unwrap();
+        assert_eq!(s, file("/x", Some("raw")));
         assert_eq!(
-            s,
-            ImageSpec {
-                path: "/x".into(),
-                format: Some("raw".into())
-            }
+            ImageSpec::parse("driver=raw,file.filename=/a,,b", true).unwrap(),
+            file("/a,b", Some("raw"))
         );
-        let s = ImageSpec::parse("driver=raw,file.filename=/a,,b", true).unwrap();
         assert_eq!(
-            s,
-            ImageSpec {
-                path: "/a,b".into(),
-                format: Some("raw".into())
-            }
+            ImageSpec::parse("driver=file,filename=/y", true).unwrap(),
+            file("/y", Some("file"))
         );
-        let s = ImageSpec::parse("driver=file,filename=/y", true).unwrap();
-        assert_eq!(s.format.as_deref(), Some("file"));
         assert!(ImageSpec::parse("driver=raw,bogus=1,file.filename=/a", true).is_err());
         assert!(ImageSpec::parse("json:[1]", false).is_err());
+    }
+
+    #[test]
+    fn recognises_rbd_names_in_every_form() {
+        let legacy = ImageSpec::parse("rbd:p/i@s", false).unwrap();
+        assert!(
+            matches!(&legacy.location, Location::Rbd(r) if r.pool == "p" && r.snapshot() == Some("s"))
+        );
+        assert_eq!(legacy.format, None);
+        let opts = ImageSpec::parse("driver=rbd,pool=p,image=i", true).unwrap();
+        assert_eq!(opts.format.as_deref(), Some("rbd"));
+        let json = ImageSpec::parse(
+            r#"json:{"driver":"raw","file":{"driver":"rbd","pool":"p","image":"i"}}"#,
+            false,
+        )
+        .unwrap();
+        assert!(matches!(&json.location, Location::Rbd(r) if r.image == "i"));
+        assert_eq!(json.format.as_deref(), Some("raw"));
+        let servers = ImageSpec::parse(
+            r#"json:{"driver":"rbd","pool":"p","image":"i","server":[{"host":"h","port":"1"}]}"#,
+            false,
+        )
+        .unwrap();
+        assert!(matches!(&servers.location, Location::Rbd(r) if r.settings[0].1 == "h:1"));
     }
 
     #[test]

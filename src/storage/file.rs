@@ -13,6 +13,27 @@ use serde_json::Map;
 use crate::image::driver::Preallocation;
 use crate::image::error::{Error, ErrorKind, Result};
 use crate::image::info::NodeInfo;
+use crate::image::options::{OptDesc, OptType};
+
+/// The `file` protocol's `-o` options.
+pub const CREATE_OPTIONS: &[OptDesc] = &[
+    OptDesc::new("size", OptType::Size, "Virtual disk size"),
+    OptDesc::new(
+        "preallocation",
+        OptType::Str,
+        "Preallocation mode (allowed values: off, falloc, full)",
+    ),
+    OptDesc::new(
+        "nocow",
+        OptType::Bool,
+        "Turn off copy-on-write (valid only on btrfs)",
+    ),
+    OptDesc::new(
+        "extent_size_hint",
+        OptType::Size,
+        "Extent size hint for the image file, 0 to disable",
+    ),
+];
 
 /// QEMU's block layer counts in 512-byte sectors: a file's image size is
 /// its length rounded up, and creation rounds the requested size up.

@@ -1,0 +1,316 @@
+//! An image's metadata as librbd's open and refresh read it: the id from
+//! `rbd_id.<name>`, then size, order, features, flags, snapshot context,
+//! snapshots, parent, striping and data pool from `rbd_header.<id>`.
+
+use crate::image::error::{Error, ErrorKind, Result};
+use crate::rados::Pool;
+use crate::rbd::cls_rbd::{self, NOSNAP, ParentSpec};
+use crate::rbd::encoding::DecodeError;
+
+/// Feature bits (`include/rbd/features.h`).
+pub mod features {
+    pub const LAYERING: u64 = 1;
+    pub const STRIPINGV2: u64 = 2;
+    pub const EXCLUSIVE_LOCK: u64 = 4;
+    pub const OBJECT_MAP: u64 = 8;
+    pub const FAST_DIFF: u64 = 16;
+    pub const DEEP_FLATTEN: u64 = 32;
+    pub const JOURNALING: u64 = 64;
+    pub const DATA_POOL: u64 = 128;
+    pub const OPERATIONS: u64 = 256;
+    pub const MIGRATING: u64 = 512;
+    pub const NON_PRIMARY: u64 = 1024;
+    pub const DIRTY_CACHE: u64 = 2048;
+    pub const ALL: u64 = 0xFFF;
+    /// Ceph's default (`rbd_default_features`).
+    pub const DEFAULT: u64 = LAYERING | EXCLUSIVE_LOCK | OBJECT_MAP | FAST_DIFF | DEEP_FLATTEN;
+
+    pub const NAMES: &[(&str, u64)] = &[
+        ("layering", LAYERING),
+        ("striping", STRIPINGV2),
+        ("exclusive-lock", EXCLUSIVE_LOCK),
+        ("object-map", OBJECT_MAP),
+        ("fast-diff", FAST_DIFF),
+        ("deep-flatten", DEEP_FLATTEN),
+        ("journaling", JOURNALING),
+        ("data-pool", DATA_POOL),
+        ("operations", OPERATIONS),
+        ("migrating", MIGRATING),
+        ("non-primary", NON_PRIMARY),
+        ("dirty-cache", DIRTY_CACHE),
+    ];
+
+    /// Parses `rbd_default_features`-style text: a number or a comma list of names.
+    pub fn parse(text: &str) -> Option<u64> {
+        let text = text.trim();
+        if let Ok(n) = text.parse::<u64>() {
+            return Some(n);
+        }
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .try_fold(0u64, |acc, name| {
+                NAMES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, bit)| acc | bit)
+            })
+    }
+
+    pub fn names(bits: u64) -> Vec<&'static str> {
+        NAMES
+            .iter()
+            .filter(|(_, bit)| bits & bit != 0)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
+
+/// A snapshot as the image knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: u64,
+    pub name: String,
+    pub size: u64,
+    pub timestamp: (u32, u32),
+    pub protected: bool,
+    pub flags: u64,
+}
+
+/// A clone's link to its parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parent {
+    pub spec: ParentSpec,
+    /// Bytes of the child, from offset 0, that still read through to the parent.
+    pub overlap: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub name: String,
+    pub id: String,
+    pub object_prefix: String,
+    pub order: u8,
+    /// Size of the head.
+    pub size: u64,
+    pub features: u64,
+    /// Head flags (object map / fast-diff invalid).
+    pub flags: u64,
+    pub snap_seq: u64,
+    /// Newest first, as the snapshot context lists them.
+    pub snapshots: Vec<Snapshot>,
+    pub parent: Option<Parent>,
+    pub stripe_unit: u64,
+    pub stripe_count: u64,
+    pub data_pool_id: Option<i64>,
+    pub create_timestamp: (u32, u32),
+}
+
+pub fn header_oid(id: &str) -> String {
+    format!("rbd_header.{id}")
+}
+
+pub fn id_oid(name: &str) -> String {
+    format!("rbd_id.{name}")
+}
+
+pub const DIRECTORY: &str = "rbd_directory";
+
+/// Turns a decode failure of cls output into a corrupt-image error.
+pub fn corrupt(what: &str) -> impl FnOnce(DecodeError) -> Error + '_ {
+    move |e| Error::corrupt(format!("{what}: {e}"))
+}
+
+impl Header {
+    pub fn object_size(&self) -> u64 {
+        1 << self.order
+    }
+
+    pub fn header_oid(&self) -> String {
+        header_oid(&self.id)
+    }
+
+    pub fn has(&self, feature: u64) -> bool {
+        self.features & feature != 0
+    }
+
+    /// Objects needed for `size` bytes (default striping).
+    pub fn object_count(&self, size: u64) -> u64 {
+        size.div_ceil(self.object_size())
+    }
+
+    pub fn data_oid(&self, object: u64) -> String {
+        format!("{}.{object:016x}", self.object_prefix)
+    }
+
+    pub fn snapshot(&self, name: &str) -> Option<&Snapshot> {
+        self.snapshots.iter().find(|s| s.name == name)
+    }
+
+    /// Reads the metadata of image `name`; errors read like librbd's
+    /// through QEMU: "error reading header from <name>: <reason>".
+    pub fn load(pool: &dyn Pool, name: &str) -> Result<Header> {
+        Self::load_inner(pool, name)
+            .map_err(|e| e.prepend(format!("error reading header from {name}")))
+    }
+
+    fn load_inner(pool: &dyn Pool, name: &str) -> Result<Header> {
+        let id_out = pool
+            .exec(&id_oid(name), &cls_rbd::get_id())
+            .map_err(strip)?;
+        let id = cls_rbd::decode_string(&id_out).map_err(corrupt("rbd_id"))?;
+        Self::load_by_id(pool, name, &id)
+    }
+
+    /// Reads the metadata of the image with this id (e.g. a clone's parent).
+    pub fn load_by_id(pool: &dyn Pool, name: &str, id: &str) -> Result<Header> {
+        let oid = header_oid(id);
+        let call = |c: cls_rbd::Call| pool.exec(&oid, &c).map_err(strip);
+        let (order, size) =
+            cls_rbd::decode_size(&call(cls_rbd::get_size(NOSNAP))?).map_err(corrupt("size"))?;
+        let (features, _) = cls_rbd::decode_features(&call(cls_rbd::get_features(false))?)
+            .map_err(corrupt("features"))?;
+        let object_prefix = cls_rbd::decode_string(&call(cls_rbd::get_object_prefix())?)
+            .map_err(corrupt("prefix"))?;
+        let flags =
+            cls_rbd::decode_u64(&call(cls_rbd::get_flags(NOSNAP))?).map_err(corrupt("flags"))?;
+        let (snap_seq, snap_ids) = cls_rbd::decode_snapcontext(&call(cls_rbd::get_snapcontext())?)
+            .map_err(corrupt("snapshot context"))?;
+        let (stripe_unit, stripe_count) = if features & features::STRIPINGV2 != 0 {
+            cls_rbd::decode_stripe(&call(cls_rbd::get_stripe_unit_count())?)
+                .map_err(corrupt("striping"))?
+        } else {
+            (1 << order, 1)
+        };
+        let data_pool =
+            cls_rbd::decode_i64(&call(cls_rbd::get_data_pool())?).map_err(corrupt("data pool"))?;
+        let create_timestamp = cls_rbd::decode_utime(&call(cls_rbd::get_create_timestamp())?)
+            .map_err(corrupt("timestamp"))?;
+        let parent = if features & features::LAYERING != 0 {
+            let spec =
+                cls_rbd::decode_parent(&call(cls_rbd::parent_get())?).map_err(corrupt("parent"))?;
+            let overlap = cls_rbd::decode_overlap(&call(cls_rbd::parent_overlap_get(NOSNAP))?)
+                .map_err(corrupt("parent overlap"))?;
+            match (spec.exists(), overlap) {
+                (true, Some(overlap)) => Some(Parent {
+                    spec,
+                    overlap: overlap.min(size),
+                }),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let mut snapshots = Vec::with_capacity(snap_ids.len());
+        for snap in snap_ids {
+            let info = match call(cls_rbd::snapshot_get(snap)) {
+                Ok(out) => cls_rbd::decode_snapshot(&out).map_err(corrupt("snapshot"))?,
+                // Removed between the two reads: it is simply gone.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if info.namespace_type != cls_rbd::SNAP_NAMESPACE_USER {
+                continue;
+            }
+            let protection = cls_rbd::decode_u8(&call(cls_rbd::get_protection_status(snap))?)
+                .map_err(corrupt("protection"))?;
+            let flags =
+                cls_rbd::decode_u64(&call(cls_rbd::get_flags(snap))?).map_err(corrupt("flags"))?;
+            snapshots.push(Snapshot {
+                id: info.id,
+                name: info.name,
+                size: info.image_size,
+                timestamp: info.timestamp,
+                protected: protection != 0,
+                flags,
+            });
+        }
+        Ok(Header {
+            name: name.to_string(),
+            id: id.to_string(),
+            object_prefix,
+            order,
+            size,
+            features,
+            flags,
+            snap_seq,
+            snapshots,
+            parent,
+            stripe_unit,
+            stripe_count,
+            data_pool_id: (data_pool >= 0).then_some(data_pool),
+            create_timestamp,
+        })
+    }
+
+    /// Why this image cannot be used, if it cannot: features rbdimg does
+    /// not implement. Reading is allowed where only writes would be unsafe.
+    pub fn unsupported(&self, writable: bool) -> Option<String> {
+        use features::*;
+        let unknown = self.features & !ALL;
+        if unknown != 0 {
+            return Some(format!("image uses unknown features 0x{unknown:x}"));
+        }
+        if self.has(STRIPINGV2)
+            && (self.stripe_unit != self.object_size() || self.stripe_count != 1)
+        {
+            return Some(format!(
+                "image uses fancy striping (stripe unit {}, count {}), which rbdimg does not support",
+                self.stripe_unit, self.stripe_count
+            ));
+        }
+        if self.has(MIGRATING) {
+            return Some("image is being migrated, which rbdimg does not support".into());
+        }
+        if writable {
+            for (feature, name) in [
+                (JOURNALING, "journaling"),
+                (DIRTY_CACHE, "dirty-cache"),
+                (NON_PRIMARY, "non-primary"),
+            ] {
+                if self.has(feature) {
+                    return Some(format!(
+                        "image uses {name}, which rbdimg can only read: open it read-only"
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// cls errors carry our "exec on object" context; librbd-through-QEMU
+/// messages show only the errno text.
+fn strip(e: Error) -> Error {
+    let errno = e.errno_value();
+    Error::os(e.kind(), errno)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::features::*;
+
+    #[test]
+    fn parses_feature_settings() {
+        assert_eq!(parse("61"), Some(DEFAULT));
+        assert_eq!(
+            parse("layering,exclusive-lock,object-map,fast-diff,deep-flatten"),
+            Some(DEFAULT)
+        );
+        assert_eq!(
+            parse("layering, exclusive-lock"),
+            Some(LAYERING | EXCLUSIVE_LOCK)
+        );
+        assert_eq!(parse("layering,bogus"), None);
+        assert_eq!(
+            names(DEFAULT),
+            [
+                "layering",
+                "exclusive-lock",
+                "object-map",
+                "fast-diff",
+                "deep-flatten"
+            ]
+        );
+    }
+}

@@ -1,0 +1,539 @@
+//! One open RBD image (librbd's `ImageCtx`): its metadata, object map,
+//! snapshot context and exclusive lock, and the `BlockDriver` glue. The data
+//! path is in `io.rs`, resize in `resize.rs`, snapshots in `snapshot.rs`.
+//!
+//! Lock order: `state` (read for I/O, write for resize/snapshot/rollback),
+//! then `map`. I/O runs concurrently under the `state` read lock; the
+//! object-map mutex is held only around one map update.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{Map, json};
+
+use crate::image::driver::{BlockDriver, Preallocation};
+use crate::image::error::{Error, ErrorKind, Result};
+use crate::image::extent::Extent;
+use crate::image::info::NodeInfo;
+use crate::image::snapshot::SnapshotInfo;
+use crate::rados::{Cluster, Pool, SnapContext, config};
+use crate::rbd::cls_rbd;
+use crate::rbd::header::{Header, Snapshot, features};
+use crate::rbd::lock::ExclusiveLock;
+use crate::rbd::name::RbdSpec;
+use crate::rbd::notify::{self, NOTIFY_TIMEOUT_MS};
+use crate::rbd::object_map::{self, FLAG_OBJECT_MAP_INVALID, ObjectMap};
+
+/// How the image is presented: as QEMU's raw format over the rbd protocol
+/// (the default), or as the rbd node itself (`-f rbd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presentation {
+    Raw,
+    Rbd,
+}
+
+pub(super) struct State {
+    pub header: Header,
+    pub snapc: SnapContext,
+}
+
+pub struct RbdImage {
+    pub(super) spec: RbdSpec,
+    pub(super) cluster: Arc<dyn Cluster>,
+    /// Where the header and object maps live.
+    pub(super) pool: Arc<dyn Pool>,
+    /// Where data objects live (the data pool, if the image has one).
+    pub(super) data: Arc<dyn Pool>,
+    pub(super) state: RwLock<State>,
+    /// The object map in use: the head's (kept current while we hold the
+    /// lock) or the opened snapshot's; `None` when absent or invalid.
+    pub(super) map: Mutex<Option<ObjectMap>>,
+    /// The snapshot this image was opened at (read-only).
+    pub(super) snapshot: Option<Snapshot>,
+    pub(super) lock: Mutex<Option<ExclusiveLock>>,
+    /// A clone's parent, opened read-only at the parent snapshot.
+    pub(super) parent: Option<(Arc<RbdImage>, u64)>,
+    presentation: Presentation,
+    filename: String,
+}
+
+impl RbdImage {
+    /// Opens `spec`; a writable open takes the exclusive lock.
+    pub fn open(
+        spec: &RbdSpec,
+        filename: &str,
+        writable: bool,
+        presentation: Presentation,
+    ) -> Result<Arc<RbdImage>> {
+        let cluster = config::connect(spec)?;
+        let pool = cluster.pool(&spec.pool, spec.namespace())?;
+        Self::open_in(cluster, pool, spec, filename, writable, presentation)
+    }
+
+    fn open_in(
+        cluster: Arc<dyn Cluster>,
+        pool: Arc<dyn Pool>,
+        spec: &RbdSpec,
+        filename: &str,
+        writable: bool,
+        presentation: Presentation,
+    ) -> Result<Arc<RbdImage>> {
+        let header = Header::load(pool.as_ref(), &spec.image)?;
+        let snapshot = match spec.snapshot() {
+            Some(name) => Some(header.snapshot(name).cloned().ok_or_else(|| {
+                Error::errno(
+                    ErrorKind::NotFound,
+                    format!("error reading header from {}", spec.image),
+                    libc::ENOENT,
+                )
+            })?),
+            None => None,
+        };
+        if writable && snapshot.is_some() {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "rbd snapshots are read-only",
+            ));
+        }
+        if let Some(why) = header.unsupported(writable) {
+            return Err(Error::errno(
+                ErrorKind::UnsupportedFeature,
+                why,
+                libc::ENOTSUP,
+            ));
+        }
+        if writable && header.parent.is_some() {
+            return Err(Error::errno(
+                ErrorKind::UnsupportedFeature,
+                "writing to a clone (an image with a parent) is not supported: open it read-only or flatten it",
+                libc::ENOTSUP,
+            ));
+        }
+        let data = match header.data_pool_id {
+            Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
+            _ => pool.clone(),
+        };
+        let parent = match &header.parent {
+            Some(p) => Some((
+                Self::open_parent(&cluster, &p.spec)?,
+                Self::overlap_at(&pool, &header, &snapshot)?,
+            )),
+            None => None,
+        };
+        let snapc = SnapContext {
+            seq: header.snap_seq,
+            snaps: header.snapshots.iter().map(|s| s.id).collect(),
+        };
+        let image = RbdImage {
+            spec: spec.clone(),
+            cluster,
+            pool,
+            data,
+            state: RwLock::new(State { header, snapc }),
+            map: Mutex::new(None),
+            snapshot,
+            lock: Mutex::new(None),
+            parent,
+            presentation,
+            filename: filename.to_string(),
+        };
+        if writable {
+            image.acquire_lock()?;
+        }
+        image.load_object_map()?;
+        Ok(Arc::new(image))
+    }
+
+    fn open_parent(
+        cluster: &Arc<dyn Cluster>,
+        spec: &cls_rbd::ParentSpec,
+    ) -> Result<Arc<RbdImage>> {
+        let pool = cluster.pool_by_id(spec.pool_id, &spec.namespace)?;
+        let header = Header::load_by_id(pool.as_ref(), &spec.image_id, &spec.image_id)?;
+        let snap = header
+            .snapshots
+            .iter()
+            .find(|s| s.id == spec.snap_id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::errno(
+                    ErrorKind::NotFound,
+                    "the parent snapshot of this clone is missing",
+                    libc::ENOENT,
+                )
+            })?;
+        let parent_spec = RbdSpec {
+            pool: pool.name().to_string(),
+            namespace: Some(spec.namespace.clone()),
+            image: header.name.clone(),
+            snapshot: Some(snap.name.clone()),
+            ..Default::default()
+        };
+        let image = Self::open_in_loaded(cluster.clone(), pool, parent_spec, header, snap)?;
+        Ok(image)
+    }
+
+    fn open_in_loaded(
+        cluster: Arc<dyn Cluster>,
+        pool: Arc<dyn Pool>,
+        spec: RbdSpec,
+        header: Header,
+        snap: Snapshot,
+    ) -> Result<Arc<RbdImage>> {
+        let parent = match &header.parent {
+            Some(p) => Some((
+                Self::open_parent(&cluster, &p.spec)?,
+                Self::overlap_at(&pool, &header, &Some(snap.clone()))?,
+            )),
+            None => None,
+        };
+        let data = match header.data_pool_id {
+            Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
+            _ => pool.clone(),
+        };
+        let snapc = SnapContext {
+            seq: header.snap_seq,
+            snaps: header.snapshots.iter().map(|s| s.id).collect(),
+        };
+        let filename = spec.json_filename();
+        let image = RbdImage {
+            spec,
+            cluster,
+            pool,
+            data,
+            state: RwLock::new(State { header, snapc }),
+            map: Mutex::new(None),
+            snapshot: Some(snap),
+            lock: Mutex::new(None),
+            parent,
+            presentation: Presentation::Rbd,
+            filename,
+        };
+        image.load_object_map()?;
+        Ok(Arc::new(image))
+    }
+
+    /// The parent overlap for the head or an opened snapshot.
+    fn overlap_at(
+        pool: &Arc<dyn Pool>,
+        header: &Header,
+        snapshot: &Option<Snapshot>,
+    ) -> Result<u64> {
+        match snapshot {
+            None => Ok(header.parent.as_ref().map_or(0, |p| p.overlap)),
+            Some(s) => {
+                let out = pool.exec(&header.header_oid(), &cls_rbd::parent_overlap_get(s.id))?;
+                Ok(cls_rbd::decode_overlap(&out)
+                    .map_err(|e| Error::corrupt(format!("parent overlap: {e}")))?
+                    .unwrap_or(0))
+            }
+        }
+    }
+
+    fn acquire_lock(&self) -> Result<()> {
+        let header = &self.state.read().expect("no poisoning").header;
+        if !header.has(features::EXCLUSIVE_LOCK) {
+            return Ok(());
+        }
+        let map = header
+            .has(features::OBJECT_MAP)
+            .then(|| object_map::object_name(&header.id, None));
+        let lock = ExclusiveLock::acquire(
+            self.cluster.as_ref(),
+            self.pool.clone(),
+            &header.name,
+            &header.header_oid(),
+            map,
+        )?;
+        *self.lock.lock().expect("no poisoning") = Some(lock);
+        Ok(())
+    }
+
+    /// Loads the object map in use, or records that there is none to trust.
+    pub(super) fn load_object_map(&self) -> Result<()> {
+        let state = self.state.read().expect("no poisoning");
+        let header = &state.header;
+        let (flags, snap_id, size) = match &self.snapshot {
+            Some(s) => (s.flags, Some(s.id), s.size),
+            None => (header.flags, None, header.size),
+        };
+        let mut slot = self.map.lock().expect("no poisoning");
+        *slot = None;
+        if !header.has(features::OBJECT_MAP) || flags & FLAG_OBJECT_MAP_INVALID != 0 {
+            return Ok(());
+        }
+        let oid = object_map::object_name(&header.id, snap_id);
+        let loaded = self
+            .pool
+            .exec(&oid, &cls_rbd::object_map_load())
+            .and_then(|out| {
+                ObjectMap::decode(&out).map_err(|e| Error::corrupt(format!("object map: {e}")))
+            });
+        let needed = header.object_count(size);
+        match loaded {
+            // A map larger than the image is left over from an interrupted
+            // shrink and is accepted, as librbd accepts it.
+            Ok(map) if map.len() >= needed => *slot = Some(map),
+            _ if self.holds_lock() => {
+                drop(slot);
+                drop(state);
+                self.invalidate_object_map()?;
+            }
+            // Read-only: fall back to asking RADOS whether objects exist.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn holds_lock(&self) -> bool {
+        self.lock.lock().expect("no poisoning").is_some()
+    }
+
+    /// Marks the head object map invalid, as librbd does when it cannot
+    /// keep it right; `rbd object-map rebuild` repairs it.
+    pub(super) fn invalidate_object_map(&self) -> Result<()> {
+        let state = self.state.read().expect("no poisoning");
+        let mut mask = FLAG_OBJECT_MAP_INVALID;
+        if state.header.has(features::FAST_DIFF) {
+            mask |= object_map::FLAG_FAST_DIFF_INVALID;
+        }
+        let call = cls_rbd::set_flags(cls_rbd::NOSNAP, mask, mask);
+        self.pool.operate(
+            &state.header.header_oid(),
+            &[crate::rados::WriteOp::Exec(&call)],
+            &SnapContext::default(),
+        )?;
+        *self.map.lock().expect("no poisoning") = None;
+        Ok(())
+    }
+
+    /// Re-reads the header after we changed it, keeping our lock.
+    pub(super) fn refresh(&self, state: &mut State) -> Result<()> {
+        let header = Header::load_by_id(self.pool.as_ref(), &state.header.name, &state.header.id)?;
+        state.snapc = SnapContext {
+            seq: header.snap_seq,
+            snaps: header.snapshots.iter().map(|s| s.id).collect(),
+        };
+        state.header = header;
+        Ok(())
+    }
+
+    /// Tells watchers (QEMU, rbd, librbd clients) to re-read the header.
+    pub(super) fn notify_header_update(&self, state: &State) {
+        let _ = self.pool.notify(
+            &state.header.header_oid(),
+            &notify::header_update(),
+            NOTIFY_TIMEOUT_MS,
+        );
+    }
+
+    /// Writes need the lock when the image has the feature; a lost watch
+    /// means we may no longer own it.
+    pub(super) fn check_writable(&self) -> Result<()> {
+        if self.snapshot.is_some() {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "rbd snapshots are read-only",
+            ));
+        }
+        if let Some(lock) = self.lock.lock().expect("no poisoning").as_ref() {
+            lock.check()?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn current_size(&self, state: &State) -> u64 {
+        self.snapshot.as_ref().map_or(state.header.size, |s| s.size)
+    }
+
+    pub(super) fn read_snap(&self) -> u64 {
+        self.snapshot
+            .as_ref()
+            .map_or(crate::rados::SNAP_HEAD, |s| s.id)
+    }
+
+    pub fn header(&self) -> Header {
+        self.state.read().expect("no poisoning").header.clone()
+    }
+
+    /// Releases the exclusive lock explicitly (reporting failures).
+    pub fn close(&self) -> Result<()> {
+        match self.lock.lock().expect("no poisoning").take() {
+            Some(lock) => lock.release(),
+            None => Ok(()),
+        }
+    }
+
+    fn snapshot_infos(&self, header: &Header) -> Vec<SnapshotInfo> {
+        // QEMU's rbd driver: id = name, VM state size = image size then,
+        // no date or clock, ICOUNT 0. Oldest first.
+        header
+            .snapshots
+            .iter()
+            .rev()
+            .map(|s| SnapshotInfo {
+                id: s.name.clone(),
+                name: s.name.clone(),
+                vm_state_size: s.size,
+                date_sec: 0,
+                date_nsec: 0,
+                vm_clock_nsec: 0,
+                icount: Some(0),
+            })
+            .collect()
+    }
+
+    /// Bytes the object map says are allocated (whole objects, the last one
+    /// clipped to the image), when the map is valid.
+    fn allocated_bytes(&self, header: &Header, size: u64) -> Option<u64> {
+        let map = self.map.lock().expect("no poisoning");
+        let map = map.as_ref()?;
+        let object_size = header.object_size();
+        Some(
+            (0..header.object_count(size))
+                .filter(|&o| map.get(o) != object_map::OBJECT_NONEXISTENT)
+                .map(|o| object_size.min(size - o * object_size))
+                .sum(),
+        )
+    }
+
+    fn encryption_format(&self, size: u64) -> Result<Option<&'static str>> {
+        if size < 8 {
+            return Ok(None);
+        }
+        let mut head = [0u8; 8];
+        self.read_at(&mut head, 0)
+            .map_err(|e| e.prepend("cannot read image start for probe"))?;
+        Ok(match &head {
+            b"LUKS\xba\xbe\0\x01" | b"RBDL\xba\xbe\0\x01" => Some("luks"),
+            b"LUKS\xba\xbe\0\x02" | b"RBDL\xba\xbe\0\x02" => Some("luks2"),
+            _ => None,
+        })
+    }
+}
+
+impl BlockDriver for RbdImage {
+    fn format_name(&self) -> &'static str {
+        match self.presentation {
+            Presentation::Raw => "raw",
+            Presentation::Rbd => "rbd",
+        }
+    }
+
+    fn filename(&self) -> &str {
+        &self.filename
+    }
+
+    fn size(&self) -> u64 {
+        self.current_size(&self.state.read().expect("no poisoning"))
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.read_range(buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.write_range(buf, offset)
+    }
+
+    fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
+        self.zero_range(offset, len, may_unmap)
+    }
+
+    fn discard(&self, offset: u64, len: u64) -> Result<()> {
+        self.zero_range(offset, len, true)
+    }
+
+    fn flush(&self) -> Result<()> {
+        // Every object write is synchronous and durable when it returns.
+        Ok(())
+    }
+
+    fn resize(&self, new_size: u64, prealloc: Preallocation) -> Result<()> {
+        if prealloc != Preallocation::Off {
+            return Err(Error::invalid(format!(
+                "Unsupported preallocation mode '{}'",
+                prealloc.name()
+            )));
+        }
+        self.resize_to(new_size)
+            .map_err(|e| e.prepend("Failed to resize file"))
+    }
+
+    fn block_status(&self, offset: u64, len: u64) -> Result<Extent> {
+        self.allocation(offset, len)
+    }
+
+    fn allocation_unit(&self) -> Option<u64> {
+        Some(
+            self.state
+                .read()
+                .expect("no poisoning")
+                .header
+                .object_size(),
+        )
+    }
+
+    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
+        Ok(Some(self.snapshot_infos(
+            &self.state.read().expect("no poisoning").header,
+        )))
+    }
+
+    fn snapshot_create(&self, name: &str) -> Result<()> {
+        self.create_snapshot(name)
+    }
+
+    fn snapshot_apply(&self, id: &str) -> Result<()> {
+        self.rollback_to(id)
+    }
+
+    fn snapshot_delete(&self, id: &str) -> Result<()> {
+        self.remove_snapshot(id)
+            .map_err(|e| e.prepend("Failed to remove the snapshot"))
+    }
+
+    fn info(&self) -> Result<NodeInfo> {
+        let (header, size) = {
+            let state = self.state.read().expect("no poisoning");
+            (state.header.clone(), self.current_size(&state))
+        };
+        let mut data = Map::new();
+        if let Some(format) = self.encryption_format(size)? {
+            data.insert("encryption-format".into(), json!(format));
+        }
+        let protocol_name = self.spec.json_filename();
+        let node = NodeInfo {
+            filename: protocol_name.clone(),
+            format: "rbd".into(),
+            protocol: true,
+            virtual_size: size,
+            actual_size: self.allocated_bytes(&header, size),
+            dirty_flag: Some(false),
+            cluster_size: Some(header.object_size()),
+            snapshots: Some(self.snapshot_infos(&header)),
+            format_specific: Some(("rbd".into(), data)),
+            ..Default::default()
+        };
+        Ok(match self.presentation {
+            Presentation::Rbd => NodeInfo {
+                protocol: false,
+                ..node
+            },
+            Presentation::Raw => NodeInfo {
+                filename: format!(
+                    "json:{{\"driver\": \"raw\", \"file\": {}}}",
+                    &protocol_name["json:".len()..]
+                ),
+                format: "raw".into(),
+                protocol: false,
+                virtual_size: crate::storage::file::round_to_sector(size),
+                actual_size: node.actual_size,
+                dirty_flag: Some(false),
+                cluster_size: node.cluster_size,
+                snapshots: node.snapshots.clone(),
+                children: vec![("file".into(), node)],
+                ..Default::default()
+            },
+        })
+    }
+}

@@ -1,0 +1,322 @@
+//! The data path: image byte ranges become per-object requests, sent with
+//! the image's snapshot context, with librbd's object-map protocol around
+//! them (a wrong map silently hides data from librbd readers):
+//!
+//! ```text
+//!  write:         map -> EXISTS (if not already), then write / write_full
+//!  remove object: map -> PENDING, remove, map -> NONEXISTENT if PENDING
+//!  zero / trunc:  skipped for nonexistent objects; map -> EXISTS first
+//!  read:          object read at the head or snapshot; absent objects read
+//!                 from the parent within the overlap, else as zeros
+//! ```
+
+use crate::image::error::{Error, ErrorKind, Result};
+use crate::image::extent::{Allocation, Extent};
+use crate::rados::{SnapContext, WriteOp};
+use crate::rbd::cls_rbd;
+use crate::rbd::image::{RbdImage, State};
+use crate::rbd::lock::ExclusiveLock;
+use crate::rbd::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
+
+/// One object's share of an image range.
+struct Piece {
+    object: u64,
+    /// Offset inside the object.
+    offset: u64,
+    len: u64,
+    /// Offset inside the caller's buffer.
+    buf_offset: usize,
+}
+
+fn pieces(object_size: u64, offset: u64, len: u64) -> impl Iterator<Item = Piece> {
+    let mut pos = offset;
+    let end = offset + len;
+    std::iter::from_fn(move || {
+        if pos >= end {
+            return None;
+        }
+        let object = pos / object_size;
+        let in_object = pos % object_size;
+        let n = (object_size - in_object).min(end - pos);
+        let piece = Piece {
+            object,
+            offset: in_object,
+            len: n,
+            buf_offset: (pos - offset) as usize,
+        };
+        pos += n;
+        Some(piece)
+    })
+}
+
+/// librbd's `update_required`: whether a map transition needs a write.
+fn update_required(current: u8, new: u8) -> bool {
+    !(current == new
+        || (new == OBJECT_PENDING && current == OBJECT_NONEXISTENT)
+        || (new == OBJECT_NONEXISTENT && current != OBJECT_PENDING))
+}
+
+/// The in-memory twin of cls `object_map_update`'s per-object rule.
+fn applies(state: u8, current: Option<u8>) -> bool {
+    match current {
+        None => true,
+        Some(c) => state == c || (c == OBJECT_EXISTS && state == object_map::OBJECT_EXISTS_CLEAN),
+    }
+}
+
+/// librbd batches map updates at this many objects.
+const MAP_BATCH: u64 = 262_144;
+
+impl RbdImage {
+    fn check_range(&self, state: &State, offset: u64, len: u64) -> Result<()> {
+        let size = self.current_size(state);
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(Error::new(
+                ErrorKind::OutOfBounds,
+                format!("Access beyond end of image '{}'", self.spec.image),
+            )
+            .with_offset(offset));
+        }
+        Ok(())
+    }
+
+    /// Sets objects `[start, end)` to `new` where their state is `current`
+    /// (any when `None`), durably on the head map, then in memory.
+    pub(super) fn update_map(
+        &self,
+        state: &State,
+        start: u64,
+        end: u64,
+        new: u8,
+        current: Option<u8>,
+    ) -> Result<()> {
+        let mut guard = self.map.lock().expect("no poisoning");
+        let Some(map) = guard.as_mut() else {
+            return Ok(());
+        };
+        let end = end.min(map.len());
+        let needed =
+            (start..end).any(|o| applies(map.get(o), current) && update_required(map.get(o), new));
+        if !needed {
+            return Ok(());
+        }
+        let oid = object_map::object_name(&state.header.id, None);
+        let assert = ExclusiveLock::assert_object_map_locked();
+        let mut batch = start;
+        while batch < end {
+            let batch_end = (batch + MAP_BATCH).min(end);
+            let update = cls_rbd::object_map_update(batch, batch_end, new, current);
+            let result = self.pool.operate(
+                &oid,
+                &[WriteOp::Exec(&assert), WriteOp::Exec(&update)],
+                &SnapContext::default(),
+            );
+            if let Err(e) = result {
+                drop(guard);
+                // librbd invalidates the map when an update fails.
+                let _ = self.invalidate_object_map();
+                return Err(e.prepend("object map update failed"));
+            }
+            batch = batch_end;
+        }
+        for o in start..end {
+            let s = map.get(o);
+            if applies(s, current) && s != new {
+                map.set(o, new);
+            }
+        }
+        Ok(())
+    }
+
+    fn map_state(&self, object: u64) -> Option<u8> {
+        self.map
+            .lock()
+            .expect("no poisoning")
+            .as_ref()
+            .map(|m| m.get(object))
+    }
+
+    pub(super) fn read_range(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let state = self.state.read().expect("no poisoning");
+        self.check_range(&state, offset, buf.len() as u64)?;
+        let object_size = state.header.object_size();
+        let snap = self.read_snap();
+        for p in pieces(object_size, offset, buf.len() as u64) {
+            let out = &mut buf[p.buf_offset..p.buf_offset + p.len as usize];
+            let oid = state.header.data_oid(p.object);
+            match self.data.read(&oid, p.offset, p.len, snap) {
+                Ok(bytes) => {
+                    out[..bytes.len()].copy_from_slice(&bytes);
+                    out[bytes.len()..].fill(0);
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    self.read_parent(out, p.object * object_size + p.offset)?;
+                }
+                Err(e) => return Err(e.with_offset(offset)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `out` (image offset `offset`) from the parent within the overlap, zeros elsewhere.
+    fn read_parent(&self, out: &mut [u8], offset: u64) -> Result<()> {
+        out.fill(0);
+        if let Some((parent, overlap)) = &self.parent
+            && offset < *overlap
+        {
+            let n = (out.len() as u64).min(overlap - offset) as usize;
+            parent.read_range(&mut out[..n], offset)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn write_range(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.check_writable()?;
+        let state = self.state.read().expect("no poisoning");
+        self.check_range(&state, offset, buf.len() as u64)?;
+        let object_size = state.header.object_size();
+        for p in pieces(object_size, offset, buf.len() as u64) {
+            self.update_map(&state, p.object, p.object + 1, OBJECT_EXISTS, None)?;
+            let data = &buf[p.buf_offset..p.buf_offset + p.len as usize];
+            let op = if p.len == object_size {
+                WriteOp::WriteFull(data)
+            } else {
+                WriteOp::Write {
+                    offset: p.offset,
+                    data,
+                }
+            };
+            self.data
+                .operate(&state.header.data_oid(p.object), &[op], &state.snapc)
+                .map_err(|e| e.with_offset(offset))?;
+        }
+        Ok(())
+    }
+
+    /// Makes a range read as zeros: whole objects are removed, partial ones
+    /// truncated or zeroed (kept allocated when `!may_unmap`).
+    pub(super) fn zero_range(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
+        self.check_writable()?;
+        let state = self.state.read().expect("no poisoning");
+        self.check_range(&state, offset, len)?;
+        let object_size = state.header.object_size();
+        let size = state.header.size;
+        for p in pieces(object_size, offset, len) {
+            if self.map_state(p.object) == Some(OBJECT_NONEXISTENT) {
+                continue;
+            }
+            let oid = state.header.data_oid(p.object);
+            let object_end = ((p.object + 1) * object_size).min(size) - p.object * object_size;
+            if p.offset == 0 && p.len >= object_end && may_unmap {
+                self.remove_object(&state, p.object)?;
+                continue;
+            }
+            self.update_map(&state, p.object, p.object + 1, OBJECT_EXISTS, None)?;
+            let op = if p.offset + p.len >= object_end && may_unmap {
+                WriteOp::Truncate(p.offset)
+            } else {
+                WriteOp::Zero {
+                    offset: p.offset,
+                    len: p.len,
+                }
+            };
+            match self.data.operate(&oid, &[op], &state.snapc) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.with_offset(offset)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes one data object with the PENDING -> NONEXISTENT protocol.
+    pub(super) fn remove_object(&self, state: &State, object: u64) -> Result<()> {
+        self.update_map(state, object, object + 1, OBJECT_PENDING, None)?;
+        match self.data.operate(
+            &state.header.data_oid(object),
+            &[WriteOp::Remove],
+            &state.snapc,
+        ) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        self.update_map(
+            state,
+            object,
+            object + 1,
+            OBJECT_NONEXISTENT,
+            Some(OBJECT_PENDING),
+        )
+    }
+
+    /// Allocation of the run at `offset`: whole objects from the object map
+    /// when it is valid, else from whether each object exists.
+    pub(super) fn allocation(&self, offset: u64, len: u64) -> Result<Extent> {
+        let state = self.state.read().expect("no poisoning");
+        self.check_range(&state, offset, len)?;
+        let object_size = state.header.object_size();
+        let overlap = self.parent.as_ref().map_or(0, |(_, o)| *o);
+        let status = |object: u64| -> Result<Allocation> {
+            let exists = match self.map_state(object) {
+                Some(s) => s != OBJECT_NONEXISTENT,
+                None => match self
+                    .data
+                    .stat(&state.header.data_oid(object), self.read_snap())
+                {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == ErrorKind::NotFound => false,
+                    Err(e) => return Err(e),
+                },
+            };
+            Ok(match exists {
+                true => Allocation::Data,
+                false if object * object_size < overlap => Allocation::Backing,
+                false => Allocation::Unallocated,
+            })
+        };
+        let first = status(offset / object_size)?;
+        let mut end = ((offset / object_size) + 1) * object_size;
+        while end < offset + len && status(end / object_size)? == first {
+            end += object_size;
+        }
+        Ok(Extent {
+            offset,
+            len: end.min(offset + len) - offset,
+            allocation: first,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_ranges_at_object_boundaries() {
+        let p: Vec<_> = pieces(4096, 4000, 5000)
+            .map(|p| (p.object, p.offset, p.len, p.buf_offset))
+            .collect();
+        assert_eq!(
+            p,
+            vec![(0, 4000, 96, 0), (1, 0, 4096, 96), (2, 0, 808, 4192)]
+        );
+    }
+
+    #[test]
+    fn update_rules_match_librbd() {
+        assert!(!update_required(OBJECT_EXISTS, OBJECT_EXISTS));
+        assert!(update_required(
+            object_map::OBJECT_EXISTS_CLEAN,
+            OBJECT_EXISTS
+        ));
+        assert!(!update_required(OBJECT_NONEXISTENT, OBJECT_PENDING));
+        assert!(!update_required(OBJECT_EXISTS, OBJECT_NONEXISTENT));
+        assert!(update_required(OBJECT_PENDING, OBJECT_NONEXISTENT));
+        assert!(applies(
+            object_map::OBJECT_EXISTS_CLEAN,
+            Some(OBJECT_EXISTS)
+        ));
+        assert!(!applies(OBJECT_NONEXISTENT, Some(OBJECT_PENDING)));
+    }
+}

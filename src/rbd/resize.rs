@@ -1,0 +1,133 @@
+//! Resizing an image, as librbd's ResizeRequest and TrimRequest do it:
+//!
+//! ```text
+//!  grow:   object map resize (new objects NONEXISTENT) -> set_size -> notify
+//!  shrink: map [first gone, last] EXISTS -> PENDING
+//!          remove those objects (skipping ones the map says never existed)
+//!          map PENDING -> NONEXISTENT
+//!          truncate the object that now holds the end (partial tail)
+//!          set_size -> object map resize down -> notify
+//! ```
+//! Every step runs with I/O blocked (the state write lock). A shrink
+//! interrupted halfway leaves a map larger than the image, which librbd
+//! and rbdimg accept on the next open.
+
+use crate::image::error::{Error, ErrorKind, Result};
+use crate::rados::{SnapContext, WriteOp};
+use crate::rbd::cls_rbd;
+use crate::rbd::image::RbdImage;
+use crate::rbd::lock::ExclusiveLock;
+use crate::rbd::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
+
+impl RbdImage {
+    pub(super) fn resize_to(&self, new_size: u64) -> Result<()> {
+        self.check_writable()?;
+        let mut state = self.state.write().expect("no poisoning");
+        let old_size = state.header.size;
+        let header_oid = state.header.header_oid();
+        let map_oid = object_map::object_name(&state.header.id, None);
+        let new_objects = state.header.object_count(new_size);
+        let old_objects = state.header.object_count(old_size);
+        let none = SnapContext::default();
+        let resize_map = |objects: u64| -> Result<()> {
+            let mut guard = self.map.lock().expect("no poisoning");
+            if let Some(map) = guard.as_mut() {
+                let call = cls_rbd::object_map_resize(objects, OBJECT_NONEXISTENT);
+                let assert = ExclusiveLock::assert_object_map_locked();
+                self.pool.operate(
+                    &map_oid,
+                    &[WriteOp::Exec(&assert), WriteOp::Exec(&call)],
+                    &none,
+                )?;
+                map.resize(objects);
+            }
+            Ok(())
+        };
+        if new_size > old_size {
+            if new_objects > object_map::MAX_OBJECTS
+                && self.map.lock().expect("no poisoning").is_some()
+            {
+                return Err(Error::errno(
+                    ErrorKind::InvalidArgument,
+                    "image too large for its object map",
+                    libc::EINVAL,
+                ));
+            }
+            resize_map(new_objects)?;
+            self.pool.operate(
+                &header_oid,
+                &[WriteOp::Exec(&cls_rbd::set_size(new_size))],
+                &none,
+            )?;
+        } else if new_size < old_size {
+            if new_objects < old_objects {
+                self.update_map(
+                    &state,
+                    new_objects,
+                    old_objects,
+                    OBJECT_PENDING,
+                    Some(OBJECT_EXISTS),
+                )?;
+                for object in new_objects..old_objects {
+                    let may_exist = self
+                        .map
+                        .lock()
+                        .expect("no poisoning")
+                        .as_ref()
+                        .is_none_or(|m| m.get(object) != OBJECT_NONEXISTENT);
+                    if !may_exist {
+                        continue;
+                    }
+                    match self.data.operate(
+                        &state.header.data_oid(object),
+                        &[WriteOp::Remove],
+                        &state.snapc,
+                    ) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.update_map(
+                    &state,
+                    new_objects,
+                    old_objects,
+                    OBJECT_NONEXISTENT,
+                    Some(OBJECT_PENDING),
+                )?;
+            }
+            let object_size = state.header.object_size();
+            let tail = new_size % object_size;
+            let tail_object = new_size / object_size;
+            if tail != 0 && tail_object < old_objects {
+                let exists = self
+                    .map
+                    .lock()
+                    .expect("no poisoning")
+                    .as_ref()
+                    .is_none_or(|m| m.get(tail_object) != OBJECT_NONEXISTENT);
+                if exists {
+                    self.update_map(&state, tail_object, tail_object + 1, OBJECT_EXISTS, None)?;
+                    match self.data.operate(
+                        &state.header.data_oid(tail_object),
+                        &[WriteOp::Truncate(tail)],
+                        &state.snapc,
+                    ) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            self.pool.operate(
+                &header_oid,
+                &[WriteOp::Exec(&cls_rbd::set_size(new_size))],
+                &none,
+            )?;
+            resize_map(new_objects)?;
+        }
+        self.refresh(&mut state)?;
+        self.notify_header_update(&state);
+        Ok(())
+    }
+}
