@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
-# (qemu-img/qemu-io as the oracle), then builds and runs every test.
+# (qemu-img/qemu-io as the oracle; Ceph's mon, osd, CLI tools and librados,
+# and QEMU's rbd driver), then builds and runs every test. The Ceph tests
+# start and stop their own single-node clusters on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,5 +17,6 @@ apt_install() {
 if ! have qemu-img || ! have qemu-io; then
     apt_install qemu-utils
 fi
+bash tests/ceph/cluster.sh install
 
 cargo test --locked --all-targets

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod ceph;
 mod cli;
 mod convert;
 mod create;

@@ -17,6 +17,9 @@ type Handle = *mut c_void;
 type WatchCb = extern "C" fn(*mut c_void, u64, u64, u64, *mut c_void, usize);
 type WatchErrCb = extern "C" fn(*mut c_void, u64, c_int);
 
+/// Names a librados other than the system's `librados.so.2`.
+pub const LIBRADOS_ENV: &str = "RBDIMG_LIBRADOS";
+
 /// What to tell a user whose machine lacks librados.
 pub const MISSING_LIBRADOS: &str = "librados is not available (librados.so.2 could not be loaded): install \
      Ceph's client library (Debian/Ubuntu: apt-get install librados2) to use Ceph clusters";
@@ -32,8 +35,9 @@ macro_rules! api {
 
         impl Api {
             fn load() -> std::result::Result<Api, String> {
+                let path = std::env::var_os(LIBRADOS_ENV).unwrap_or_else(|| "librados.so.2".into());
                 // SAFETY: loading librados runs its initialisers, which are sound.
-                let lib = unsafe { Library::new("librados.so.2") }.map_err(|e| e.to_string())?;
+                let lib = unsafe { Library::new(&path) }.map_err(|e| e.to_string())?;
                 $(
                     // SAFETY: the type matches the pacific C prototype.
                     let $name = unsafe {

@@ -203,7 +203,8 @@ pub fn create(cluster: &dyn Cluster, pool: &dyn Pool, spec: &CreateSpec) -> Resu
             // Best effort: the original error is what the user needs to see.
             let _ = step();
         }
-        return Err(e.prepend("error rbd create"));
+        // librbd through QEMU reports only the errno's text.
+        return Err(Error::os(e.kind(), e.errno_value()).prepend("error rbd create"));
     }
     Ok(())
 }

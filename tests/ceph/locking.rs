@@ -1,0 +1,165 @@
+//! The exclusive lock as librbd clients see it: a live owner makes rbdimg
+//! say "in use" and change nothing; a dead owner's lock is broken as librbd
+//! breaks it; rbdimg's own lock is visible and released.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{CephCluster, raw_source, rbdimg, rbdimg_ok, shared, unique};
+
+/// Waits until `image` has an exclusive-lock holder (or panics).
+fn wait_for_lock(c: &CephCluster, image: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if c.tool("rbd", &["lock", "ls", image])
+            .stdout
+            .contains("auto ")
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("nobody took the lock on {image}");
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_live_librbd_owner_means_in_use_and_nothing_changes() {
+    let c = shared();
+    let image = unique("busy");
+    let name = c.name(&image);
+    rbdimg_ok(&["create", &name, "64M"]);
+    // rbd bench is a librbd client that holds the lock while it runs.
+    let bench = Command::new("rbd")
+        .args([
+            "--conf",
+            &c.conf(),
+            "bench",
+            "--io-type",
+            "write",
+            "--io-size",
+            "4096",
+            "--io-threads",
+            "1",
+        ])
+        .args(["--io-total", "100G", "--io-pattern", "rand", &image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _bench = KillOnDrop(bench);
+    wait_for_lock(c, &image);
+    let dir = tempfile::tempdir().unwrap();
+    let src = raw_source(dir.path(), "s.raw", 64 << 20, &[(0, 5, 1 << 20)]);
+    for args in [
+        vec!["convert", "-n", "-O", "raw", src.to_str().unwrap(), &name],
+        vec!["resize", &name, "128M"],
+        vec!["snapshot", "-c", "nope", &name],
+    ] {
+        let out = rbdimg(&args);
+        assert_eq!(out.code, 1, "{args:?}: {out:#?}");
+        assert!(
+            out.stderr
+                .contains("is in use: held by live client client."),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            out.stderr
+                .trim_end()
+                .lines()
+                .filter(|l| l.starts_with("rbdimg:"))
+                .count(),
+            1,
+            "{}",
+            out.stderr
+        );
+    }
+    let info = c.tool_ok("rbd", &["info", &image]).stdout;
+    assert!(
+        info.contains("size 64 MiB") && info.contains("snapshot_count: 0"),
+        "{info}"
+    );
+    // Reading needs no lock.
+    rbdimg_ok(&["info", &name]);
+}
+
+#[test]
+fn an_external_lock_is_reported_not_broken() {
+    let c = shared();
+    let image = unique("ext");
+    let name = c.name(&image);
+    rbdimg_ok(&["create", &name, "8M"]);
+    c.tool_ok("rbd", &["lock", "add", &image, "mine"]);
+    let out = rbdimg(&["resize", &name, "16M"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("locked by an external mechanism"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        c.tool_ok("rbd", &["lock", "ls", &image])
+            .stdout
+            .contains("mine")
+    );
+}
+
+#[test]
+fn rbdimg_holds_and_releases_the_lock_like_librbd() {
+    let c = shared();
+    let image = unique("held");
+    let name = c.name(&image);
+    rbdimg_ok(&["create", &name, "256M"]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = raw_source(dir.path(), "big.raw", 256 << 20, &[(0, 7, 256 << 20)]);
+    let convert = Command::new(crate::util::RBDIMG)
+        .args(["convert", "-n", "-O", "raw", src.to_str().unwrap(), &name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut convert = KillOnDrop(convert);
+    wait_for_lock(c, &image);
+    // While we hold it, a librbd writer is refused rather than taking over.
+    let out = c.tool("rbd", &["resize", "--size", "512M", &image]);
+    assert_ne!(out.code, 0, "librbd resized under our lock: {out:#?}");
+    // A killed rbdimg leaves a dead lock: the next rbdimg breaks it once the
+    // OSD notices the watch is gone, as librbd would.
+    unsafe { libc::kill(convert.0.id() as i32, libc::SIGKILL) };
+    let _ = convert.0.wait();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = rbdimg(&["resize", "-f", "raw", &name, "300M"]);
+        if out.code == 0 {
+            break;
+        }
+        assert!(out.stderr.contains("in use"), "{}", out.stderr);
+        assert!(
+            Instant::now() < deadline,
+            "the dead lock was never broken: {}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(
+        c.tool_ok("rbd", &["info", &image])
+            .stdout
+            .contains("size 300 MiB")
+    );
+    assert!(
+        !c.tool_ok("rbd", &["lock", "ls", &image])
+            .stdout
+            .contains("auto "),
+        "lock not released"
+    );
+    c.assert_object_map_clean(&image);
+}

@@ -1,0 +1,184 @@
+//! RBD against a real single-node Ceph cluster (Debian's ceph-mon and
+//! ceph-osd on loopback, cephx on), started by tests/ceph/cluster.sh. One
+//! shared cluster serves most tests (each uses its own image names); tests
+//! that freeze daemons start a private one.
+
+mod faults;
+mod interop;
+mod locking;
+mod misuse;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::util::{Outcome, RBDIMG};
+
+pub struct CephCluster {
+    dir: PathBuf,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ceph/cluster.sh")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl CephCluster {
+    /// Starts a fresh cluster (installing Ceph first if it is missing).
+    pub fn start(objectstore: &str) -> CephCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("rbdimg-ceph-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let out = Command::new("bash")
+            .arg(script())
+            .args(["start", dir.to_str().unwrap(), objectstore])
+            .env("CEPH_TEST_PORT", free_port().to_string())
+            .output()
+            .expect("run cluster.sh");
+        assert!(
+            out.status.success(),
+            "could not start a Ceph cluster: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        CephCluster { dir }
+    }
+
+    pub fn conf(&self) -> String {
+        self.dir.join("ceph.conf").to_string_lossy().into_owned()
+    }
+
+    /// An `rbd:` name on this cluster, with its conf file named explicitly.
+    pub fn name(&self, image: &str) -> String {
+        format!("rbd:{image}:conf={}", self.conf())
+    }
+
+    /// Runs a Ceph CLI tool (rbd, rados, ceph) against this cluster.
+    pub fn tool(&self, program: &str, args: &[&str]) -> Outcome {
+        Command::new("timeout")
+            .arg("120")
+            .arg(program)
+            .args(["--conf", &self.conf()])
+            .args(args)
+            .output()
+            .expect("run ceph tool")
+            .into()
+    }
+
+    pub fn tool_ok(&self, program: &str, args: &[&str]) -> Outcome {
+        let out = self.tool(program, args);
+        assert_eq!(out.code, 0, "{program} {args:?} failed: {out:#?}");
+        out
+    }
+
+    /// `rbd object-map check` must report nothing wrong.
+    pub fn assert_object_map_clean(&self, image: &str) {
+        let out = self.tool("rbd", &["object-map", "check", image]);
+        assert_eq!(out.code, 0, "object-map check of {image} failed: {out:#?}");
+        assert!(
+            !out.stderr.contains("object map") || out.stderr.contains("done"),
+            "{out:#?}"
+        );
+        let info = self.tool_ok("rbd", &["info", image]);
+        assert!(
+            !info.stdout.contains("object map invalid"),
+            "object map of {image} flagged invalid"
+        );
+    }
+
+    /// `rbd export` of an image (or image@snap) into memory.
+    pub fn export(&self, image: &str) -> Vec<u8> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::remove_file(file.path()).unwrap();
+        self.tool_ok("rbd", &["export", image, file.path().to_str().unwrap()]);
+        std::fs::read(file.path()).unwrap()
+    }
+
+    pub fn pid(&self, daemon: &str) -> i32 {
+        let out = Command::new("bash")
+            .arg(script())
+            .args(["pids", self.dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{daemon} ")))
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {daemon} pid in {text}"))
+    }
+
+    pub fn stop(&self) {
+        let _ = Command::new("bash")
+            .arg(script())
+            .args(["stop", self.dir.to_str().unwrap()])
+            .output();
+    }
+}
+
+impl Drop for CephCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+static SHARED: OnceLock<CephCluster> = OnceLock::new();
+
+extern "C" fn stop_shared_cluster() {
+    if let Some(cluster) = SHARED.get() {
+        cluster.stop();
+    }
+}
+
+/// The cluster most tests share, started on first use and stopped when
+/// the test binary exits.
+pub fn shared() -> &'static CephCluster {
+    SHARED.get_or_init(|| {
+        let cluster = CephCluster::start("memstore");
+        // SAFETY: registering a plain extern "C" function.
+        unsafe { libc::atexit(stop_shared_cluster) };
+        cluster
+    })
+}
+
+/// A pool/name unique to this test run, so parallel tests never collide.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "rbd/{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Runs rbdimg (named `program` in argv[0]) with `args`.
+pub fn rbdimg(args: &[&str]) -> Outcome {
+    Command::new(RBDIMG)
+        .args(args)
+        .output()
+        .expect("run rbdimg")
+        .into()
+}
+
+pub fn rbdimg_ok(args: &[&str]) -> Outcome {
+    let out = rbdimg(args);
+    assert_eq!(out.code, 0, "rbdimg {args:?} failed: {out:#?}");
+    out
+}
+
+/// Writes a raw file with data runs at (offset, byte, len).
+pub fn raw_source(dir: &Path, name: &str, size: u64, runs: &[(u64, u8, usize)]) -> PathBuf {
+    let path = dir.join(name);
+    crate::util::make_raw(&path, size, runs);
+    path
+}
