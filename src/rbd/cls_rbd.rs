@@ -278,6 +278,14 @@ pub fn decode_dir_list(out: &[u8]) -> DecodeResult<Vec<(String, String)>> {
     (0..n).map(|_| Ok((d.string()?, d.string()?))).collect()
 }
 
+/// Fails with ENOENT unless the pool namespace's directory is in `state`
+/// (0 = ready): how librbd tells whether a namespace exists.
+pub fn dir_state_assert(state: u8) -> Call {
+    let mut e = Encoder::new();
+    e.u8(state);
+    rbd("dir_state_assert", e)
+}
+
 pub fn get_all_features() -> Call {
     rbd("get_all_features", Encoder::new())
 }

@@ -116,6 +116,28 @@ pub fn id_oid(name: &str) -> String {
 
 pub const DIRECTORY: &str = "rbd_directory";
 
+/// Opens the pool (and namespace) an `rbd:` name addresses, with QEMU's
+/// messages for a missing pool or namespace.
+pub fn open_pool(
+    cluster: &dyn crate::rados::Cluster,
+    spec: &crate::rbd::name::RbdSpec,
+) -> Result<std::sync::Arc<dyn Pool>> {
+    let pool = cluster.pool(&spec.pool, spec.namespace())?;
+    if !spec.namespace().is_empty() {
+        match pool.exec(DIRECTORY, &cls_rbd::dir_state_assert(0)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("namespace '{}' does not exist", spec.namespace()),
+                ));
+            }
+            Err(e) => return Err(e.prepend("error checking namespace")),
+        }
+    }
+    Ok(pool)
+}
+
 /// Turns a decode failure of cls output into a corrupt-image error.
 pub fn corrupt(what: &str) -> impl FnOnce(DecodeError) -> Error + '_ {
     move |e| Error::corrupt(format!("{what}: {e}"))

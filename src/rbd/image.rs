@@ -65,7 +65,7 @@ impl RbdImage {
         presentation: Presentation,
     ) -> Result<Arc<RbdImage>> {
         let cluster = config::connect(spec)?;
-        let pool = cluster.pool(&spec.pool, spec.namespace())?;
+        let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
         Self::open_in(cluster, pool, spec, filename, writable, presentation)
     }
 

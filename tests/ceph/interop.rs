@@ -292,6 +292,38 @@ fn snapshots_round_trip_with_rbd_and_qemu() {
 }
 
 #[test]
+fn namespaces_hold_ordinary_images() {
+    let c = shared();
+    let ns = unique("ns")[4..].to_string();
+    c.tool_ok("rbd", &["namespace", "create", &format!("rbd/{ns}")]);
+    let image = format!("rbd/{ns}/img");
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    rbdimg_ok(&[
+        "convert",
+        "-O",
+        "raw",
+        src.to_str().unwrap(),
+        &c.name(&image),
+    ]);
+    rbdimg_ok(&["snapshot", "-c", "s", &c.name(&image)]);
+    assert!(
+        c.tool_ok("rbd", &["ls", &format!("rbd/{ns}")])
+            .stdout
+            .contains("img")
+    );
+    assert!(c.export(&image) == std::fs::read(&src).unwrap());
+    assert!(
+        c.tool_ok("rbd", &["snap", "ls", &image])
+            .stdout
+            .contains(" s ")
+    );
+    c.assert_object_map_clean(&image);
+    let info = rbdimg_ok(&["info", &c.name(&image)]).stdout;
+    assert!(info.contains(&format!("\"namespace\": \"{ns}\"")), "{info}");
+}
+
+#[test]
 fn shrink_then_grow_reads_zeros() {
     let c = shared();
     let dir = tempfile::tempdir().unwrap();

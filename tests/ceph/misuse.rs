@@ -18,6 +18,7 @@ fn errors_match_qemu_img() {
     for name in [
         format!("rbd:nosuchpool/x:conf={conf}"),
         format!("rbd:rbd/nosuchimage:conf={conf}"),
+        format!("rbd:rbd/nosuchns/x:conf={conf}"),
         format!("rbd:{image}@nosnap:conf={conf}"),
         "rbd:rbd/x:conf=/nonexistent.conf".to_string(),
         "rbd:rbd".to_string(),
