@@ -19,6 +19,9 @@ _rbdimg() {
             rbdimg,check)
                 cmd="rbdimg__subcmd__check"
                 ;;
+            rbdimg,compare)
+                cmd="rbdimg__subcmd__compare"
+                ;;
             rbdimg,convert)
                 cmd="rbdimg__subcmd__convert"
                 ;;
@@ -41,7 +44,7 @@ _rbdimg() {
 
     case "${cmd}" in
         rbdimg)
-            opts="-h -V --help --version create info convert resize snapshot check"
+            opts="-h -V --help --version create info convert resize snapshot check compare"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -78,6 +81,52 @@ _rbdimg() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -T)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rbdimg__subcmd__compare)
+            opts="-f -F -T -p -q -s -U -h -V --left-format --a-format --right-format --b-format --cache --progress --quiet --strict --force-share --image-opts --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --a-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --left-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --b-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --right-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -F)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -32,6 +32,7 @@ complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "convert" -d 'Convert 
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "resize" -d 'Resize a disk image'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "snapshot" -d 'List, apply, create or delete internal snapshots'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "check" -d 'Check an image for consistency'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "compare" -d 'Check whether two images have the same content'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s f -l format -d 'Image format (raw, qcow2)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s o -l options -d 'Format options, comma separated (-o help lists them)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s b -l backing -d 'Backing image of the new image' -r
@@ -95,3 +96,13 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s U -l force-share
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -l image-opts -d 'The filename is an option string'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s V -l version -d 'Print version'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s f -l a-format -l left-format -d 'Format of the first image (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s F -l b-format -l right-format -d 'Format of the second image (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s T -l cache -d 'Cache mode for both images' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s p -l progress -d 'Show progress'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s q -l quiet -d 'Quiet: only the exit code tells'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s s -l strict -d 'Strict: differing sizes or allocation are differences too'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s U -l force-share -d 'Open the images even if another process uses them'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -l image-opts -d 'The filenames are option strings'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s V -l version -d 'Print version'

@@ -5,6 +5,7 @@ mod util;
 
 mod ceph;
 mod cli;
+mod compare;
 mod convert;
 mod create;
 mod docs;

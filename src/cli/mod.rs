@@ -42,6 +42,8 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Check an image for consistency
     Check(CheckArgs),
+    /// Check whether two images have the same content
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +251,47 @@ pub struct CheckArgs {
     #[arg(long = "image-opts")]
     pub image_opts: bool,
     /// FILENAME
+    #[arg(value_name = "FILENAME", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Format of the first image (probed when omitted)
+    #[arg(
+        short = 'f',
+        long = "a-format",
+        visible_alias = "left-format",
+        value_name = "FMT"
+    )]
+    pub format: Option<String>,
+    /// Format of the second image (probed when omitted)
+    #[arg(
+        short = 'F',
+        long = "b-format",
+        visible_alias = "right-format",
+        value_name = "FMT"
+    )]
+    pub second_format: Option<String>,
+    /// Cache mode for both images
+    #[arg(short = 'T', long = "cache", value_name = "SRC_CACHE")]
+    pub cache: Option<String>,
+    /// Show progress
+    #[arg(short = 'p', long = "progress")]
+    pub progress: bool,
+    /// Quiet: only the exit code tells
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Strict: differing sizes or allocation are differences too
+    #[arg(short = 's', long = "strict")]
+    pub strict: bool,
+    /// Open the images even if another process uses them
+    #[arg(short = 'U', long = "force-share")]
+    pub force_share: bool,
+    /// The filenames are option strings
+    #[arg(long = "image-opts")]
+    pub image_opts: bool,
+    /// FILENAME1 FILENAME2
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
 }

@@ -18,11 +18,14 @@ use crate::size::parse_size;
 /// qemu-img's limit on `-S`: 512-byte multiples up to 16 MiB (32768 sectors).
 const MAX_SPARSE: u64 = 32768 * 512;
 
-const CACHE_MODES: &[&str] = &["none", "writeback", "unsafe", "directsync", "writethrough"];
+/// Chunks in flight without `-m` (qemu-img's default is 8 too).
+const DEFAULT_PARALLEL: u64 = 8;
+
+pub const CACHE_MODES: &[&str] = &["none", "writeback", "unsafe", "directsync", "writethrough"];
 
 pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     let parallel = match a.parallel.as_deref() {
-        None => 8,
+        None => DEFAULT_PARALLEL,
         Some(text) => match parse_size(text) {
             Ok(n @ 1..=16) => n,
             Ok(_) => bail!("Invalid number of coroutines specified. Must be between 1 and 16."),
@@ -73,7 +76,6 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     if a.snapshot.is_some() && source_names.len() > 1 {
         bail!("No support for concatenating multiple snapshot");
     }
-    let _ = (parallel, a.out_of_order); // One request at a time until the parallel engine lands.
 
     let source_opts = OpenOptions {
         format: a.format.clone(),
@@ -127,6 +129,8 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
         sparse_size,
         target_is_zero: !a.no_create || a.target_is_zero,
         keep_backing_unallocated: a.backing.is_some(),
+        parallel: parallel as usize,
+        out_of_order: a.out_of_order,
     };
     let progress = Progress::new(total, a.progress && !a.quiet);
     convert::convert(&sources, target.as_ref(), &opts, &progress)?;

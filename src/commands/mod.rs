@@ -3,6 +3,7 @@
 //! return the process exit code; errors travel as `anyhow::Error`.
 
 pub mod check;
+pub mod compare;
 pub mod convert;
 pub mod create;
 pub mod info;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Resize(a) => resize::run(a),
         Command::Snapshot(a) => snapshot::run(a),
         Command::Check(a) => check::run(a),
+        Command::Compare(a) => compare::run(a),
     }
 }
 

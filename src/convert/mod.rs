@@ -1,25 +1,28 @@
 //! The convert engine: copies one or more sources, concatenated, into a
-//! target, guided by the sources' allocation status so that holes and zeros
-//! are never read or written needlessly.
+//! target with N chunks in flight.
 //!
 //! ```text
-//!  sources (concatenated) --block_status--> extents
-//!     Data/Backing  -> read -> split at -S granules -> data: write / zero: skip or zero
-//!     Zero/Unalloc  -> skip (fresh or known-zero target) or write_zeroes (-n)
-//!     Backing + -B  -> skip: the target's own backing provides it
+//!   Planner (lazy, under a mutex)          N workers (own thread pool)
+//!   block_status -> Chunk{Copy|Zero|Skip} --> read -> split at -S granules
+//!                                              data runs -> write
+//!                                              zero runs -> skip (target reads as zero)
+//!                                                           or write_zeroes (-n)
+//!   in order (default): chunk i is written after chunks < i (a ticket);
+//!   -W: written as soon as it is ready.
 //! ```
+//! Memory: each worker owns one chunk buffer, so the peak is about
+//! N x chunk size plus a small constant, whatever the image size.
 
+pub mod plan;
 pub mod progress;
 pub mod sparse;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use crate::image::driver::BlockDriver;
-use crate::image::error::{Error, Result};
-use crate::image::extent::Allocation;
-
-/// The largest piece read into memory at once.
-pub const MAX_CHUNK: u64 = 2 << 20;
+use crate::image::error::{Error, ErrorKind, Result};
+use plan::{Chunk, Planner, Work};
 
 #[derive(Debug, Clone)]
 pub struct ConvertOptions {
@@ -32,13 +35,45 @@ pub struct ConvertOptions {
     /// `-B`: ranges the source takes from its backing chain stay
     /// unallocated in the target, whose own backing provides them.
     pub keep_backing_unallocated: bool,
+    /// `-m`: chunks in flight.
+    pub parallel: usize,
+    /// `-W`: writes may complete out of order.
+    pub out_of_order: bool,
 }
 
-pub struct Copier<'a> {
+/// Writes happen in chunk order unless `-W`: a ticket per chunk.
+struct Ticket {
+    next: Mutex<u64>,
+    turn: Condvar,
+}
+
+impl Ticket {
+    fn wait_for(&self, index: u64, abort: &AtomicBool) -> bool {
+        let mut next = self.next.lock().expect("no poisoning");
+        while *next != index {
+            if abort.load(Ordering::SeqCst) {
+                return false;
+            }
+            next = self.turn.wait(next).expect("no poisoning");
+        }
+        true
+    }
+
+    fn done(&self) {
+        *self.next.lock().expect("no poisoning") += 1;
+        self.turn.notify_all();
+    }
+}
+
+struct Shared<'a> {
+    planner: Mutex<Planner>,
     target: &'a dyn BlockDriver,
     opts: &'a ConvertOptions,
     progress: &'a progress::Progress,
-    buffer: Vec<u8>,
+    ticket: Ticket,
+    abort: AtomicBool,
+    /// The first failure, by chunk order.
+    error: Mutex<Option<(u64, Error)>>,
 }
 
 /// Copies `sources`, one after the other, into `target` from offset 0.
@@ -48,93 +83,139 @@ pub fn convert(
     opts: &ConvertOptions,
     progress: &progress::Progress,
 ) -> Result<()> {
-    let mut copier = Copier {
+    let chunk = plan::chunk_size(target.allocation_unit());
+    let shared = Shared {
+        planner: Mutex::new(Planner::new(
+            sources.to_vec(),
+            chunk,
+            opts.keep_backing_unallocated,
+        )),
         target,
         opts,
         progress,
-        buffer: Vec::new(),
+        ticket: Ticket {
+            next: Mutex::new(0),
+            turn: Condvar::new(),
+        },
+        abort: AtomicBool::new(false),
+        error: Mutex::new(None),
     };
-    let mut base = 0;
-    for source in sources {
-        copier.copy_source(source.as_ref(), base)?;
-        base += source.size();
+    let workers = opts.parallel.max(1);
+    // Workers mostly wait on I/O, so they get their own threads rather
+    // than sharing the CPU-sized global pool.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("convert-{i}"))
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("could not start convert workers: {e}"),
+            )
+        })?;
+    pool.scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|_| worker(&shared, chunk as usize));
+        }
+    });
+    if let Some((_, e)) = shared.error.into_inner().expect("no poisoning") {
+        return Err(e);
     }
     progress.finish();
     Ok(())
 }
 
-impl Copier<'_> {
-    fn copy_source(&mut self, source: &dyn BlockDriver, base: u64) -> Result<()> {
-        let size = source.size();
-        let mut offset = 0;
-        while offset < size {
-            let want = MAX_CHUNK.min(size - offset);
-            let extent = source.block_status(offset, want).map_err(|e| {
-                e.prepend(format!(
-                    "error while reading block status at offset {offset}"
-                ))
-            })?;
-            let len = extent.len.clamp(1, want);
-            match extent.allocation {
-                Allocation::Zero | Allocation::Unallocated => self.zero(base + offset, len)?,
-                Allocation::Backing if self.opts.keep_backing_unallocated => {}
-                Allocation::Data | Allocation::Backing => {
-                    self.copy_data(source, offset, base + offset, len)?
-                }
-            }
-            self.progress.advance(len);
-            offset += len;
+fn worker(shared: &Shared, chunk_size: usize) {
+    let mut buffer = Vec::with_capacity(chunk_size);
+    while !shared.abort.load(Ordering::SeqCst) {
+        let next = shared.planner.lock().expect("no poisoning").next_chunk();
+        let chunk = match next {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return,
+            Err(e) => return fail(shared, u64::MAX, e),
+        };
+        if let Err(e) = process(shared, &chunk, &mut buffer) {
+            return fail(shared, chunk.index, e);
         }
-        Ok(())
-    }
-
-    fn zero(&self, target_offset: u64, len: u64) -> Result<()> {
-        if self.opts.target_is_zero && self.opts.sparse_size > 0 {
-            return Ok(());
-        }
-        if self.opts.sparse_size == 0 {
-            // -S 0: allocate everything, zeros included.
-            return write_zeros_as_data(self.target, target_offset, len);
-        }
-        self.target
-            .write_zeroes(target_offset, len, true)
-            .map_err(|e| e.prepend(format!("error while writing at byte {target_offset}")))
-    }
-
-    fn copy_data(
-        &mut self,
-        source: &dyn BlockDriver,
-        offset: u64,
-        target_offset: u64,
-        len: u64,
-    ) -> Result<()> {
-        self.buffer.resize(len as usize, 0);
-        source
-            .read_at(&mut self.buffer, offset)
-            .map_err(|e| e.prepend(format!("error while reading at byte {offset}")))?;
-        for run in sparse::split(&self.buffer, target_offset, self.opts.sparse_size) {
-            let at = target_offset + run.start as u64;
-            if run.zero {
-                self.zero(at, (run.end - run.start) as u64)?;
-            } else {
-                self.target
-                    .write_at(&self.buffer[run.start..run.end], at)
-                    .map_err(|e| e.prepend(format!("error while writing at byte {at}")))?;
-            }
-        }
-        Ok(())
+        shared.progress.advance(chunk.len);
     }
 }
 
-fn write_zeros_as_data(target: &dyn BlockDriver, offset: u64, len: u64) -> Result<()> {
-    let zeros = vec![0u8; MAX_CHUNK.min(len) as usize];
-    let mut pos = offset;
-    while pos < offset + len {
-        let n = (offset + len - pos).min(zeros.len() as u64) as usize;
-        target
-            .write_at(&zeros[..n], pos)
-            .map_err(|e: Error| e.prepend(format!("error while writing at byte {pos}")))?;
-        pos += n as u64;
+fn fail(shared: &Shared, index: u64, e: Error) {
+    let mut first = shared.error.lock().expect("no poisoning");
+    if first.as_ref().is_none_or(|(i, _)| index < *i) {
+        *first = Some((index, e));
+    }
+    shared.abort.store(true, Ordering::SeqCst);
+    // Wake writers waiting for a turn that will never come (under the
+    // ticket's lock, so none is between checking `abort` and waiting).
+    let _turn = shared.ticket.next.lock().expect("no poisoning");
+    shared.ticket.turn.notify_all();
+}
+
+/// Reads (when needed) outside any lock, then writes in turn.
+fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
+    let opts = shared.opts;
+    buffer.resize(chunk.len as usize, 0);
+    let mut source = None;
+    for run in &chunk.runs {
+        let window = &mut buffer[run.offset as usize..(run.offset + run.len) as usize];
+        match run.work {
+            Work::Copy => {
+                let source = source.get_or_insert_with(|| {
+                    shared.planner.lock().expect("no poisoning").sources()[chunk.source].clone()
+                });
+                let at = chunk.source_offset + run.offset;
+                source
+                    .read_at(window, at)
+                    .map_err(|e| e.prepend(format!("error while reading at byte {at}")))?;
+            }
+            // -S 0 allocates everything, zeros included.
+            Work::Zero if opts.sparse_size == 0 => window.fill(0),
+            Work::Zero | Work::Skip => {}
+        }
+    }
+    let in_order = !opts.out_of_order;
+    if in_order && !shared.ticket.wait_for(chunk.index, &shared.abort) {
+        return Ok(());
+    }
+    let result = chunk.runs.iter().try_for_each(|run| {
+        let at = chunk.target_offset + run.offset;
+        let bytes = &buffer[run.offset as usize..(run.offset + run.len) as usize];
+        match run.work {
+            Work::Copy => write_data(shared, at, bytes),
+            Work::Zero if opts.sparse_size == 0 => write_data(shared, at, bytes),
+            Work::Zero => zero(shared, at, run.len),
+            Work::Skip => Ok(()),
+        }
+    });
+    if in_order {
+        shared.ticket.done();
+    }
+    result
+}
+
+fn write_data(shared: &Shared, offset: u64, buffer: &[u8]) -> Result<()> {
+    for run in sparse::split(buffer, offset, shared.opts.sparse_size) {
+        let at = offset + run.start as u64;
+        if run.zero {
+            zero(shared, at, (run.end - run.start) as u64)?;
+        } else {
+            shared
+                .target
+                .write_at(&buffer[run.start..run.end], at)
+                .map_err(|e| e.prepend(format!("error while writing at byte {at}")))?;
+        }
     }
     Ok(())
+}
+
+fn zero(shared: &Shared, offset: u64, len: u64) -> Result<()> {
+    if shared.opts.target_is_zero {
+        return Ok(());
+    }
+    shared
+        .target
+        .write_zeroes(offset, len, true)
+        .map_err(|e| e.prepend(format!("error while writing at byte {offset}")))
 }

@@ -1,0 +1,163 @@
+//! Cutting a conversion into chunks, lazily, from the sources' allocation
+//! status: the engine pulls one chunk at a time, so planning memory does
+//! not grow with the image or its fragmentation.
+//!
+//! Chunks are aligned to the target's natural unit (an RBD object, a run of
+//! qcow2 clusters, 2 MiB for raw) so each target unit is written once, and
+//! never cross a source boundary (sources are concatenated).
+
+use std::sync::Arc;
+
+use crate::image::driver::BlockDriver;
+use crate::image::error::Result;
+use crate::image::extent::Allocation;
+
+/// What a chunk needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Read the source range and write what is not zero.
+    Copy,
+    /// The source reads as zeros here: nothing to read.
+    Zero,
+    /// Only the source's backing has data here, and the target has the
+    /// same backing (`-B`): leave the target unallocated.
+    Skip,
+}
+
+/// A stretch of a chunk with one kind of work. Zero detection (`-S`)
+/// never looks across runs, exactly as qemu-img splits its requests at
+/// allocation-status boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Offset from the chunk's start.
+    pub offset: u64,
+    pub len: u64,
+    pub work: Work,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// Position in the order chunks were planned (the target's order).
+    pub index: u64,
+    pub source: usize,
+    /// Offset within that source.
+    pub source_offset: u64,
+    /// Offset within the target.
+    pub target_offset: u64,
+    pub len: u64,
+    pub runs: Vec<Run>,
+}
+
+/// Chunk size for a target: its unit, grown to at least `MIN_CHUNK` (in
+/// whole units) and capped at `MAX_CHUNK`; 2 MiB when it has no unit.
+pub fn chunk_size(unit: Option<u64>) -> u64 {
+    const MIN_CHUNK: u64 = 1 << 20;
+    const MAX_CHUNK: u64 = 32 << 20;
+    const DEFAULT: u64 = 2 << 20;
+    match unit {
+        None | Some(0) => DEFAULT,
+        Some(u) if u >= MIN_CHUNK => u.min(MAX_CHUNK),
+        Some(u) => MIN_CHUNK.div_ceil(u) * u,
+    }
+}
+
+pub struct Planner {
+    sources: Vec<Arc<dyn BlockDriver>>,
+    chunk: u64,
+    keep_backing_unallocated: bool,
+    source: usize,
+    offset: u64,
+    base: u64,
+    next_index: u64,
+}
+
+impl Planner {
+    pub fn new(
+        sources: Vec<Arc<dyn BlockDriver>>,
+        chunk: u64,
+        keep_backing_unallocated: bool,
+    ) -> Planner {
+        Planner {
+            sources,
+            chunk,
+            keep_backing_unallocated,
+            source: 0,
+            offset: 0,
+            base: 0,
+            next_index: 0,
+        }
+    }
+
+    pub fn sources(&self) -> &[Arc<dyn BlockDriver>] {
+        &self.sources
+    }
+
+    /// The next chunk in target order, or `None` when done.
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk>> {
+        while self.source < self.sources.len() && self.offset >= self.sources[self.source].size() {
+            self.base += self.sources[self.source].size();
+            self.source += 1;
+            self.offset = 0;
+        }
+        let Some(source) = self.sources.get(self.source) else {
+            return Ok(None);
+        };
+        let target_offset = self.base + self.offset;
+        // End at the next unit boundary of the target, or the source's end.
+        let boundary = (target_offset / self.chunk + 1) * self.chunk;
+        let len = (boundary - target_offset).min(source.size() - self.offset);
+        let runs = self.runs(source.as_ref(), self.offset, len)?;
+        let chunk = Chunk {
+            index: self.next_index,
+            source: self.source,
+            source_offset: self.offset,
+            target_offset,
+            len,
+            runs,
+        };
+        self.next_index += 1;
+        self.offset += len;
+        Ok(Some(chunk))
+    }
+
+    /// The range's runs: data (and backing data the target will not
+    /// inherit) to copy, inheritable backing to skip, zeros to zero.
+    fn runs(&self, source: &dyn BlockDriver, offset: u64, len: u64) -> Result<Vec<Run>> {
+        let mut runs: Vec<Run> = Vec::new();
+        let mut pos = offset;
+        while pos < offset + len {
+            let extent = source.block_status(pos, offset + len - pos).map_err(|e| {
+                e.prepend(format!("error while reading block status at offset {pos}"))
+            })?;
+            let work = match extent.allocation {
+                Allocation::Data => Work::Copy,
+                Allocation::Backing if !self.keep_backing_unallocated => Work::Copy,
+                Allocation::Backing => Work::Skip,
+                Allocation::Zero | Allocation::Unallocated => Work::Zero,
+            };
+            let n = extent.len.clamp(1, offset + len - pos);
+            runs.push(Run {
+                offset: pos - offset,
+                len: n,
+                work,
+            });
+            pos += n;
+        }
+        Ok(runs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_sizes_follow_the_target_unit() {
+        assert_eq!(chunk_size(None), 2 << 20);
+        assert_eq!(chunk_size(Some(4 << 20)), 4 << 20);
+        assert_eq!(chunk_size(Some(64 << 10)), 1 << 20);
+        assert_eq!(chunk_size(Some(3 << 19)), 3 << 19);
+        assert_eq!(chunk_size(Some(512)), 1 << 20);
+        assert_eq!(chunk_size(Some(64 << 20)), 32 << 20);
+    }
+}
