@@ -172,3 +172,60 @@ fn a_failed_convert_exits_nonzero() {
         out.stderr
     );
 }
+
+/// Peak RSS (KiB) of a command, sampled from /proc while it runs.
+fn peak_rss_kib(args: &[&str]) -> u64 {
+    let mut child = std::process::Command::new(crate::util::RBDIMG).args(args).spawn().unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file)
+            && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            peak = peak.max(line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "rbdimg {args:?} failed");
+            return peak;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn memory_is_bounded_by_the_window_not_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    make_raw(&d.join("small.raw"), 64 << 20, &[(0, 1, 64 << 20)]);
+    make_raw(&d.join("large.raw"), 768 << 20, &[(0, 1, 768 << 20)]);
+    let run = |m: &str, src: &str| {
+        let out = d.join("out.raw");
+        let _ = std::fs::remove_file(&out);
+        peak_rss_kib(&["convert", "-m", m, "-f", "raw", "-O", "raw", d.join(src).to_str().unwrap(), out.to_str().unwrap()])
+    };
+    let small = run("4", "small.raw");
+    let large = run("4", "large.raw");
+    let wide = run("16", "large.raw");
+    // N x 2 MiB chunks plus a small constant; 12 times more data changes nothing.
+    assert!(large < 4 * 2048 + 16 * 1024, "peak {large} KiB with -m 4");
+    assert!(large < small + 4 * 1024, "peak grew with the image: {small} -> {large} KiB");
+    assert!(wide < 16 * 2048 + 16 * 1024, "peak {wide} KiB with -m 16");
+}
+
+#[test]
+fn parallel_and_out_of_order_writes_give_identical_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sources(d);
+    let src = d.join("a.raw");
+    let expected = std::fs::read(&src).unwrap();
+    for args in [&["-m", "1"][..], &["-m", "3"], &["-m", "16", "-W"], &["-W"]] {
+        let out = d.join("out.raw");
+        let _ = std::fs::remove_file(&out);
+        let mut full = vec!["convert", "-f", "raw", "-O", "raw"];
+        full.extend_from_slice(args);
+        full.extend([src.to_str().unwrap(), out.to_str().unwrap()]);
+        rbdimg_ok(d, &full);
+        assert!(std::fs::read(&out).unwrap() == expected, "{args:?}");
+    }
+}

@@ -134,7 +134,8 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     };
     let progress = Progress::new(total, a.progress && !a.quiet);
     convert::convert(&sources, target.as_ref(), &opts, &progress)?;
-    if a.cache.as_deref() != Some("unsafe") {
+    // qemu-img's default target cache mode is "unsafe": no final flush.
+    if a.cache.as_deref().unwrap_or("unsafe") != "unsafe" {
         target.flush()?;
     }
     Ok(0)

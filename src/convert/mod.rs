@@ -7,7 +7,8 @@
 //!                                              data runs -> write
 //!                                              zero runs -> skip (target reads as zero)
 //!                                                           or write_zeroes (-n)
-//!   in order (default): chunk i is written after chunks < i (a ticket);
+//!   in order (default): chunk i's writes start after chunk i-1's have
+//!   started (a ticket), so the target fills in order while writes overlap;
 //!   -W: written as soon as it is ready.
 //! ```
 //! Memory: each worker owns one chunk buffer, so the peak is about
@@ -41,7 +42,8 @@ pub struct ConvertOptions {
     pub out_of_order: bool,
 }
 
-/// Writes happen in chunk order unless `-W`: a ticket per chunk.
+/// Writes are issued in chunk order unless `-W`: a ticket per chunk,
+/// passed on as soon as the chunk's writes have started.
 struct Ticket {
     next: Mutex<u64>,
     turn: Condvar,
@@ -83,7 +85,7 @@ pub fn convert(
     opts: &ConvertOptions,
     progress: &progress::Progress,
 ) -> Result<()> {
-    let chunk = plan::chunk_size(target.allocation_unit());
+    let chunk = plan::CHUNK;
     let shared = Shared {
         planner: Mutex::new(Planner::new(
             sources.to_vec(),
@@ -175,11 +177,13 @@ fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
             Work::Zero | Work::Skip => {}
         }
     }
-    let in_order = !opts.out_of_order;
-    if in_order && !shared.ticket.wait_for(chunk.index, &shared.abort) {
-        return Ok(());
+    if !opts.out_of_order {
+        if !shared.ticket.wait_for(chunk.index, &shared.abort) {
+            return Ok(());
+        }
+        shared.ticket.done();
     }
-    let result = chunk.runs.iter().try_for_each(|run| {
+    chunk.runs.iter().try_for_each(|run| {
         let at = chunk.target_offset + run.offset;
         let bytes = &buffer[run.offset as usize..(run.offset + run.len) as usize];
         match run.work {
@@ -188,11 +192,7 @@ fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
             Work::Zero => zero(shared, at, run.len),
             Work::Skip => Ok(()),
         }
-    });
-    if in_order {
-        shared.ticket.done();
-    }
-    result
+    })
 }
 
 fn write_data(shared: &Shared, offset: u64, buffer: &[u8]) -> Result<()> {

@@ -2,9 +2,8 @@
 //! status: the engine pulls one chunk at a time, so planning memory does
 //! not grow with the image or its fragmentation.
 //!
-//! Chunks are aligned to the target's natural unit (an RBD object, a run of
-//! qcow2 clusters, 2 MiB for raw) so each target unit is written once, and
-//! never cross a source boundary (sources are concatenated).
+//! Chunks are aligned to the target's natural unit (an RBD object, qcow2
+//! clusters) and never cross a source boundary (sources are concatenated).
 
 use std::sync::Arc;
 
@@ -48,18 +47,11 @@ pub struct Chunk {
     pub runs: Vec<Run>,
 }
 
-/// Chunk size for a target: its unit, grown to at least `MIN_CHUNK` (in
-/// whole units) and capped at `MAX_CHUNK`; 2 MiB when it has no unit.
-pub fn chunk_size(unit: Option<u64>) -> u64 {
-    const MIN_CHUNK: u64 = 1 << 20;
-    const MAX_CHUNK: u64 = 32 << 20;
-    const DEFAULT: u64 = 2 << 20;
-    match unit {
-        None | Some(0) => DEFAULT,
-        Some(u) if u >= MIN_CHUNK => u.min(MAX_CHUNK),
-        Some(u) => MIN_CHUNK.div_ceil(u) * u,
-    }
-}
+/// The chunk size: 2 MiB, like qemu-img's buffer. Target units are powers
+/// of two (RBD objects, qcow2 clusters of at most 2 MiB), so 2 MiB chunks
+/// start and end on unit boundaries; measured on bluestore, 2 MiB writes
+/// with 8 in flight beat whole 4 MiB objects and use half the memory.
+pub const CHUNK: u64 = 2 << 20;
 
 pub struct Planner {
     sources: Vec<Arc<dyn BlockDriver>>,
@@ -152,12 +144,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunk_sizes_follow_the_target_unit() {
-        assert_eq!(chunk_size(None), 2 << 20);
-        assert_eq!(chunk_size(Some(4 << 20)), 4 << 20);
-        assert_eq!(chunk_size(Some(64 << 10)), 1 << 20);
-        assert_eq!(chunk_size(Some(3 << 19)), 3 << 19);
-        assert_eq!(chunk_size(Some(512)), 1 << 20);
-        assert_eq!(chunk_size(Some(64 << 20)), 32 << 20);
+    fn chunks_are_aligned_to_every_power_of_two_unit() {
+        for unit in [512u64, 64 << 10, 2 << 20, 4 << 20, 32 << 20] {
+            assert!(
+                CHUNK.is_multiple_of(unit) || unit.is_multiple_of(CHUNK),
+                "{unit}"
+            );
+        }
     }
 }

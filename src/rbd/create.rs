@@ -45,7 +45,7 @@ pub const CREATE_OPTIONS: &[OptDesc] = &[
     OptDesc::new(
         "features",
         OptType::Str,
-        "RBD image features, comma separated names or a number (default: the cluster's rbd_default_features)",
+        "RBD image features: names joined by '+' (or ',,'), or a number (default: rbd_default_features)",
     ),
 ];
 

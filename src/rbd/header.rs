@@ -40,13 +40,14 @@ pub mod features {
         ("dirty-cache", DIRTY_CACHE),
     ];
 
-    /// Parses `rbd_default_features`-style text: a number or a comma list of names.
+    /// Parses `rbd_default_features`-style text: a number, or names
+    /// separated by ',' or '+' (in `-o`, a comma must be doubled).
     pub fn parse(text: &str) -> Option<u64> {
         let text = text.trim();
         if let Ok(n) = text.parse::<u64>() {
             return Some(n);
         }
-        text.split(',')
+        text.split([',', '+'])
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .try_fold(0u64, |acc, name| {
@@ -321,6 +322,10 @@ mod tests {
         );
         assert_eq!(
             parse("layering, exclusive-lock"),
+            Some(LAYERING | EXCLUSIVE_LOCK)
+        );
+        assert_eq!(
+            parse("layering+exclusive-lock"),
             Some(LAYERING | EXCLUSIVE_LOCK)
         );
         assert_eq!(parse("layering,bogus"), None);

@@ -3,10 +3,12 @@
 //! path is in `io.rs`, resize in `resize.rs`, snapshots in `snapshot.rs`.
 //!
 //! Lock order: `state` (read for I/O, write for resize/snapshot/rollback),
-//! then `map`. I/O runs concurrently under the `state` read lock; the
-//! object-map mutex is held only around one map update.
+//! then `map_busy`, then `map`. I/O runs concurrently under the `state`
+//! read lock; single-object map updates run concurrently too, each object
+//! marked busy in `map_busy` while its update is in flight.
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use serde_json::{Map, json};
 
@@ -47,6 +49,10 @@ pub struct RbdImage {
     /// The object map in use: the head's (kept current while we hold the
     /// lock) or the opened snapshot's; `None` when absent or invalid.
     pub(super) map: Mutex<Option<ObjectMap>>,
+    /// Objects whose map update is on its way to the cluster: another
+    /// writer of the same object waits until it is durable.
+    pub(super) map_busy: Mutex<HashSet<u64>>,
+    pub(super) map_settled: Condvar,
     /// The snapshot this image was opened at (read-only).
     pub(super) snapshot: Option<Snapshot>,
     pub(super) lock: Mutex<Option<ExclusiveLock>>,
@@ -130,6 +136,8 @@ impl RbdImage {
             data,
             state: RwLock::new(State { header, snapc }),
             map: Mutex::new(None),
+            map_busy: Mutex::new(HashSet::new()),
+            map_settled: Condvar::new(),
             snapshot,
             lock: Mutex::new(None),
             parent,
@@ -202,6 +210,8 @@ impl RbdImage {
             data,
             state: RwLock::new(State { header, snapc }),
             map: Mutex::new(None),
+            map_busy: Mutex::new(HashSet::new()),
+            map_settled: Condvar::new(),
             snapshot: Some(snap),
             lock: Mutex::new(None),
             parent,

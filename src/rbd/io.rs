@@ -64,6 +64,22 @@ fn applies(state: u8, current: Option<u8>) -> bool {
     }
 }
 
+/// Whether an object in `state` needs a write to move to `new` under the
+/// `current` condition.
+fn needs_update(state: u8, new: u8, current: Option<u8>) -> bool {
+    applies(state, current) && update_required(state, new)
+}
+
+/// Mirrors an update in memory, as cls applies it.
+fn apply(map: &mut object_map::ObjectMap, start: u64, end: u64, new: u8, current: Option<u8>) {
+    for o in start..end.min(map.len()) {
+        let s = map.get(o);
+        if applies(s, current) && s != new {
+            map.set(o, new);
+        }
+    }
+}
+
 /// librbd batches map updates at this many objects.
 const MAP_BATCH: u64 = 262_144;
 
@@ -81,7 +97,9 @@ impl RbdImage {
     }
 
     /// Sets objects `[start, end)` to `new` where their state is `current`
-    /// (any when `None`), durably on the head map, then in memory.
+    /// (any when `None`), durably on the head map, then in memory. A single
+    /// object's update runs concurrently with other objects' updates;
+    /// ranges (resize, with I/O blocked) run under the map lock.
     pub(super) fn update_map(
         &self,
         state: &State,
@@ -90,42 +108,78 @@ impl RbdImage {
         new: u8,
         current: Option<u8>,
     ) -> Result<()> {
+        if end == start + 1 {
+            return self.update_one(state, start, new, current);
+        }
         let mut guard = self.map.lock().expect("no poisoning");
         let Some(map) = guard.as_mut() else {
             return Ok(());
         };
         let end = end.min(map.len());
-        let needed =
-            (start..end).any(|o| applies(map.get(o), current) && update_required(map.get(o), new));
-        if !needed {
+        if !(start..end).any(|o| needs_update(map.get(o), new, current)) {
             return Ok(());
         }
-        let oid = object_map::object_name(&state.header.id, None);
-        let assert = ExclusiveLock::assert_object_map_locked();
         let mut batch = start;
         while batch < end {
             let batch_end = (batch + MAP_BATCH).min(end);
-            let update = cls_rbd::object_map_update(batch, batch_end, new, current);
-            let result = self.pool.operate(
-                &oid,
-                &[WriteOp::Exec(&assert), WriteOp::Exec(&update)],
-                &SnapContext::default(),
-            );
-            if let Err(e) = result {
+            if let Err(e) = self.send_map_update(state, batch, batch_end, new, current) {
                 drop(guard);
-                // librbd invalidates the map when an update fails.
-                let _ = self.invalidate_object_map();
-                return Err(e.prepend("object map update failed"));
+                return Err(self.map_update_failed(e));
             }
             batch = batch_end;
         }
-        for o in start..end {
-            let s = map.get(o);
-            if applies(s, current) && s != new {
-                map.set(o, new);
-            }
-        }
+        apply(map, start, end, new, current);
         Ok(())
+    }
+
+    fn update_one(&self, state: &State, object: u64, new: u8, current: Option<u8>) -> Result<()> {
+        {
+            let mut busy = self.map_busy.lock().expect("no poisoning");
+            while busy.contains(&object) {
+                busy = self.map_settled.wait(busy).expect("no poisoning");
+            }
+            let map = self.map.lock().expect("no poisoning");
+            let Some(map) = map.as_ref() else {
+                return Ok(());
+            };
+            if object >= map.len() || !needs_update(map.get(object), new, current) {
+                return Ok(());
+            }
+            busy.insert(object);
+        }
+        let sent = self.send_map_update(state, object, object + 1, new, current);
+        if sent.is_ok()
+            && let Some(map) = self.map.lock().expect("no poisoning").as_mut()
+        {
+            apply(map, object, object + 1, new, current);
+        }
+        self.map_busy.lock().expect("no poisoning").remove(&object);
+        self.map_settled.notify_all();
+        sent.map_err(|e| self.map_update_failed(e))
+    }
+
+    fn send_map_update(
+        &self,
+        state: &State,
+        start: u64,
+        end: u64,
+        new: u8,
+        current: Option<u8>,
+    ) -> Result<()> {
+        let oid = object_map::object_name(&state.header.id, None);
+        let assert = ExclusiveLock::assert_object_map_locked();
+        let update = cls_rbd::object_map_update(start, end, new, current);
+        self.pool.operate(
+            &oid,
+            &[WriteOp::Exec(&assert), WriteOp::Exec(&update)],
+            &SnapContext::default(),
+        )
+    }
+
+    /// librbd invalidates the map when an update fails.
+    fn map_update_failed(&self, e: Error) -> Error {
+        let _ = self.invalidate_object_map();
+        e.prepend("object map update failed")
     }
 
     fn map_state(&self, object: u64) -> Option<u8> {
