@@ -9,5 +9,6 @@ mod create;
 mod docs;
 mod fixtures;
 mod info;
+mod qcow2;
 mod resize;
 mod snapshot;

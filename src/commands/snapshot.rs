@@ -37,6 +37,7 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
         writable,
         force_share: a.force_share,
         image_opts: a.image_opts,
+        ..Default::default()
     };
     let image = open_image(filename, &opts)?;
     match action {

@@ -32,6 +32,8 @@ pub struct ConvertOptions {
     /// `-B`: ranges the source takes from its backing chain stay
     /// unallocated in the target, whose own backing provides them.
     pub keep_backing_unallocated: bool,
+    /// `-c`: write whole target allocation units of this size compressed.
+    pub compress_unit: Option<u64>,
 }
 
 pub struct Copier<'a> {
@@ -65,6 +67,9 @@ pub fn convert(
 
 impl Copier<'_> {
     fn copy_source(&mut self, source: &dyn BlockDriver, base: u64) -> Result<()> {
+        if let Some(unit) = self.opts.compress_unit {
+            return self.copy_compressed(source, base, unit);
+        }
         let size = source.size();
         let mut offset = 0;
         while offset < size {
@@ -80,6 +85,53 @@ impl Copier<'_> {
                 Allocation::Backing if self.opts.keep_backing_unallocated => {}
                 Allocation::Data | Allocation::Backing => {
                     self.copy_data(source, offset, base + offset, len)?
+                }
+            }
+            self.progress.advance(len);
+            offset += len;
+        }
+        Ok(())
+    }
+
+    /// `-c`: copies in target allocation units; a unit that is all zeros is
+    /// left out, any other is written compressed (a unit cut short by the
+    /// end of a source that is not the end of the target is written plain).
+    fn copy_compressed(&mut self, source: &dyn BlockDriver, base: u64, unit: u64) -> Result<()> {
+        let size = source.size();
+        let target_size = self.target.size();
+        let mut offset = 0;
+        while offset < size {
+            let t = base + offset;
+            let len = ((t / unit + 1) * unit - t).min(size - offset);
+            let extent = source.block_status(offset, len).map_err(|e| {
+                e.prepend(format!(
+                    "error while reading block status at offset {offset}"
+                ))
+            })?;
+            let skip = match extent.allocation {
+                Allocation::Zero | Allocation::Unallocated => extent.len >= len,
+                Allocation::Backing => self.opts.keep_backing_unallocated && extent.len >= len,
+                Allocation::Data => false,
+            };
+            if skip {
+                if !matches!(extent.allocation, Allocation::Backing) {
+                    self.zero(t, len)?;
+                }
+            } else {
+                self.buffer.resize(len as usize, 0);
+                source
+                    .read_at(&mut self.buffer, offset)
+                    .map_err(|e| e.prepend(format!("error while reading at byte {offset}")))?;
+                if sparse::is_zero(&self.buffer) && self.opts.sparse_size > 0 {
+                    self.zero(t, len)?;
+                } else {
+                    let whole = t.is_multiple_of(unit) && (len == unit || t + len == target_size);
+                    let written = if whole {
+                        self.target.write_compressed(&self.buffer, t)
+                    } else {
+                        self.target.write_at(&self.buffer, t)
+                    };
+                    written.map_err(|e| e.prepend(format!("error while writing at byte {t}")))?;
                 }
             }
             self.progress.advance(len);

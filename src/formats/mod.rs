@@ -2,6 +2,7 @@
 //! qemu-img knows.
 
 pub mod probe;
+pub mod qcow2;
 pub mod raw;
 
 use crate::image::error::{Error, ErrorKind, Result};
@@ -67,6 +68,7 @@ pub enum Format {
     Raw,
     /// The `file` protocol node used directly as an image (`driver=file`).
     File,
+    Qcow2,
 }
 
 impl Format {
@@ -75,6 +77,7 @@ impl Format {
         match name {
             "raw" => Lookup::Found(Format::Raw),
             "file" => Lookup::Found(Format::File),
+            "qcow2" => Lookup::Found(Format::Qcow2),
             _ if QEMU_FORMATS.contains(&name) => Lookup::NotImplemented,
             _ => Lookup::Unknown,
         }
@@ -96,6 +99,7 @@ impl Format {
         match self {
             Format::Raw => "raw",
             Format::File => "file",
+            Format::Qcow2 => "qcow2",
         }
     }
 
@@ -104,6 +108,7 @@ impl Format {
         match self {
             Format::Raw => raw::FORMAT_OPTIONS,
             Format::File => raw::CREATE_OPTIONS,
+            Format::Qcow2 => qcow2::FORMAT_OPTIONS,
         }
     }
 
@@ -111,18 +116,21 @@ impl Format {
     pub fn create_options(self) -> &'static [OptDesc] {
         match self {
             Format::Raw | Format::File => raw::CREATE_OPTIONS,
+            Format::Qcow2 => qcow2::CREATE_OPTIONS,
         }
     }
 
     pub fn supports_backing(self) -> bool {
         match self {
             Format::Raw | Format::File => false,
+            Format::Qcow2 => true,
         }
     }
 
     pub fn supports_compression(self) -> bool {
         match self {
             Format::Raw | Format::File => false,
+            Format::Qcow2 => true,
         }
     }
 }

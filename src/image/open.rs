@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::formats::{Format, Lookup, probe, raw::RawImage};
+use crate::formats::{Format, Lookup, probe, qcow2::Qcow2Image, raw::RawImage};
 use crate::image::driver::BlockDriver;
 use crate::image::error::{Error, Result};
 use crate::image::options::split_escaped;
@@ -20,6 +20,13 @@ pub struct OpenOptions {
     pub force_share: bool,
     /// `--image-opts`: the name is `key=value,...` rather than a filename.
     pub image_opts: bool,
+    /// Open only what describing the image needs (qemu's `BDRV_O_NO_BACKING
+    /// | BDRV_O_NO_IO`, used by `info`): no backing file, no external data
+    /// file.
+    pub metadata_only: bool,
+    /// Open for a consistency check (qemu's `BDRV_O_CHECK`): tolerate what a
+    /// check reports or repairs instead of refusing the image.
+    pub check: bool,
 }
 
 /// Where an image lives and in which format, once the name is understood.
@@ -131,6 +138,12 @@ pub fn open_image(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>
     open_inner(name, opts).map_err(|e| e.prepend(format!("Could not open '{name}'")))
 }
 
+/// Opens an image another image refers to (a backing file): errors carry no
+/// "Could not open" prefix of their own, the caller words the context.
+pub fn open_child(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
+    open_inner(name, opts)
+}
+
 fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
     let spec = ImageSpec::parse(name, opts.image_opts)?;
     let requested = opts.format.clone().or(spec.format.clone());
@@ -151,6 +164,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
     match format {
         Format::Raw => RawImage::open(&spec.path, opts.writable, probed),
         Format::File => RawImage::open_protocol(&spec.path, opts.writable),
+        Format::Qcow2 => Qcow2Image::open(&spec.path, opts),
     }
 }
 
