@@ -467,20 +467,8 @@ fn zeroize(img: &Qcow2Image, offset: u64, bytes: u64, may_unmap: bool) -> Result
     }
     let mut pos = start;
     while pos < end {
-        let index = g.l2_index(pos);
-        let n = g
-            .size_to_clusters(end - pos)
-            .min(g.l2_entries - index as u64);
-        let l2 = m.l2_for_write(pos)?;
-        let mut old = Vec::new();
-        for i in 0..n as usize {
-            let (e, b) = m.l2_entry(l2, index + i)?;
-            let t = g.cluster_type(e);
-            let allocated = matches!(
-                t,
-                ClusterType::Compressed | ClusterType::Normal | ClusterType::ZeroAlloc
-            );
-            let unmap = t == ClusterType::Compressed || (may_unmap && allocated);
+        let n = rewrite_l2(&mut m, g, pos, end, false, |t, e, b| {
+            let unmap = t == ClusterType::Compressed || (may_unmap && t.is_allocated());
             let mut ne = if unmap { 0 } else { e };
             let mut nb = b;
             if g.extended_l2 {
@@ -488,18 +476,8 @@ fn zeroize(img: &Qcow2Image, offset: u64, bytes: u64, may_unmap: bool) -> Result
             } else {
                 ne |= OFLAG_ZERO;
             }
-            if (ne, nb) == (e, b) {
-                continue;
-            }
-            m.set_l2_entry(l2, index + i, ne, nb)?;
-            if unmap {
-                old.push(e);
-            }
-        }
-        m.write_l2(l2, index, index + n as usize)?;
-        for e in old {
-            m.free_any_cluster(e);
-        }
+            (ne, nb, unmap)
+        })?;
         pos += n * cs;
     }
     if tail > 0 && !zero_subclusters(&mut m, g, end, tail)? {
@@ -510,6 +488,45 @@ fn zeroize(img: &Qcow2Image, offset: u64, bytes: u64, may_unmap: bool) -> Result
         write_zero_data(img, off, len)?;
     }
     Ok(())
+}
+
+/// Rewrites the L2 entries of `[pos, end)` (within one L2 table) with
+/// `change(type, entry, bitmap) -> (entry, bitmap, release)`, writes the
+/// table, then drops the references of changed entries marked `release`
+/// (discarding the freed clusters with `discard`). Returns the clusters
+/// covered.
+fn rewrite_l2(
+    m: &mut Meta,
+    g: tables::Geometry,
+    pos: u64,
+    end: u64,
+    discard: bool,
+    change: impl Fn(ClusterType, u64, u64) -> (u64, u64, bool),
+) -> Result<u64> {
+    let index = g.l2_index(pos);
+    let n = g
+        .size_to_clusters(end - pos)
+        .min(g.l2_entries - index as u64);
+    let l2 = m.l2_for_write(pos)?;
+    let mut old = Vec::new();
+    for i in 0..n as usize {
+        let (e, b) = m.l2_entry(l2, index + i)?;
+        let (ne, nb, release) = change(g.cluster_type(e), e, b);
+        if (ne, nb) == (e, b) {
+            continue;
+        }
+        m.set_l2_entry(l2, index + i, ne, nb)?;
+        if release {
+            old.push(e);
+        }
+    }
+    m.write_l2(l2, index, index + n as usize)?;
+    m.discard_freed = discard;
+    for e in old {
+        m.free_any_cluster(e);
+    }
+    m.discard_freed = false;
+    Ok(n)
 }
 
 /// Marks subclusters of one cluster as zero; false when the cluster is
@@ -562,24 +579,13 @@ pub fn cluster_discard(img: &Qcow2Image, offset: u64, bytes: u64, full: bool) ->
     let end = offset + bytes;
     let mut m = lock_range(img, offset, end.div_ceil(cs) * cs);
     let has_backing = m.has_backing;
+    img.mark_dirty(&mut m)?;
     let mut pos = offset;
     while pos < end {
-        let index = g.l2_index(pos);
-        let n = g
-            .size_to_clusters(end - pos)
-            .min(g.l2_entries - index as u64);
-        let l2 = m.l2_for_write(pos)?;
-        let mut old = Vec::new();
-        for i in 0..n as usize {
-            let (e, b) = m.l2_entry(l2, index + i)?;
-            let t = g.cluster_type(e);
-            let allocated = matches!(
-                t,
-                ClusterType::Compressed | ClusterType::Normal | ClusterType::ZeroAlloc
-            );
+        let n = rewrite_l2(&mut m, g, pos, end, full, |t, e, b| {
             let (ne, nb) = if full {
                 (0, 0)
-            } else if has_backing || allocated {
+            } else if has_backing || t.is_allocated() {
                 if g.extended_l2 {
                     (0, BITMAP_ALL_ZEROES)
                 } else if g.version >= 3 {
@@ -590,19 +596,8 @@ pub fn cluster_discard(img: &Qcow2Image, offset: u64, bytes: u64, full: bool) ->
             } else {
                 (e, b)
             };
-            if (ne, nb) == (e, b) {
-                continue;
-            }
-            img.mark_dirty(&mut m)?;
-            m.set_l2_entry(l2, index + i, ne, nb)?;
-            old.push(e);
-        }
-        m.write_l2(l2, index, index + n as usize)?;
-        m.discard_freed = full;
-        for e in old {
-            m.free_any_cluster(e);
-        }
-        m.discard_freed = false;
+            (ne, nb, true)
+        })?;
         pos += n * cs - g.offset_into_cluster(pos);
     }
     Ok(())

@@ -262,16 +262,7 @@ impl Meta {
         self.rb_cache.clear();
     }
 
-    /// The L2 table for a guest offset, if one is allocated (read path).
-    pub fn l2_for_read(&mut self, offset: u64) -> Result<Option<u64>> {
-        let l1_index = self.g.l1_index(offset);
-        let Some(&entry) = self.l1.get(l1_index as usize) else {
-            return Ok(None);
-        };
-        let l2 = entry & L1E_OFFSET_MASK;
-        if l2 == 0 {
-            return Ok(None);
-        }
+    fn check_l2_offset(&mut self, l2: u64, l1_index: u64) -> Result<()> {
         if self.g.offset_into_cluster(l2) != 0 {
             return Err(self.corruption(
                 true,
@@ -282,6 +273,20 @@ impl Meta {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The L2 table for a guest offset, if one is allocated (read path).
+    pub fn l2_for_read(&mut self, offset: u64) -> Result<Option<u64>> {
+        let l1_index = self.g.l1_index(offset);
+        let Some(&entry) = self.l1.get(l1_index as usize) else {
+            return Ok(None);
+        };
+        let l2 = entry & L1E_OFFSET_MASK;
+        if l2 == 0 {
+            return Ok(None);
+        }
+        self.check_l2_offset(l2, l1_index)?;
         Ok(Some(l2))
     }
 
@@ -901,16 +906,7 @@ impl Meta {
         }
         let i = l1_index as usize;
         let l2 = self.l1[i] & L1E_OFFSET_MASK;
-        if self.g.offset_into_cluster(l2) != 0 {
-            return Err(self.corruption(
-                true,
-                format!(
-                    "L2 table offset {} unaligned (L1 index: {})",
-                    hex(l2),
-                    hex(l1_index)
-                ),
-            ));
-        }
+        self.check_l2_offset(l2, l1_index)?;
         if self.l1[i] & OFLAG_COPIED == 0 {
             self.l2_allocate(i)?;
             if l2 != 0 {

@@ -213,6 +213,17 @@ fn find(m: &Meta, id: &str) -> Option<Snapshot> {
         .cloned()
 }
 
+fn validate_snapshot_l1(g: &tables::Geometry, sn: &Snapshot) -> Result<()> {
+    validate_table(
+        g,
+        sn.l1_table_offset,
+        u64::from(sn.l1_size),
+        8,
+        tables::MAX_L1_BYTES,
+        "Snapshot L1 table",
+    )
+}
+
 pub fn apply(img: &Qcow2Image, id: &str) -> Result<()> {
     let g = img.geometry();
     if g.has_data_file {
@@ -222,14 +233,7 @@ pub fn apply(img: &Qcow2Image, id: &str) -> Result<()> {
         let m = img.lock();
         find(&m, id).ok_or_else(|| errno(libc::ENOENT))?
     };
-    validate_table(
-        &g,
-        sn.l1_table_offset,
-        u64::from(sn.l1_size),
-        8,
-        tables::MAX_L1_BYTES,
-        "Snapshot L1 table",
-    )?;
+    validate_snapshot_l1(&g, &sn)?;
     if sn.disk_size != img.current_size() {
         resize::resize(img, sn.disk_size, Preallocation::Off)?;
     }
@@ -260,14 +264,7 @@ pub fn delete(img: &Qcow2Image, id: &str) -> Result<()> {
         return Err(Error::new(ErrorKind::NotFound, "Can't find the snapshot"));
     };
     let sn = m.snapshots[index].clone();
-    validate_table(
-        &g,
-        sn.l1_table_offset,
-        u64::from(sn.l1_size),
-        8,
-        tables::MAX_L1_BYTES,
-        "Snapshot L1 table",
-    )?;
+    validate_snapshot_l1(&g, &sn)?;
     img.mark_dirty(&mut m)?;
     m.snapshots.remove(index);
     if let Err(e) = m.write_snapshots() {

@@ -62,6 +62,16 @@ pub enum ClusterType {
     Compressed,
 }
 
+impl ClusterType {
+    /// The entry holds a host cluster (QEMU's `qcow2_cluster_is_allocated`).
+    pub fn is_allocated(self) -> bool {
+        matches!(
+            self,
+            ClusterType::Compressed | ClusterType::Normal | ClusterType::ZeroAlloc
+        )
+    }
+}
+
 /// What an L2 entry (and bitmap) says about one subcluster; without
 /// extended L2 entries a cluster is one subcluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
