@@ -10,5 +10,6 @@ mod docs;
 mod fixtures;
 mod info;
 mod qcow2;
+mod qcow2_corrupt;
 mod resize;
 mod snapshot;
