@@ -6,6 +6,9 @@ use std::process::Command;
 
 use crate::util::{RBDIMG, have_qemu_img};
 
+/// Byte patches: (file offset, bytes).
+type Patches<'a> = &'a [(u64, &'a [u8])];
+
 /// Patches big-endian fields of a fresh 4 MiB qcow2 with data in it.
 fn damaged(dir: &Path, name: &str, patches: &[(u64, &[u8])]) {
     let path = dir.join(name);
@@ -48,7 +51,7 @@ fn corrupted_images_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let huge = u64::MAX.to_be_bytes();
-    let cases: &[(&str, &[(u64, &[u8])], &str)] = &[
+    let cases: &[(&str, Patches, &str)] = &[
         (
             "magic.qcow2",
             &[(0, b"XXXX")],
