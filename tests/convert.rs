@@ -175,14 +175,22 @@ fn a_failed_convert_exits_nonzero() {
 
 /// Peak RSS (KiB) of a command, sampled from /proc while it runs.
 fn peak_rss_kib(args: &[&str]) -> u64 {
-    let mut child = std::process::Command::new(crate::util::RBDIMG).args(args).spawn().unwrap();
+    let mut child = std::process::Command::new(crate::util::RBDIMG)
+        .args(args)
+        .spawn()
+        .unwrap();
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0;
     loop {
         if let Ok(status) = std::fs::read_to_string(&status_file)
             && let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:"))
         {
-            peak = peak.max(line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0));
+            peak = peak.max(
+                line.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            );
         }
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "rbdimg {args:?} failed");
@@ -201,14 +209,27 @@ fn memory_is_bounded_by_the_window_not_the_image() {
     let run = |m: &str, src: &str| {
         let out = d.join("out.raw");
         let _ = std::fs::remove_file(&out);
-        peak_rss_kib(&["convert", "-m", m, "-f", "raw", "-O", "raw", d.join(src).to_str().unwrap(), out.to_str().unwrap()])
+        peak_rss_kib(&[
+            "convert",
+            "-m",
+            m,
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            d.join(src).to_str().unwrap(),
+            out.to_str().unwrap(),
+        ])
     };
     let small = run("4", "small.raw");
     let large = run("4", "large.raw");
     let wide = run("16", "large.raw");
     // N x 2 MiB chunks plus a small constant; 12 times more data changes nothing.
     assert!(large < 4 * 2048 + 16 * 1024, "peak {large} KiB with -m 4");
-    assert!(large < small + 4 * 1024, "peak grew with the image: {small} -> {large} KiB");
+    assert!(
+        large < small + 4 * 1024,
+        "peak grew with the image: {small} -> {large} KiB"
+    );
     assert!(wide < 16 * 2048 + 16 * 1024, "peak {wide} KiB with -m 16");
 }
 

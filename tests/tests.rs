@@ -11,5 +11,7 @@ mod create;
 mod docs;
 mod fixtures;
 mod info;
+mod qcow2;
+mod qcow2_corrupt;
 mod resize;
 mod snapshot;

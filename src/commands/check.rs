@@ -37,6 +37,8 @@ pub fn run(a: CheckArgs) -> anyhow::Result<i32> {
         writable: repair != Repair::None,
         force_share: a.force_share,
         image_opts: a.image_opts,
+        check: true,
+        ..Default::default()
     };
     let image = open_image(filename, &opts)?;
     let mut report = match image.check(repair) {

@@ -33,9 +33,9 @@ pub fn run(a: CompareArgs) -> anyhow::Result<i32> {
     let open = |name: &str, format: &Option<String>| {
         let opts = OpenOptions {
             format: format.clone(),
-            writable: false,
             force_share: a.force_share,
             image_opts: a.image_opts,
+            ..Default::default()
         };
         open_image(name, &opts)
     };

@@ -69,6 +69,10 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     if a.backing.is_some() && a.no_create {
         bail!("-B makes no sense when -n is used");
     }
+    let backing_named = a.backing.is_some() || options.get("backing_file").is_some();
+    if backing_named && a.backing_format.is_none() && options.get("backing_fmt").is_none() {
+        bail!("Use of backing file requires explicit backing format");
+    }
     let Some((target_name, source_names)) = a.args.split_last().filter(|(_, s)| !s.is_empty())
     else {
         bail!("Must specify image file name");
@@ -76,12 +80,18 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     if a.snapshot.is_some() && source_names.len() > 1 {
         bail!("No support for concatenating multiple snapshot");
     }
+    if (a.backing.is_some() || options.get("backing_file").is_some()) && source_names.len() > 1 {
+        bail!(
+            "Having a backing file for the target makes no sense when concatenating multiple input images"
+        );
+    }
 
     let source_opts = OpenOptions {
         format: a.format.clone(),
         writable: false,
         force_share: a.force_share,
         image_opts: a.image_opts,
+        ..Default::default()
     };
     let mut sources: Vec<Arc<dyn BlockDriver>> = Vec::new();
     for name in source_names {
@@ -100,7 +110,8 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
             size: Some(total),
             backing: a.backing.clone(),
             backing_format: a.backing_format.clone(),
-            unsafe_backing: false,
+            // convert names the backing file without opening it.
+            unsafe_backing: true,
         };
         let plan = create::plan(&request)?;
         create::execute_as(
@@ -117,6 +128,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
         writable: true,
         force_share: false,
         image_opts: a.target_image_opts,
+        ..Default::default()
     };
     let target = open_image(target_name, &target_opts)?;
     if target.size() < total {
@@ -127,10 +139,16 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     }
     let opts = ConvertOptions {
         sparse_size,
-        target_is_zero: !a.no_create || a.target_is_zero,
+        // A new target reads as zeros unless a backing file shows through.
+        target_is_zero: (!a.no_create && a.backing.is_none()) || a.target_is_zero,
         keep_backing_unallocated: a.backing.is_some(),
         parallel: parallel as usize,
         out_of_order: a.out_of_order,
+        compress_unit: if a.compress {
+            target.allocation_unit()
+        } else {
+            None
+        },
     };
     let progress = Progress::new(total, a.progress && !a.quiet);
     convert::convert(&sources, target.as_ref(), &opts, &progress)?;

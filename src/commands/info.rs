@@ -1,5 +1,6 @@
 //! `info [-f fmt] [--output=human|json] [--backing-chain] [-U] [--image-opts] filename`
 
+use anyhow::bail;
 use serde_json::Value;
 
 use crate::cli::InfoArgs;
@@ -15,14 +16,37 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         writable: false,
         force_share: a.force_share,
         image_opts: a.image_opts,
+        metadata_only: true,
+        ..Default::default()
     };
     let image = open_image(filename, &opts)?;
     let mut nodes = vec![image.info()?];
     if a.backing_chain {
-        let mut next = image.backing();
-        while let Some(layer) = next {
+        // As qemu-img: open each backing file by its full name, without its
+        // own backing, and stop at a name seen before.
+        let mut seen = vec![filename.to_string()];
+        loop {
+            let last = nodes.last().expect("one node at least");
+            let Some(backing) = &last.backing_filename else {
+                break;
+            };
+            let Some(full) = last.full_backing_filename.clone() else {
+                bail!(
+                    "Could not determine absolute backing filename, but backing filename '{backing}' present"
+                );
+            };
+            if seen.contains(&full) {
+                bail!("Backing file '{full}' creates an infinite loop.");
+            }
+            seen.push(full.clone());
+            let chain_opts = OpenOptions {
+                format: last.backing_filename_format.clone(),
+                force_share: a.force_share,
+                metadata_only: true,
+                ..Default::default()
+            };
+            let layer = open_image(&full, &chain_opts)?;
             nodes.push(layer.info()?);
-            next = layer.backing();
         }
     }
     let text = match output {

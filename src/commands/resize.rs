@@ -47,6 +47,7 @@ pub fn run(a: ResizeArgs) -> anyhow::Result<i32> {
         writable: true,
         force_share: a.force_share,
         image_opts: a.image_opts,
+        ..Default::default()
     };
     let image = open_image(filename, &opts)?;
     let current = image.size() as i128;

@@ -37,6 +37,7 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
         writable,
         force_share: a.force_share,
         image_opts: a.image_opts,
+        ..Default::default()
     };
     let image = open_image(filename, &opts)?;
     match action {
@@ -71,7 +72,7 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
                 .map_err(|e| e.prepend(format!("Could not apply snapshot '{name}'")))?;
         }
         Action::Delete(name) => {
-            let id = find(&*image, &name).map_err(|e| {
+            let id = find_by_name(&*image, &name).map_err(|e| {
                 let e = if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Unsupported) {
                     Error::new(e.kind(), "snapshot not found")
                 } else {
@@ -86,6 +87,18 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
     }
     image.flush()?;
     Ok(0)
+}
+
+/// The id of the first snapshot with this name (`snapshot -d` matches names
+/// only, as qemu-img's `bdrv_snapshot_find`).
+fn find_by_name(image: &dyn BlockDriver, name: &str) -> crate::image::Result<String> {
+    let Some(list) = image.snapshots()? else {
+        return Err(Error::not_supported());
+    };
+    SnapshotSelector::Name(name.to_string())
+        .find(&list)
+        .map(|sn| sn.id.clone())
+        .ok_or_else(|| Error::os(ErrorKind::NotFound, libc::ENOENT))
 }
 
 /// The id of the snapshot a user named (by id first, then by name).

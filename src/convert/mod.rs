@@ -40,6 +40,8 @@ pub struct ConvertOptions {
     pub parallel: usize,
     /// `-W`: writes may complete out of order.
     pub out_of_order: bool,
+    /// `-c`: write whole target allocation units of this size compressed.
+    pub compress_unit: Option<u64>,
 }
 
 /// Writes are issued in chunk order unless `-W`: a ticket per chunk,
@@ -172,8 +174,8 @@ fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
                     .read_at(window, at)
                     .map_err(|e| e.prepend(format!("error while reading at byte {at}")))?;
             }
-            // -S 0 allocates everything, zeros included.
-            Work::Zero if opts.sparse_size == 0 => window.fill(0),
+            // -S 0 allocates everything, zeros included; -c compresses whole units.
+            Work::Zero if opts.sparse_size == 0 || opts.compress_unit.is_some() => window.fill(0),
             Work::Zero | Work::Skip => {}
         }
     }
@@ -182,6 +184,9 @@ fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
             return Ok(());
         }
         shared.ticket.done();
+    }
+    if let Some(unit) = opts.compress_unit {
+        return write_compressed(shared, chunk, buffer, unit);
     }
     chunk.runs.iter().try_for_each(|run| {
         let at = chunk.target_offset + run.offset;
@@ -193,6 +198,40 @@ fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
             Work::Skip => Ok(()),
         }
     })
+}
+
+/// `-c`: the chunk in whole target units (2 MiB chunks hold whole
+/// clusters): units left entirely to the backing file stay unallocated,
+/// all-zero units are zeroed, others are written compressed (a unit cut
+/// short by the end of a source that is not the target's end, plain).
+fn write_compressed(shared: &Shared, chunk: &Chunk, buffer: &[u8], unit: u64) -> Result<()> {
+    let target_size = shared.target.size();
+    let mut pos = 0;
+    while pos < chunk.len {
+        let at = chunk.target_offset + pos;
+        let len = ((at / unit + 1) * unit - at).min(chunk.len - pos);
+        let inherited = chunk
+            .runs
+            .iter()
+            .filter(|r| r.offset < pos + len && r.offset + r.len > pos)
+            .all(|r| r.work == Work::Skip);
+        let bytes = &buffer[pos as usize..(pos + len) as usize];
+        if inherited {
+            // The target's backing file provides these bytes.
+        } else if sparse::is_zero(bytes) && shared.opts.sparse_size > 0 {
+            zero(shared, at, len)?;
+        } else {
+            let whole = at.is_multiple_of(unit) && (len == unit || at + len == target_size);
+            let written = if whole {
+                shared.target.write_compressed(bytes, at)
+            } else {
+                shared.target.write_at(bytes, at)
+            };
+            written.map_err(|e| e.prepend(format!("error while writing at byte {at}")))?;
+        }
+        pos += len;
+    }
+    Ok(())
 }
 
 fn write_data(shared: &Shared, offset: u64, buffer: &[u8]) -> Result<()> {

@@ -2,6 +2,7 @@
 //! qemu-img knows.
 
 pub mod probe;
+pub mod qcow2;
 pub mod raw;
 
 use crate::image::error::{Error, ErrorKind, Result};
@@ -69,6 +70,7 @@ pub enum Format {
     File,
     /// The `rbd` protocol node used directly as an image (`-f rbd`).
     Rbd,
+    Qcow2,
 }
 
 /// Where a new image will be stored, which adds the storage's own options.
@@ -85,6 +87,7 @@ impl Format {
             "raw" => Lookup::Found(Format::Raw),
             "file" => Lookup::Found(Format::File),
             "rbd" => Lookup::Found(Format::Rbd),
+            "qcow2" => Lookup::Found(Format::Qcow2),
             _ if QEMU_FORMATS.contains(&name) => Lookup::NotImplemented,
             _ => Lookup::Unknown,
         }
@@ -107,6 +110,7 @@ impl Format {
             Format::Raw => "raw",
             Format::File => "file",
             Format::Rbd => "rbd",
+            Format::Qcow2 => "qcow2",
         }
     }
 
@@ -116,6 +120,7 @@ impl Format {
             Format::Raw => raw::FORMAT_OPTIONS,
             Format::File => crate::storage::file::CREATE_OPTIONS,
             Format::Rbd => crate::rbd::create::CREATE_OPTIONS,
+            Format::Qcow2 => qcow2::FORMAT_OPTIONS,
         }
     }
 
@@ -123,6 +128,10 @@ impl Format {
     /// then the storage's not already named (QEMU's `qemu_opts_append`),
     /// which is also the order of the "Formatting" line.
     pub fn create_options(self, storage: Storage) -> Vec<OptDesc> {
+        // qcow2's list is already QEMU's merged one, in QEMU's order.
+        if self == Format::Qcow2 {
+            return qcow2::CREATE_OPTIONS.to_vec();
+        }
         let storage_options = match storage {
             Storage::File => crate::storage::file::CREATE_OPTIONS,
             Storage::Rbd => crate::rbd::create::CREATE_OPTIONS,
@@ -137,14 +146,10 @@ impl Format {
     }
 
     pub fn supports_backing(self) -> bool {
-        match self {
-            Format::Raw | Format::File | Format::Rbd => false,
-        }
+        self == Format::Qcow2
     }
 
     pub fn supports_compression(self) -> bool {
-        match self {
-            Format::Raw | Format::File | Format::Rbd => false,
-        }
+        self == Format::Qcow2
     }
 }

@@ -2,10 +2,10 @@
 //! options, settle the size (from the argument, `-o size` or the backing
 //! image), announce "Formatting ...", then let the format lay itself out.
 
-use crate::formats::{Format, Storage, raw::RawImage};
+use crate::formats::{Format, Storage, qcow2, raw::RawImage};
 use crate::image::driver::Preallocation;
 use crate::image::error::{Error, Result};
-use crate::image::open::{ImageSpec, Location, OpenOptions, open_image};
+use crate::image::open::{ImageSpec, Location, OpenOptions, open_child};
 use crate::image::options::Options;
 
 #[derive(Debug, Clone, Default)]
@@ -57,16 +57,58 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
     let location = ImageSpec::parse(&request.filename, false)?.location;
     let mut options = request.options.clone();
     options.validate(&format.create_options(storage_of(&location)))?;
-    if request.backing.is_some() {
-        if !format.supports_backing() {
-            return Err(Error::invalid(format!(
-                "Backing file not supported for file format '{}'",
-                format.name()
-            )));
+    // The backing file may come from -b/-F or from -o backing_file/backing_fmt.
+    let backing = request
+        .backing
+        .clone()
+        .or_else(|| options.get("backing_file").map(str::to_string));
+    let backing_format = request
+        .backing_format
+        .clone()
+        .or_else(|| options.get("backing_fmt").map(str::to_string));
+    if backing.is_some() && !format.supports_backing() {
+        return Err(Error::invalid(format!(
+            "Backing file not supported for file format '{}'",
+            format.name()
+        )));
+    }
+    if backing_format.is_some() && !format.supports_backing() {
+        return Err(Error::invalid(format!(
+            "Backing file format not supported for file format '{}'",
+            format.name()
+        )));
+    }
+    if let Some(b) = &backing {
+        options.set("backing_file", b.clone());
+    }
+    if let Some(f) = &backing_format {
+        options.set("backing_fmt", f.clone());
+    }
+    let mut backing_size = None;
+    if let Some(b) = &backing {
+        if *b == request.filename {
+            return Err(Error::invalid(
+                "Error: Trying to create an image with the same filename as the backing file",
+            ));
         }
-        options.set("backing_file", request.backing.clone().unwrap_or_default());
-        if let Some(f) = &request.backing_format {
-            options.set("backing_fmt", f.clone());
+        if b.is_empty() {
+            return Err(Error::invalid(
+                "Expected backing file name, got empty string",
+            ));
+        }
+        if !request.unsafe_backing {
+            let image = open_backing(&request.filename, b, backing_format.as_deref())?;
+            if backing_format.is_none() {
+                return Err(Error::invalid(format!(
+                    "Backing file specified without backing format\nDetected format of {}.",
+                    image.format_name()
+                )));
+            }
+            backing_size = Some(image.size());
+        } else if backing_format.is_none() {
+            return Err(Error::invalid(
+                "Backing file specified without backing format",
+            ));
         }
     }
     let size = match (request.size, options.size("size")?) {
@@ -74,9 +116,9 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
             return Err(Error::invalid("The image size must be specified only once"));
         }
         (Some(s), None) | (None, Some(s)) => s,
-        (None, None) => match (&request.backing, request.unsafe_backing) {
-            (Some(backing), false) => backing_size(backing, request.backing_format.as_deref())?,
-            _ => return Err(Error::invalid("Image creation needs a size parameter")),
+        (None, None) => match backing_size {
+            Some(s) => s,
+            None => return Err(Error::invalid("Image creation needs a size parameter")),
         },
     };
     if size > i64::MAX as u64 {
@@ -92,12 +134,24 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
     })
 }
 
-fn backing_size(backing: &str, format: Option<&str>) -> Result<u64> {
+/// Opens the backing file as the new image will (relative to its
+/// directory, without I/O), to check it and learn its size and format.
+fn open_backing(
+    filename: &str,
+    backing: &str,
+    format: Option<&str>,
+) -> Result<std::sync::Arc<dyn crate::image::BlockDriver>> {
     let opts = OpenOptions {
         format: format.map(str::to_string),
+        force_share: true,
+        metadata_only: true,
         ..Default::default()
     };
-    Ok(open_image(backing, &opts)?.size())
+    let path = crate::formats::qcow2::path_combine(filename, backing);
+    open_child(&path, &opts).map_err(|e| {
+        let text = format!("{e}\nCould not open backing image.");
+        Error::new(e.kind(), text)
+    })
 }
 
 /// Lays out the planned image.
@@ -115,23 +169,41 @@ fn execute_inner(plan: &CreatePlan) -> Result<()> {
         (Location::File(path), Format::Raw | Format::File) => {
             RawImage::create(path, plan.size, &plan.options)
         }
+        (Location::File(path), Format::Qcow2) => {
+            qcow2::create::create(path, plan.size, &plan.options)
+        }
         (Location::Rbd(spec), Format::Raw | Format::Rbd) => {
             crate::rbd::create::create_image(spec, plan.size, &plan.options)
         }
         (Location::File(_), Format::Rbd) => {
             Err(Error::invalid("the rbd format needs an rbd: image name"))
         }
-        (Location::Rbd(_), Format::File) => {
-            Err(Error::invalid("the file format needs a local file name"))
-        }
+        (Location::Rbd(_), Format::File | Format::Qcow2) => Err(Error::new(
+            crate::image::ErrorKind::UnsupportedFeature,
+            format!(
+                "format '{}' inside RBD images is not supported by rbdimg",
+                plan.format.name()
+            ),
+        )),
     };
     result.map_err(|e| {
         if e.errno_value() == libc::EFBIG {
             // QEMU's wording: clearer than the filesystem's "File too large".
+            // qemu adds a hint when the format has a cluster size option.
+            let hint = if plan
+                .format
+                .create_options(storage_of(&plan.location))
+                .iter()
+                .any(|d| d.name == "cluster_size")
+            {
+                " (try using a larger cluster size)"
+            } else {
+                ""
+            };
             Error::new(
                 e.kind(),
                 format!(
-                    "The image size is too large for file format '{}'",
+                    "The image size is too large for file format '{}'{hint}",
                     plan.format.name()
                 ),
             )

@@ -92,6 +92,13 @@ pub trait BlockDriver: Send + Sync {
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()>;
 
+    /// Writes one allocation unit (the last one of the image may be short)
+    /// compressed, for `convert -c`; formats without compression write it
+    /// as is.
+    fn write_compressed(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.write_at(buf, offset)
+    }
+
     /// Makes `[offset, offset+len)` read as zeros; `may_unmap` lets the
     /// driver deallocate instead of writing zeros.
     fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()>;

@@ -37,12 +37,6 @@ impl NodeInfo {
     /// The QAPI object, fields inserted in declaration order.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
-        let children: Vec<Value> = self
-            .children
-            .iter()
-            .map(|(name, info)| json!({"name": name, "info": info.to_json()}))
-            .collect();
-        m.insert("children".into(), Value::Array(children));
         m.insert("filename".into(), json!(self.filename));
         m.insert("format".into(), json!(self.format));
         if let Some(dirty) = self.dirty_flag {
@@ -81,6 +75,15 @@ impl NodeInfo {
                 json!({"type": kind, "data": data}),
             );
         }
+        // BlockGraphInfo adds `children` after the BlockNodeInfo members; it
+        // shares a hash bucket with backing-filename-format and so prints
+        // before it.
+        let children: Vec<Value> = self
+            .children
+            .iter()
+            .map(|(name, info)| json!({"name": name, "info": info.to_json()}))
+            .collect();
+        m.insert("children".into(), Value::Array(children));
         Value::Object(m)
     }
 

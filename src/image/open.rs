@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::formats::{Format, Lookup, probe, raw::RawImage};
+use crate::formats::{Format, Lookup, probe, qcow2::Qcow2Image, raw::RawImage};
 use crate::image::driver::BlockDriver;
 use crate::image::error::{Error, ErrorKind, Result};
 use crate::image::options::split_escaped;
@@ -23,6 +23,13 @@ pub struct OpenOptions {
     pub force_share: bool,
     /// `--image-opts`: the name is `key=value,...` rather than a filename.
     pub image_opts: bool,
+    /// Open only what describing the image needs (qemu's `BDRV_O_NO_BACKING
+    /// | BDRV_O_NO_IO`, used by `info`): no backing file, no external data
+    /// file.
+    pub metadata_only: bool,
+    /// Open for a consistency check (qemu's `BDRV_O_CHECK`): tolerate what a
+    /// check reports or repairs instead of refusing the image.
+    pub check: bool,
 }
 
 /// Where an image's bytes live.
@@ -177,6 +184,12 @@ pub fn open_image(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>
     open_inner(name, opts).map_err(|e| e.prepend(format!("Could not open '{name}'")))
 }
 
+/// Opens an image another image refers to (a backing file): errors carry no
+/// "Could not open" prefix of their own, the caller words the context.
+pub fn open_child(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
+    open_inner(name, opts)
+}
+
 fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
     let spec = ImageSpec::parse(name, opts.image_opts)?;
     let requested = opts
@@ -186,7 +199,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         .map(|f| resolve_format(&f))
         .transpose()?;
     match spec.location {
-        Location::File(path) => open_file(&path, requested, opts.writable),
+        Location::File(path) => open_file(&path, requested, opts),
         Location::Rbd(rbd) => open_rbd(&rbd, name, requested, opts.writable),
     }
 }
@@ -194,7 +207,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
 fn open_file(
     path: &str,
     requested: Option<Format>,
-    writable: bool,
+    opts: &OpenOptions,
 ) -> Result<Arc<dyn BlockDriver>> {
     let (format, probed) = match requested {
         Some(f) => (f, false),
@@ -204,15 +217,16 @@ fn open_file(
             file.read_at(&mut head, 0)?;
             let guessed = probe::probe(&head);
             // QEMU warns only when the guessed raw image is opened for writing.
-            if guessed == "raw" && writable {
+            if guessed == "raw" && opts.writable {
                 eprintln!("{}", raw_guess_warning(path));
             }
             (resolve_format(guessed)?, guessed == "raw")
         }
     };
     match format {
-        Format::Raw => RawImage::open(path, writable, probed),
-        Format::File => RawImage::open_protocol(path, writable),
+        Format::Raw => RawImage::open(path, opts.writable, probed),
+        Format::File => RawImage::open_protocol(path, opts.writable),
+        Format::Qcow2 => Qcow2Image::open(path, opts),
         Format::Rbd => Err(Error::invalid(format!(
             "'{path}' is not an rbd: image name"
         ))),

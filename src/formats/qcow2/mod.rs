@@ -1,0 +1,642 @@
+//! qcow2 images: the driver.
+//!
+//! ```text
+//!   read/write (any thread) --lock--> Meta: L1, L2 cache, refcounts, allocator
+//!        |                             (metadata written through, in a
+//!        |                              crash-safe order, under the lock)
+//!        +--unlock--> pread/pwrite on the shared data file descriptor
+//! ```
+//!
+//! Guest data moves outside the metadata lock; a write that allocates
+//! clusters registers its guest range as "in flight" so that overlapping
+//! writers wait for it, then links the new clusters into the L2 table once
+//! the data (and any copy-on-write of neighbouring bytes) is on disk.
+
+pub mod bitmaps;
+pub mod check;
+pub mod compression;
+pub mod create;
+pub mod header;
+pub mod io;
+pub mod metadata;
+pub mod refcount;
+pub mod resize;
+pub mod snapshot;
+pub mod tables;
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use serde_json::{Map, Value, json};
+
+use crate::image::driver::{BlockDriver, CheckReport, Preallocation, Repair};
+use crate::image::error::{Error, ErrorKind, Result};
+use crate::image::extent::{Allocation, Extent};
+use crate::image::info::NodeInfo;
+use crate::image::open::{OpenOptions, open_child};
+use crate::image::snapshot::SnapshotInfo;
+use crate::storage::file::LocalFile;
+
+use header::{
+    AUTOCLEAR_BITMAPS, AUTOCLEAR_MASK, COMPAT_LAZY_REFCOUNTS, CRYPT_NONE, Header, INCOMPAT_CORRUPT,
+    INCOMPAT_DIRTY, V3_HEADER_LEN,
+};
+use metadata::{Mapping, Meta};
+use tables::Geometry;
+
+pub use create::{CREATE_OPTIONS, FORMAT_OPTIONS};
+
+thread_local! {
+    /// Images being opened on this thread, to catch backing-file loops.
+    static OPENING: RefCell<Vec<std::path::PathBuf>> = const { RefCell::new(Vec::new()) };
+}
+
+pub struct Qcow2Image {
+    /// The name the image was opened by.
+    path: String,
+    file: Arc<LocalFile>,
+    /// The external data file, when the image has one and it was opened.
+    data_file: Option<LocalFile>,
+    g: Geometry,
+    meta: Mutex<Meta>,
+    /// Signalled when an in-flight allocation completes.
+    settled: Condvar,
+    backing: Option<Arc<dyn BlockDriver>>,
+    /// The backing file name resolved against the image's directory.
+    full_backing: Option<String>,
+    writable: bool,
+    size: AtomicU64,
+    /// Lazy refcounts: the dirty bit is set before the first metadata change
+    /// and cleared when the image is closed.
+    lazy_refcounts: bool,
+    marked_dirty: AtomicBool,
+    /// A read-only view of an internal snapshot (`convert -l`).
+    snapshot_view: bool,
+}
+
+/// `qcow2_validate_table`: a table must fit QEMU's limits and start on a
+/// cluster boundary.
+fn validate_table(
+    g: &Geometry,
+    offset: u64,
+    entries: u64,
+    entry_len: u64,
+    max_bytes: u64,
+    name: &str,
+) -> Result<()> {
+    if entries > max_bytes / entry_len {
+        return Err(Error::new(
+            ErrorKind::InvalidFormat,
+            format!("{name} too large"),
+        ));
+    }
+    if (i64::MAX as u64) - entries * entry_len < offset || g.offset_into_cluster(offset) != 0 {
+        return Err(Error::new(
+            ErrorKind::InvalidFormat,
+            format!("{name} offset invalid"),
+        ));
+    }
+    Ok(())
+}
+
+/// QEMU's `path_combine`: a relative backing name is relative to the
+/// directory of the image that names it.
+pub fn path_combine(base: &str, name: &str) -> String {
+    let protocol = name
+        .find(':')
+        .is_some_and(|i| !name[..i].contains('/') && i > 0);
+    if name.starts_with('/') || protocol {
+        return name.to_string();
+    }
+    match base.rfind('/') {
+        Some(i) => format!("{}{name}", &base[..=i]),
+        None => name.to_string(),
+    }
+}
+
+impl Qcow2Image {
+    pub fn open(path: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
+        let looping = OPENING.with(|s| s.borrow().contains(&canonical));
+        if looping {
+            return Err(Error::invalid(format!(
+                "Backing file '{path}' creates an infinite loop."
+            )));
+        }
+        OPENING.with(|s| s.borrow_mut().push(canonical));
+        let result = Self::open_inner(path, opts).map(|img| Arc::new(img) as Arc<dyn BlockDriver>);
+        OPENING.with(|s| s.borrow_mut().pop());
+        result
+    }
+
+    fn open_inner(path: &str, opts: &OpenOptions) -> Result<Qcow2Image> {
+        let file = Arc::new(LocalFile::open(path, opts.writable)?);
+        let mut head = vec![0u8; V3_HEADER_LEN];
+        file.read_at(&mut head, 0)
+            .map_err(|e| e.prepend("Could not read qcow2 header"))?;
+        let mut h = Header::parse_fixed(&head)?;
+        let mut first = vec![0u8; h.cluster_size() as usize];
+        file.read_at(&mut first, 0)?;
+        if let Some(e) = h.unknown_features_error(&first) {
+            return Err(e);
+        }
+        if h.incompatible_features & INCOMPAT_CORRUPT != 0 && opts.writable && !opts.check {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "qcow2: Image is corrupt; cannot be opened read/write",
+            ));
+        }
+        let g = Geometry::new(&h);
+        if g.subcluster_size() < 512 {
+            return Err(Error::new(
+                ErrorKind::InvalidFormat,
+                format!("Unsupported subcluster size: {}", g.subcluster_size()),
+            ));
+        }
+        if h.refcount_order > 6 {
+            return Err(Error::new(
+                ErrorKind::InvalidFormat,
+                "Reference count entry width too large; may not exceed 64 bits",
+            ));
+        }
+        if h.crypt_method != CRYPT_NONE {
+            let kind = if h.crypt_method == header::CRYPT_AES {
+                "AES"
+            } else {
+                "LUKS"
+            };
+            return Err(Error::new(
+                ErrorKind::UnsupportedFeature,
+                format!("Encrypted qcow2 images ({kind}) are not supported by rbdimg"),
+            ));
+        }
+        if h.refcount_table_clusters == 0 && !opts.check {
+            return Err(Error::new(
+                ErrorKind::InvalidFormat,
+                "Image does not contain a reference count table",
+            ));
+        }
+        validate_table(
+            &g,
+            h.refcount_table_offset,
+            u64::from(h.refcount_table_clusters),
+            g.cluster_size,
+            tables::MAX_REFTABLE_BYTES,
+            "Reference count table",
+        )?;
+        if !opts.check {
+            validate_table(
+                &g,
+                h.snapshots_offset,
+                u64::from(h.nb_snapshots),
+                snapshot::ENTRY_HEADER as u64,
+                snapshot::ENTRY_HEADER as u64 * u64::from(snapshot::MAX_SNAPSHOTS),
+                "Snapshot table",
+            )?;
+        }
+        validate_table(
+            &g,
+            h.l1_table_offset,
+            u64::from(h.l1_size),
+            8,
+            tables::MAX_L1_BYTES,
+            "Active L1 table",
+        )?;
+        let l1_needed = g.size_to_l1(h.size);
+        if l1_needed > i32::MAX as u64 {
+            return Err(Error::new(ErrorKind::InvalidFormat, "Image is too big"));
+        }
+        if u64::from(h.l1_size) < l1_needed {
+            return Err(Error::new(
+                ErrorKind::InvalidFormat,
+                "L1 table is too small",
+            ));
+        }
+        let mut l1_bytes = vec![0u8; h.l1_size as usize * 8];
+        file.read_at(&mut l1_bytes, h.l1_table_offset)
+            .map_err(|e| e.prepend("Could not read L1 table"))?;
+        let reftable_len = u64::from(h.refcount_table_clusters) * g.cluster_size;
+        let mut reftable_bytes = vec![0u8; reftable_len as usize];
+        file.read_at(&mut reftable_bytes, h.refcount_table_offset)
+            .map_err(|e| e.prepend("Could not initialize refcount handling"))?;
+        h.parse_extensions(&first)?;
+
+        let data_file = if g.has_data_file {
+            let Some(name) = h.data_file.clone() else {
+                return Err(Error::invalid("'data-file' is required for this image"));
+            };
+            if opts.metadata_only {
+                None
+            } else {
+                Some(LocalFile::open(&name, opts.writable)?)
+            }
+        } else {
+            if g.data_file_raw {
+                return Err(Error::invalid("data-file-raw requires a data file"));
+            }
+            None
+        };
+
+        let full_backing = h.backing_file.as_ref().map(|b| path_combine(path, b));
+        let backing = match (&full_backing, opts.metadata_only) {
+            (Some(name), false) => {
+                let child = OpenOptions {
+                    format: h.backing_format.clone(),
+                    force_share: true,
+                    ..Default::default()
+                };
+                Some(
+                    open_child(name, &child)
+                        .map_err(|e| e.prepend("Could not open backing file"))?,
+                )
+            }
+            _ => None,
+        };
+
+        let mut meta = Meta::new(g, file.clone(), h.clone(), opts.writable);
+        meta.l1 = tables::decode_entries(&l1_bytes);
+        meta.reftable = tables::decode_entries(&reftable_bytes);
+        meta.update_max_reftable_index();
+        meta.has_backing = backing.is_some() || h.backing_file.is_some();
+        if !opts.check {
+            let t = snapshot::parse(h.nb_snapshots, h.size, false, |off, len| {
+                meta.read_meta(h.snapshots_offset + off, len)
+            })?;
+            meta.snapshots = t.snapshots;
+            meta.snapshots_size = t.size;
+        }
+        let image = Qcow2Image {
+            path: path.to_string(),
+            file,
+            data_file,
+            g,
+            meta: Mutex::new(meta),
+            settled: Condvar::new(),
+            backing,
+            full_backing,
+            writable: opts.writable,
+            size: AtomicU64::new(h.size / 512 * 512),
+            lazy_refcounts: h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0,
+            marked_dirty: AtomicBool::new(false),
+            snapshot_view: false,
+        };
+        if opts.writable {
+            image.clear_unknown_autoclear()?;
+            if h.incompatible_features & INCOMPAT_DIRTY != 0 && !opts.check {
+                image
+                    .repair_dirty()
+                    .map_err(|e| e.prepend("Could not repair dirty image"))?;
+            }
+        }
+        Ok(image)
+    }
+
+    /// Autoclear bits we do not maintain (bitmaps included) are dropped
+    /// before any write, as the format asks of such programs.
+    fn clear_unknown_autoclear(&self) -> Result<()> {
+        let mut m = self.lock();
+        let keep = AUTOCLEAR_MASK & !AUTOCLEAR_BITMAPS;
+        let stale_ext = m.header.stale_bitmaps;
+        if m.header.autoclear_features & !keep != 0 || stale_ext {
+            m.header.autoclear_features &= keep;
+            if stale_ext {
+                m.header.stale_bitmaps = false;
+            }
+            m.write_header()?;
+        }
+        Ok(())
+    }
+
+    fn repair_dirty(&self) -> Result<()> {
+        let report = check::run(self, Repair::All)?;
+        if report.check_errors > 0 {
+            return Err(Error::os(ErrorKind::Io, libc::EIO));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Meta> {
+        self.meta.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn geometry(&self) -> Geometry {
+        self.g
+    }
+
+    /// The file that holds guest data.
+    pub(crate) fn data(&self) -> &LocalFile {
+        self.data_file.as_ref().unwrap_or(&self.file)
+    }
+
+    pub(crate) fn container(&self) -> &LocalFile {
+        &self.file
+    }
+
+    pub(crate) fn backing_image(&self) -> Option<&Arc<dyn BlockDriver>> {
+        self.backing.as_ref()
+    }
+
+    pub(crate) fn current_size(&self) -> u64 {
+        self.size.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_size(&self, size: u64) {
+        self.size.store(size, Ordering::SeqCst);
+    }
+
+    /// Sets the dirty bit before the first metadata change of an image with
+    /// lazy refcounts (QEMU's `qcow2_mark_dirty`).
+    pub(crate) fn mark_dirty(&self, m: &mut Meta) -> Result<()> {
+        if !self.lazy_refcounts || self.marked_dirty.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if m.header.incompatible_features & INCOMPAT_DIRTY == 0 {
+            let v = m.header.incompatible_features | INCOMPAT_DIRTY;
+            self.file.write_at(&v.to_be_bytes(), 72)?;
+            self.file.sync()?;
+            m.header.incompatible_features = v;
+        }
+        self.marked_dirty.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn mark_clean(&self) -> Result<()> {
+        if !self.marked_dirty.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.flush_files()?;
+        let mut m = self.lock();
+        m.header.incompatible_features &= !INCOMPAT_DIRTY;
+        let v = m.header.incompatible_features;
+        self.file.write_at(&v.to_be_bytes(), 72)?;
+        self.file.sync()
+    }
+
+    pub(crate) fn flush_files(&self) -> Result<()> {
+        if let Some(df) = &self.data_file {
+            df.sync()?;
+        }
+        self.file.sync()
+    }
+
+    fn check_range(&self, offset: u64, len: u64) -> Result<()> {
+        if offset.checked_add(len).is_none_or(|end| end > self.size()) {
+            return Err(Error::new(
+                ErrorKind::OutOfBounds,
+                format!("Access beyond end of image '{}'", self.path),
+            )
+            .with_offset(offset));
+        }
+        if self.lock().broken {
+            return Err(Error::os(ErrorKind::CorruptImage, libc::EIO));
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if !self.writable || self.snapshot_view {
+            return Err(Error::errno(
+                ErrorKind::PermissionDenied,
+                "Image is read-only",
+                libc::EACCES,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The format-specific part of `info` (QAPI `ImageInfoSpecificQCow2`,
+    /// fields in declaration order).
+    fn format_specific(&self, m: &mut Meta) -> Map<String, Value> {
+        let h = &m.header;
+        let mut d = Map::new();
+        if h.version == 2 {
+            d.insert("compat".into(), json!("0.10"));
+            d.insert("refcount-bits".into(), json!(1u64 << h.refcount_order));
+            d.insert("compression-type".into(), json!(h.compression_type.name()));
+            return d;
+        }
+        d.insert("compat".into(), json!("1.1"));
+        if let Some(df) = &h.data_file {
+            d.insert("data-file".into(), json!(df));
+        }
+        if self.g.has_data_file {
+            d.insert("data-file-raw".into(), json!(self.g.data_file_raw));
+        }
+        d.insert("extended-l2".into(), json!(self.g.extended_l2));
+        d.insert(
+            "lazy-refcounts".into(),
+            json!(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0),
+        );
+        d.insert(
+            "corrupt".into(),
+            json!(h.incompatible_features & INCOMPAT_CORRUPT != 0),
+        );
+        d.insert("refcount-bits".into(), json!(1u64 << h.refcount_order));
+        let compression = h.compression_type.name();
+        if let Some(list) = self.bitmap_list(m)
+            && !list.is_empty()
+        {
+            let items: Vec<Value> = list
+                .iter()
+                .map(|b| {
+                    let mut e = Map::new();
+                    e.insert("name".into(), json!(b.name));
+                    e.insert("granularity".into(), json!(1u64 << b.granularity_bits));
+                    e.insert("flags".into(), json!(b.flag_names()));
+                    Value::Object(e)
+                })
+                .collect();
+            d.insert("bitmaps".into(), Value::Array(items));
+        }
+        d.insert("compression-type".into(), json!(compression));
+        d
+    }
+
+    pub(crate) fn bitmap_list(&self, m: &Meta) -> Option<Vec<bitmaps::Bitmap>> {
+        let ext = m.header.bitmaps?;
+        let dir = m
+            .read_meta(ext.directory_offset, ext.directory_size as usize)
+            .ok()?;
+        bitmaps::parse_directory(&ext, &dir).ok()
+    }
+
+    /// A read-only view of snapshot `id` (QEMU's `qcow2_snapshot_load_tmp`:
+    /// the snapshot's L1 table, the image's current size).
+    fn open_snapshot_view(&self, id: &str) -> Result<Arc<dyn BlockDriver>> {
+        let opts = OpenOptions {
+            format: Some("qcow2".into()),
+            force_share: true,
+            ..Default::default()
+        };
+        let mut view = Self::open_inner(&self.path, &opts)?;
+        {
+            let m = view.meta.get_mut().unwrap_or_else(|p| p.into_inner());
+            let Some(sn) = m.snapshots.iter().find(|s| s.id == id).cloned() else {
+                return Err(Error::invalid("Can't find snapshot"));
+            };
+            validate_table(
+                &view.g,
+                sn.l1_table_offset,
+                u64::from(sn.l1_size),
+                8,
+                tables::MAX_L1_BYTES,
+                "Snapshot L1 table",
+            )?;
+            let bytes = m
+                .read_meta(sn.l1_table_offset, sn.l1_size as usize * 8)
+                .map_err(|_| Error::invalid("Failed to read l1 table for snapshot"))?;
+            m.l1 = tables::decode_entries(&bytes);
+            m.header.l1_table_offset = sn.l1_table_offset;
+        }
+        view.snapshot_view = true;
+        Ok(Arc::new(view))
+    }
+}
+
+impl Drop for Qcow2Image {
+    fn drop(&mut self) {
+        if self.writable && !self.snapshot_view {
+            let _ = self.mark_clean();
+        }
+    }
+}
+
+impl BlockDriver for Qcow2Image {
+    fn format_name(&self) -> &'static str {
+        "qcow2"
+    }
+
+    fn filename(&self) -> &str {
+        &self.path
+    }
+
+    fn size(&self) -> u64 {
+        self.size.load(Ordering::SeqCst)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.check_range(offset, buf.len() as u64)?;
+        io::read(self, buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.check_writable()?;
+        self.check_range(offset, buf.len() as u64)?;
+        io::write(self, buf, offset)
+    }
+
+    fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
+        self.check_writable()?;
+        self.check_range(offset, len)?;
+        io::write_zeroes(self, offset, len, may_unmap)
+    }
+
+    fn discard(&self, offset: u64, len: u64) -> Result<()> {
+        self.check_writable()?;
+        self.check_range(offset, len)?;
+        io::discard(self, offset, len)
+    }
+
+    fn write_compressed(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.check_writable()?;
+        self.check_range(offset, buf.len() as u64)?;
+        io::write_compressed(self, buf, offset)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.flush_files()
+    }
+
+    fn resize(&self, new_size: u64, prealloc: Preallocation) -> Result<()> {
+        self.check_writable()?;
+        resize::resize(self, new_size, prealloc)
+    }
+
+    fn block_status(&self, offset: u64, len: u64) -> Result<Extent> {
+        self.check_range(offset, len)?;
+        let (mapping, n) = self.lock().map(offset, len)?;
+        let allocation = match mapping {
+            Mapping::Data(_) | Mapping::Compressed(_) => Allocation::Data,
+            Mapping::Zero => Allocation::Zero,
+            Mapping::Unallocated if self.backing.is_some() => Allocation::Backing,
+            Mapping::Unallocated => Allocation::Unallocated,
+        };
+        Ok(Extent {
+            offset,
+            len: n.clamp(1, len),
+            allocation,
+        })
+    }
+
+    fn allocation_unit(&self) -> Option<u64> {
+        Some(self.g.cluster_size)
+    }
+
+    fn backing(&self) -> Option<Arc<dyn BlockDriver>> {
+        self.backing.clone()
+    }
+
+    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
+        if self.g.has_data_file {
+            return Ok(Some(Vec::new()));
+        }
+        Ok(Some(
+            self.lock().snapshots.iter().map(|s| s.info()).collect(),
+        ))
+    }
+
+    fn snapshot_create(&self, name: &str) -> Result<()> {
+        self.check_writable()?;
+        snapshot_ops::create(self, name)
+    }
+
+    fn snapshot_apply(&self, id: &str) -> Result<()> {
+        self.check_writable()?;
+        snapshot_ops::apply(self, id)
+    }
+
+    fn snapshot_delete(&self, id: &str) -> Result<()> {
+        self.check_writable()?;
+        snapshot_ops::delete(self, id)
+    }
+
+    fn snapshot_open(&self, id: &str) -> Result<Arc<dyn BlockDriver>> {
+        self.open_snapshot_view(id)
+    }
+
+    fn info(&self) -> Result<NodeInfo> {
+        let file_node = self.file.node_info()?;
+        let mut m = self.lock();
+        let dirty = m.header.incompatible_features & INCOMPAT_DIRTY != 0;
+        let specific = self.format_specific(&mut m);
+        let snapshots = if self.g.has_data_file {
+            Vec::new()
+        } else {
+            m.snapshots.iter().map(|s| s.info()).collect()
+        };
+        let h = &m.header;
+        Ok(NodeInfo {
+            filename: self.path.clone(),
+            format: "qcow2".into(),
+            protocol: false,
+            virtual_size: self.size(),
+            actual_size: file_node.actual_size,
+            dirty_flag: Some(dirty),
+            cluster_size: Some(self.g.cluster_size),
+            encrypted: None,
+            backing_filename: h.backing_file.clone(),
+            full_backing_filename: self.full_backing.clone(),
+            backing_filename_format: h.backing_file.as_ref().and(h.backing_format.clone()),
+            snapshots: Some(snapshots),
+            format_specific: Some(("qcow2".into(), specific)),
+            children: vec![("file".into(), file_node)],
+        })
+    }
+
+    fn check(&self, repair: Repair) -> Result<CheckReport> {
+        check::run(self, repair)
+    }
+}
+
+pub mod snapshot_ops;

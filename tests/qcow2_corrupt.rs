@@ -1,0 +1,217 @@
+//! Corrupted qcow2 images: every one must be refused (or read) cleanly,
+//! with an error message and exit code 1, bounded memory, and no panic.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::{RBDIMG, have_qemu_img};
+
+/// Byte patches: (file offset, bytes).
+type Patches<'a> = &'a [(u64, &'a [u8])];
+
+/// Patches big-endian fields of a fresh 4 MiB qcow2 with data in it.
+fn damaged(dir: &Path, name: &str, patches: &[(u64, &[u8])]) {
+    let path = dir.join(name);
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "qemu-img create -q -f qcow2 -o cluster_size=4k {name} 4M && \
+             qemu-io -c 'write -P 7 0 1M' {name} >/dev/null"
+        ))
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    for (at, bytes) in patches {
+        f.write_all_at(bytes, *at).unwrap();
+    }
+}
+
+/// Runs rbdimg with a 2 GiB address-space limit.
+fn run_limited(dir: &Path, args: &str) -> (i32, String) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("ulimit -v 2097152; exec {RBDIMG} {args}"))
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn corrupted_images_fail_cleanly() {
+    if !have_qemu_img() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let huge = u64::MAX.to_be_bytes();
+    let cases: &[(&str, Patches, &str)] = &[
+        (
+            "magic.qcow2",
+            &[(0, b"XXXX")],
+            "Image is not in qcow2 format",
+        ),
+        (
+            "version.qcow2",
+            &[(4, &[0, 0, 0, 9])],
+            "Unsupported qcow2 version 9",
+        ),
+        (
+            "cbits.qcow2",
+            &[(20, &[0, 0, 0, 40])],
+            "Unsupported cluster size: 2^40",
+        ),
+        (
+            "l1off.qcow2",
+            &[(40, &[0, 0, 0, 0, 0, 0, 0, 3])],
+            "Active L1 table offset invalid",
+        ),
+        (
+            "l1size.qcow2",
+            &[(36, &[0xff, 0xff, 0xff, 0xff])],
+            "Active L1 table too large",
+        ),
+        (
+            "l1small.qcow2",
+            &[(36, &[0, 0, 0, 0])],
+            "L1 table is too small",
+        ),
+        ("size.qcow2", &[(24, &huge)], "Image is too big"),
+        (
+            "rtoff.qcow2",
+            &[(48, &[0, 0, 0, 0, 0, 0, 0x10, 1])],
+            "Reference count table offset invalid",
+        ),
+        (
+            "rtsize.qcow2",
+            &[(56, &[0xff, 0xff, 0xff, 0xff])],
+            "Reference count table too large",
+        ),
+        (
+            "rtnone.qcow2",
+            &[(56, &[0, 0, 0, 0])],
+            "Image does not contain a reference count table",
+        ),
+        (
+            "snaps.qcow2",
+            &[(60, &[0xff, 0xff, 0xff, 0xff])],
+            "Snapshot table too large",
+        ),
+        (
+            "incompat.qcow2",
+            &[(72, &[0x80, 0, 0, 0, 0, 0, 0, 0])],
+            "Unsupported qcow2 feature(s)",
+        ),
+        (
+            "hdrlen.qcow2",
+            &[(100, &[0xff, 0xff, 0xff, 0xf8])],
+            "qcow2 header exceeds cluster size",
+        ),
+        (
+            "order.qcow2",
+            &[(96, &[0, 0, 0, 7])],
+            "Reference count entry width too large",
+        ),
+        (
+            "crypt.qcow2",
+            &[(32, &[0, 0, 0, 2])],
+            "Encrypted qcow2 images (LUKS) are not supported",
+        ),
+        (
+            "backing.qcow2",
+            &[(8, &[0, 0, 0, 0, 0, 0, 0x0f, 0xf0]), (16, &[0, 0, 0x10, 0])],
+            "Backing file name too long",
+        ),
+    ];
+    for (name, patches, message) in cases {
+        damaged(d, name, patches);
+        let (code, stderr) = run_limited(d, &format!("info -f qcow2 {name}"));
+        assert_eq!(code, 1, "{name}: {stderr}");
+        assert!(stderr.contains(message), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn broken_tables_are_reported_not_read_as_garbage() {
+    if !have_qemu_img() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // L1 table at cluster 3 (4 KiB clusters): point L1[0] at an unaligned
+    // L2 table, and at an L2 table far beyond the end of the file.
+    damaged(
+        d,
+        "l2unaligned.qcow2",
+        &[(3 * 4096, &[0x80, 0, 0, 0, 0, 0, 0x12, 0x00])],
+    );
+    damaged(
+        d,
+        "l2far.qcow2",
+        &[(3 * 4096, &[0x80, 0, 0, 0, 0x10, 0, 0, 0])],
+    );
+    // Refcount table entry 0 pointing past the end of the file.
+    damaged(d, "rbfar.qcow2", &[(4096, &[0, 0, 0, 1, 0, 0, 0, 0])]);
+    let (code, stderr) = run_limited(d, "convert -O raw l2unaligned.qcow2 a.raw");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("L2 table offset 0x1200 unaligned"),
+        "{stderr}"
+    );
+    // An L2 table past the end reads as zeros, as in qemu-img.
+    let (code, stderr) = run_limited(d, "convert -O raw l2far.qcow2 b.raw");
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run_limited(d, "check rbfar.qcow2");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("ERROR refcount block 0 is outside image"),
+        "{stderr}"
+    );
+    // Writes to a damaged image mark it corrupt and fail.
+    let (code, stderr) = run_limited(d, "resize l2unaligned.qcow2 8M");
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run_limited(d, "convert -n -O qcow2 b.raw l2unaligned.qcow2");
+    assert_eq!(code, 1, "{stderr}");
+    let (code, stderr) = run_limited(d, "resize l2unaligned.qcow2 9M");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("Image is corrupt; cannot be opened read/write"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn backing_loops_are_refused() {
+    if !have_qemu_img() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(
+            "qemu-img create -q -f qcow2 -u -b l2.qcow2 -F qcow2 l1.qcow2 1M && \
+             qemu-img create -q -f qcow2 -u -b l1.qcow2 -F qcow2 l2.qcow2 1M",
+        )
+        .current_dir(d)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for args in [
+        "convert -O raw l1.qcow2 x.raw",
+        "info --backing-chain l1.qcow2",
+    ] {
+        let (code, stderr) = run_limited(d, args);
+        assert_eq!(code, 1, "{args}: {stderr}");
+        assert!(
+            stderr.contains("creates an infinite loop"),
+            "{args}: {stderr}"
+        );
+    }
+}
