@@ -6,6 +6,7 @@
 mod faults;
 mod interop;
 mod locking;
+mod matrix;
 mod misuse;
 
 use std::net::TcpListener;
