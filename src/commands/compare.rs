@@ -53,54 +53,52 @@ pub fn run(a: CompareArgs) -> anyhow::Result<i32> {
         return Ok(EXIT_DIFFERENT);
     }
     let progress = Progress::new(size1.max(size2), a.progress && !a.quiet);
-    let outcome = compare(&one, &two, a.strict, &progress);
-    progress.finish();
-    match outcome {
-        Ok(Some(message)) if message.starts_with("Strict") => {
-            say(&format!("{message}\n"))?;
-            return Ok(EXIT_DIFFERENT);
-        }
-        Ok(Some(offset)) => {
-            say(&format!("Content mismatch at offset {offset}!\n"))?;
-            return Ok(EXIT_DIFFERENT);
-        }
-        Ok(None) => {}
-        Err(e) => {
-            eprintln!("{prog}: {e}");
-            return Ok(EXIT_READ);
-        }
-    }
-    if size1 != size2 {
+    let mut outcome = compare(&one, &two, a.strict, &progress);
+    if matches!(outcome, Ok(None)) && size1 != size2 {
         say("Warning: Image size mismatch!\n")?;
         let (larger, from) = if size1 > size2 {
             (&one, size2)
         } else {
             (&two, size1)
         };
-        match first_nonzero(larger, from, larger.size(), &progress) {
-            Ok(Some(offset)) => {
-                say(&format!("Content mismatch at offset {offset}!\n"))?;
-                return Ok(EXIT_DIFFERENT);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("{prog}: {e}");
-                return Ok(EXIT_READ);
-            }
+        outcome =
+            first_nonzero(larger, from, larger.size(), &progress).map(|o| o.map(Mismatch::Content));
+    }
+    progress.finish();
+    match outcome {
+        Ok(None) => {}
+        Ok(Some(Mismatch::Content(offset))) => {
+            say(&format!("Content mismatch at offset {offset}!\n"))?;
+            return Ok(EXIT_DIFFERENT);
+        }
+        Ok(Some(Mismatch::Strict(message))) => {
+            say(&format!("{message}\n"))?;
+            return Ok(EXIT_DIFFERENT);
+        }
+        Err(e) => {
+            eprintln!("{prog}: {e}");
+            return Ok(EXIT_READ);
         }
     }
     say("Images are identical.\n")?;
     Ok(0)
 }
 
-/// The first differing offset over the common length (or a strict-mode
-/// message), `None` when equal.
+/// How two images differ.
+enum Mismatch {
+    /// The first differing 512-byte sector.
+    Content(u64),
+    /// A strict-mode difference, worded as qemu-img words it.
+    Strict(String),
+}
+
+/// The first difference over the common length, `None` when equal.
 fn compare(
     one: &Arc<dyn BlockDriver>,
     two: &Arc<dyn BlockDriver>,
     strict: bool,
     progress: &Progress,
-) -> crate::image::Result<Option<String>> {
+) -> crate::image::Result<Option<Mismatch>> {
     let total = one.size().min(two.size());
     let (mut a, mut b) = (vec![0u8; STEP as usize], vec![0u8; STEP as usize]);
     let mut offset = 0;
@@ -109,9 +107,9 @@ fn compare(
         let s1 = one.block_status(offset, left)?;
         let s2 = two.block_status(offset, left)?;
         if strict && s1.allocation != s2.allocation {
-            return Ok(Some(format!(
+            return Ok(Some(Mismatch::Strict(format!(
                 "Strict mode: Offset {offset} block status mismatch!"
-            )));
+            ))));
         }
         let n = s1.len.min(s2.len).clamp(1, STEP);
         if !(s1.allocation.reads_as_zero() && s2.allocation.reads_as_zero()) {
@@ -133,7 +131,7 @@ fn compare(
                 .zip(b.chunks(SECTOR))
                 .position(|(x, y)| x != y)
             {
-                return Ok(Some((offset + (i * SECTOR) as u64).to_string()));
+                return Ok(Some(Mismatch::Content(offset + (i * SECTOR) as u64)));
             }
         }
         progress.advance(n);

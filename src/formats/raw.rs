@@ -22,25 +22,6 @@ use crate::storage::file::{
 /// The raw format's own options; the file storage adds preallocation.
 pub const FORMAT_OPTIONS: &[OptDesc] = &[OptDesc::new("size", OptType::Size, "Virtual disk size")];
 
-pub const CREATE_OPTIONS: &[OptDesc] = &[
-    OptDesc::new("size", OptType::Size, "Virtual disk size"),
-    OptDesc::new(
-        "preallocation",
-        OptType::Str,
-        "Preallocation mode (allowed values: off, falloc, full)",
-    ),
-    OptDesc::new(
-        "nocow",
-        OptType::Bool,
-        "Turn off copy-on-write (valid only on btrfs)",
-    ),
-    OptDesc::new(
-        "extent_size_hint",
-        OptType::Size,
-        "Extent size hint for the image file, 0 to disable",
-    ),
-];
-
 /// How much of a new file QEMU allocates at creation.
 const FIRST_BLOCK: u64 = 4096;
 

@@ -14,6 +14,15 @@ use std::sync::Arc;
 use crate::image::error::Result;
 use crate::rbd::cls_rbd::Call;
 
+/// Treats "no such object" as done: removing or trimming what is already
+/// gone succeeds, as it does in librbd.
+pub fn ignore_missing(result: Result<()>) -> Result<()> {
+    match result {
+        Err(e) if e.kind() == crate::image::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// The head of an object, as a read snapshot (`LIBRADOS_SNAP_HEAD`).
 pub const SNAP_HEAD: u64 = crate::rbd::cls_rbd::NOSNAP;
 

@@ -173,12 +173,7 @@ fn format_sockaddr(family: u16, data: &[u8], nonce: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
+    use crate::rbd::encoding::hex;
 
     #[test]
     fn lock_request_matches_ceph_vector() {

@@ -321,12 +321,7 @@ pub fn object_map_snap_remove(removed_map: &[u8]) -> Call {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
+    use crate::rbd::encoding::hex;
 
     #[test]
     fn create_matches_ceph_vector() {

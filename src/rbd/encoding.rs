@@ -228,6 +228,15 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// Bytes from space-separated hex pairs, for tests written against Ceph's
+/// byte vectors.
+#[cfg(test)]
+pub(crate) fn hex(text: &str) -> Vec<u8> {
+    text.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

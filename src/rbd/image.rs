@@ -114,36 +114,15 @@ impl RbdImage {
                 libc::ENOTSUP,
             ));
         }
-        let data = match header.data_pool_id {
-            Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
-            _ => pool.clone(),
-        };
-        let parent = match &header.parent {
-            Some(p) => Some((
-                Self::open_parent(&cluster, &p.spec)?,
-                Self::overlap_at(&pool, &header, &snapshot)?,
-            )),
-            None => None,
-        };
-        let snapc = SnapContext {
-            seq: header.snap_seq,
-            snaps: header.snapshots.iter().map(|s| s.id).collect(),
-        };
-        let image = RbdImage {
-            spec: spec.clone(),
+        let image = Self::assemble(
             cluster,
             pool,
-            data,
-            state: RwLock::new(State { header, snapc }),
-            map: Mutex::new(None),
-            map_busy: Mutex::new(HashSet::new()),
-            map_settled: Condvar::new(),
+            spec.clone(),
+            header,
             snapshot,
-            lock: Mutex::new(None),
-            parent,
             presentation,
-            filename: filename.to_string(),
-        };
+            filename.to_string(),
+        )?;
         if writable {
             image.acquire_lock()?;
         }
@@ -176,34 +155,47 @@ impl RbdImage {
             snapshot: Some(snap.name.clone()),
             ..Default::default()
         };
-        let image = Self::open_in_loaded(cluster.clone(), pool, parent_spec, header, snap)?;
-        Ok(image)
+        let filename = parent_spec.json_filename();
+        let image = Self::assemble(
+            cluster.clone(),
+            pool,
+            parent_spec,
+            header,
+            Some(snap),
+            Presentation::Rbd,
+            filename,
+        )?;
+        image.load_object_map()?;
+        Ok(Arc::new(image))
     }
 
-    fn open_in_loaded(
+    /// Builds the open image from its loaded header: data pool, parent
+    /// (opened read-only at its snapshot) and snapshot context.
+    fn assemble(
         cluster: Arc<dyn Cluster>,
         pool: Arc<dyn Pool>,
         spec: RbdSpec,
         header: Header,
-        snap: Snapshot,
-    ) -> Result<Arc<RbdImage>> {
-        let parent = match &header.parent {
-            Some(p) => Some((
-                Self::open_parent(&cluster, &p.spec)?,
-                Self::overlap_at(&pool, &header, &Some(snap.clone()))?,
-            )),
-            None => None,
-        };
+        snapshot: Option<Snapshot>,
+        presentation: Presentation,
+        filename: String,
+    ) -> Result<RbdImage> {
         let data = match header.data_pool_id {
             Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
             _ => pool.clone(),
+        };
+        let parent = match &header.parent {
+            Some(p) => Some((
+                Self::open_parent(&cluster, &p.spec)?,
+                Self::overlap_at(&pool, &header, &snapshot)?,
+            )),
+            None => None,
         };
         let snapc = SnapContext {
             seq: header.snap_seq,
             snaps: header.snapshots.iter().map(|s| s.id).collect(),
         };
-        let filename = spec.json_filename();
-        let image = RbdImage {
+        Ok(RbdImage {
             spec,
             cluster,
             pool,
@@ -212,14 +204,12 @@ impl RbdImage {
             map: Mutex::new(None),
             map_busy: Mutex::new(HashSet::new()),
             map_settled: Condvar::new(),
-            snapshot: Some(snap),
+            snapshot,
             lock: Mutex::new(None),
             parent,
-            presentation: Presentation::Rbd,
+            presentation,
             filename,
-        };
-        image.load_object_map()?;
-        Ok(Arc::new(image))
+        })
     }
 
     /// The parent overlap for the head or an opened snapshot.

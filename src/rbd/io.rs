@@ -12,7 +12,7 @@
 
 use crate::image::error::{Error, ErrorKind, Result};
 use crate::image::extent::{Allocation, Extent};
-use crate::rados::{SnapContext, WriteOp};
+use crate::rados::{SnapContext, WriteOp, ignore_missing};
 use crate::rbd::cls_rbd;
 use crate::rbd::image::{RbdImage, State};
 use crate::rbd::lock::ExclusiveLock;
@@ -274,11 +274,8 @@ impl RbdImage {
                     len: p.len,
                 }
             };
-            match self.data.operate(&oid, &[op], &state.snapc) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e.with_offset(offset)),
-            }
+            ignore_missing(self.data.operate(&oid, &[op], &state.snapc))
+                .map_err(|e| e.with_offset(offset))?;
         }
         Ok(())
     }
@@ -286,15 +283,11 @@ impl RbdImage {
     /// Removes one data object with the PENDING -> NONEXISTENT protocol.
     pub(super) fn remove_object(&self, state: &State, object: u64) -> Result<()> {
         self.update_map(state, object, object + 1, OBJECT_PENDING, None)?;
-        match self.data.operate(
+        ignore_missing(self.data.operate(
             &state.header.data_oid(object),
             &[WriteOp::Remove],
             &state.snapc,
-        ) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        ))?;
         self.update_map(
             state,
             object,

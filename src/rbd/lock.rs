@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::image::error::{Error, ErrorKind, Result};
-use crate::rados::{Cluster, Pool, SnapContext, Watch, WatchHandler, WriteOp};
+use crate::rados::{Cluster, Pool, SnapContext, Watch, WatchHandler, WriteOp, ignore_missing};
 use crate::rbd::cls_lock::{self, LIBRBD_TAG, RBD_LOCK_NAME};
 use crate::rbd::notify::{self, ClientId, NOTIFY_TIMEOUT_MS};
 
@@ -150,14 +150,10 @@ impl ExclusiveLock {
                 .blocklist(&locker.address)
                 .map_err(|e| e.prepend("could not fence the dead lock owner"))?;
             let brk = cls_lock_break(locker);
-            match self
-                .pool
-                .operate(&self.header, &[WriteOp::Exec(&brk)], &none)
-            {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+            ignore_missing(
+                self.pool
+                    .operate(&self.header, &[WriteOp::Exec(&brk)], &none),
+            )?;
         }
         self.pool
             .operate(&self.header, &[WriteOp::Exec(&call)], &none)

@@ -146,12 +146,7 @@ pub fn ceph_crc32c(seed: u32, data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        s.split_whitespace()
-            .map(|b| u8::from_str_radix(b, 16).unwrap())
-            .collect()
-    }
+    use crate::rbd::encoding::hex;
 
     #[test]
     fn crc_matches_ceph_vectors() {

@@ -13,7 +13,7 @@
 //! and rbdimg accept on the next open.
 
 use crate::image::error::{Error, ErrorKind, Result};
-use crate::rados::{SnapContext, WriteOp};
+use crate::rados::{SnapContext, WriteOp, ignore_missing};
 use crate::rbd::cls_rbd;
 use crate::rbd::image::RbdImage;
 use crate::rbd::lock::ExclusiveLock;
@@ -78,15 +78,11 @@ impl RbdImage {
                     if !may_exist {
                         continue;
                     }
-                    match self.data.operate(
+                    ignore_missing(self.data.operate(
                         &state.header.data_oid(object),
                         &[WriteOp::Remove],
                         &state.snapc,
-                    ) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        Err(e) => return Err(e),
-                    }
+                    ))?;
                 }
                 self.update_map(
                     &state,
@@ -108,15 +104,11 @@ impl RbdImage {
                     .is_none_or(|m| m.get(tail_object) != OBJECT_NONEXISTENT);
                 if exists {
                     self.update_map(&state, tail_object, tail_object + 1, OBJECT_EXISTS, None)?;
-                    match self.data.operate(
+                    ignore_missing(self.data.operate(
                         &state.header.data_oid(tail_object),
                         &[WriteOp::Truncate(tail)],
                         &state.snapc,
-                    ) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        Err(e) => return Err(e),
-                    }
+                    ))?;
                 }
             }
             self.pool.operate(

@@ -13,7 +13,7 @@
 //! ```
 
 use crate::image::error::{Error, ErrorKind, Result};
-use crate::rados::{SnapContext, WriteOp};
+use crate::rados::{SnapContext, WriteOp, ignore_missing};
 use crate::rbd::cls_rbd;
 use crate::rbd::header::{Snapshot, features};
 use crate::rbd::image::RbdImage;
@@ -124,17 +124,9 @@ impl RbdImage {
             if state.header.has(features::FAST_DIFF) {
                 self.fold_snapshot_map(&state.header.snapshots, &id, &snap)?;
             }
-            match self.pool.operate(&snap_map, &[WriteOp::Remove], &none) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+            ignore_missing(self.pool.operate(&snap_map, &[WriteOp::Remove], &none))?;
         }
-        match self.data.snap_remove(snap.id) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+        ignore_missing(self.data.snap_remove(snap.id))?;
         self.pool.operate(
             &state.header.header_oid(),
             &[WriteOp::Exec(&cls_rbd::snapshot_remove(snap.id))],
