@@ -10,5 +10,6 @@ mod create;
 mod docs;
 mod fixtures;
 mod info;
+mod rbd;
 mod resize;
 mod snapshot;
