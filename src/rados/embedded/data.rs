@@ -453,6 +453,74 @@ mod tests {
     }
 
     #[test]
+    fn clone_on_write_read_at_snapshots_rollback_and_trim() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db")).unwrap();
+        let data = DataDir::new(dir.path().join("objects"));
+        let k = Key {
+            pool: 1,
+            ns: "",
+            oid: "rbd_data.x.0000000000000000",
+        };
+        let snapc = |seq: u64, snaps: &[u64]| SnapContext {
+            seq,
+            snaps: snaps.to_vec(),
+        };
+        let head = crate::rados::SNAP_HEAD;
+        let write = |bytes: &[u8], c: &SnapContext| {
+            data.operate(
+                &db,
+                k,
+                &[WriteOp::Write {
+                    offset: 0,
+                    data: bytes,
+                }],
+                c,
+            )
+        };
+        write(b"v1", &snapc(0, &[])).unwrap();
+        // Snapshot 2, then a write: the clone keeps v1 for snapshot 2.
+        write(b"v2", &snapc(2, &[2])).unwrap();
+        assert_eq!(data.read(&db, k, 0, 9, 2).unwrap(), b"v1");
+        assert_eq!(data.read(&db, k, 0, 9, head).unwrap(), b"v2");
+        assert_eq!(
+            data.read(&db, k, 0, 9, 1).unwrap_err().kind(),
+            crate::image::ErrorKind::NotFound
+        );
+        // Snapshot 3, then remove: the head is gone, both snapshots read.
+        data.operate(&db, k, &[WriteOp::Remove], &snapc(3, &[3, 2]))
+            .unwrap();
+        assert!(data.stat(&db, k, head).is_err());
+        assert_eq!(data.read(&db, k, 0, 9, 3).unwrap(), b"v2");
+        // Roll back to 2, then to 3; a snapshot taken before creation removes it.
+        data.rollback(&db, k, 2, &snapc(3, &[3, 2])).unwrap();
+        assert_eq!(data.read(&db, k, 0, 9, head).unwrap(), b"v1");
+        data.rollback(&db, k, 3, &snapc(3, &[3, 2])).unwrap();
+        assert_eq!(data.read(&db, k, 0, 9, head).unwrap(), b"v2");
+        let other = Key {
+            oid: "rbd_data.x.0000000000000001",
+            ..k
+        };
+        data.operate(&db, other, &[WriteOp::Truncate(4)], &snapc(3, &[3, 2]))
+            .unwrap();
+        data.rollback(&db, other, 3, &snapc(3, &[3, 2])).unwrap();
+        assert!(data.stat(&db, other, head).is_err());
+        // Trimming snapshot 2 frees the clone that served only it.
+        let gone = db
+            .write(|tx| {
+                let mut ss = load_snapset(tx, k)?;
+                let gone = ss.trim(2);
+                save_snapset(tx, k, &ss)?;
+                Ok(gone)
+            })
+            .unwrap();
+        assert_eq!(gone, vec![2]);
+        data.remove_clones(k.oid, &gone);
+        assert!(!data.clone_path(k.oid, 2).exists());
+        assert_eq!(data.read(&db, k, 0, 9, 3).unwrap(), b"v2");
+    }
+
+    #[test]
     fn sparse_copies_keep_holes_and_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
