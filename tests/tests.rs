@@ -13,5 +13,6 @@ mod fixtures;
 mod info;
 mod qcow2;
 mod qcow2_corrupt;
+mod rbd;
 mod resize;
 mod snapshot;

@@ -331,7 +331,7 @@ impl Cluster for Arc<LibradosCluster> {
     }
 
     fn describe(&self) -> String {
-        format!("ceph cluster {}", self.fsid())
+        format!("ceph:{}", self.fsid())
     }
 
     fn config(&self, key: &str) -> Option<String> {
@@ -512,20 +512,7 @@ impl Pool for LibradosPool {
             })
             .map(|(c, m)| Ok((c?, m?)))
             .collect::<Result<_>>()?;
-        let describe = || {
-            let what: Vec<String> = ops
-                .iter()
-                .map(|op| match op {
-                    WriteOp::Exec(call) => format!("{}.{}", call.class, call.method),
-                    other => format!("{other:?}")
-                        .split([' ', '(', '{'])
-                        .next()
-                        .unwrap_or("op")
-                        .to_lowercase(),
-                })
-                .collect();
-            format!("{} on {oid}", what.join("+"))
-        };
+        let describe = || crate::rados::describe_ops(oid, ops);
         self.with_snapc(snapc, || {
             let mut prvals = vec![0 as c_int; names.len()];
             // SAFETY: every buffer the op borrows lives until operate() returns.

@@ -1,12 +1,13 @@
 //! The RADOS client seam: everything the RBD layer needs from a cluster,
 //! and nothing more. Two backends implement it: librados (a real Ceph
-//! cluster, loaded at run time) and, later, the embedded local store.
+//! cluster, loaded at run time) and the embedded local store.
 //!
 //! Errors are `image::Error`s that keep the errno (`errno_value()`), since
 //! RADOS and cls report errno codes the RBD layer reacts to (-ENOENT,
 //! -EEXIST, -EBUSY, -ESTALE ...).
 
 pub mod config;
+pub mod embedded;
 pub mod librados;
 
 use std::sync::Arc;
@@ -120,9 +121,30 @@ pub trait Pool: Send + Sync {
     /// Names of every object in the pool's namespace.
     fn list(&self) -> Result<Vec<String>>;
 
+    /// Makes every completed write durable (a no-op where writes already are).
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The whole object (at the head).
     fn read_full(&self, oid: &str) -> Result<Vec<u8>> {
         let size = self.stat(oid, SNAP_HEAD)?;
         self.read(oid, 0, size, SNAP_HEAD)
     }
+}
+
+/// How a failed compound op is named in messages: "<op>+<op> on <oid>".
+pub fn describe_ops(oid: &str, ops: &[WriteOp]) -> String {
+    let what: Vec<String> = ops
+        .iter()
+        .map(|op| match op {
+            WriteOp::Exec(call) => format!("{}.{}", call.class, call.method),
+            other => format!("{other:?}")
+                .split([' ', '(', '{'])
+                .next()
+                .unwrap_or("op")
+                .to_lowercase(),
+        })
+        .collect();
+    format!("{} on {oid}", what.join("+"))
 }

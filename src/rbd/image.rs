@@ -272,7 +272,16 @@ impl RbdImage {
         match loaded {
             // A map larger than the image is left over from an interrupted
             // shrink and is accepted, as librbd accepts it.
-            Ok(map) if map.len() >= needed => *slot = Some(map),
+            Ok(map) if map.len() >= needed => {
+                let pending: Vec<u64> = (0..map.len())
+                    .filter(|&o| map.get(o) == object_map::OBJECT_PENDING)
+                    .collect();
+                *slot = Some(map);
+                drop(slot);
+                if self.holds_lock() && self.snapshot.is_none() {
+                    self.settle_pending(&state, &pending)?;
+                }
+            }
             _ if self.holds_lock() => {
                 drop(slot);
                 drop(state);
@@ -280,6 +289,27 @@ impl RbdImage {
             }
             // Read-only: fall back to asking RADOS whether objects exist.
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// PENDING entries found when taking the lock are removals a dead
+    /// owner never finished: settle each by whether the object exists.
+    fn settle_pending(&self, state: &State, pending: &[u64]) -> Result<()> {
+        for &object in pending {
+            let oid = state.header.data_oid(object);
+            let new = match self.data.stat(&oid, crate::rados::SNAP_HEAD) {
+                Ok(_) => object_map::OBJECT_EXISTS,
+                Err(e) if e.kind() == ErrorKind::NotFound => object_map::OBJECT_NONEXISTENT,
+                Err(e) => return Err(e),
+            };
+            self.update_map(
+                state,
+                object,
+                object + 1,
+                new,
+                Some(object_map::OBJECT_PENDING),
+            )?;
         }
         Ok(())
     }
@@ -444,8 +474,8 @@ impl BlockDriver for RbdImage {
     }
 
     fn flush(&self) -> Result<()> {
-        // Every object write is synchronous and durable when it returns.
-        Ok(())
+        // Object writes are synchronous; the backend makes them durable.
+        self.data.flush()
     }
 
     fn resize(&self, new_size: u64, prealloc: Preallocation) -> Result<()> {
@@ -492,6 +522,13 @@ impl BlockDriver for RbdImage {
             .map_err(|e| e.prepend("Failed to remove the snapshot"))
     }
 
+    fn check(
+        &self,
+        repair: crate::image::driver::Repair,
+    ) -> Result<crate::image::driver::CheckReport> {
+        self.check_object_map(repair)
+    }
+
     fn info(&self) -> Result<NodeInfo> {
         let (header, size) = {
             let state = self.state.read().expect("no poisoning");
@@ -501,6 +538,8 @@ impl BlockDriver for RbdImage {
         if let Some(format) = self.encryption_format(size)? {
             data.insert("encryption-format".into(), json!(format));
         }
+        // rbdimg's addition: which store the image lives in.
+        data.insert("store".into(), json!(self.cluster.describe()));
         let protocol_name = self.spec.json_filename();
         let node = NodeInfo {
             filename: protocol_name.clone(),

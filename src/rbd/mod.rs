@@ -2,6 +2,7 @@
 //! encodings, the cls_rbd/cls_lock calls, the object map, and the image
 //! driver itself.
 
+pub mod check;
 pub mod cls_lock;
 pub mod cls_rbd;
 pub mod create;

@@ -3,7 +3,8 @@
 //! Legacy form: `rbd:pool[/namespace]/image[@snap][:key=value[:key=value...]]`.
 //! A backslash makes the next character literal (so `\:`, `\@`, `\/`,
 //! `\\`); tokens are split left to right on unescaped delimiters, then
-//! unescaped. `conf` and `id` are ours; every other pair goes to the cluster
+//! unescaped. `conf` and `id` are ours, and so is rbdimg's `store` (the
+//! embedded store's directory); every other pair goes to the cluster
 //! configuration in order. Structured form: the keys of QEMU's
 //! `BlockdevOptionsRbd` (`pool`, `namespace`, `image`, `snapshot`, `user`,
 //! `conf`, `server.N.host/port`, `auth-client-required.N`), from `json:{...}`
@@ -26,6 +27,8 @@ pub struct RbdSpec {
     pub conf: Option<String>,
     /// Cluster configuration overrides, in the order given.
     pub settings: Vec<(String, String)>,
+    /// `store=`: the embedded store's directory (not a Ceph setting).
+    pub store: Option<String>,
 }
 
 impl RbdSpec {
@@ -49,6 +52,9 @@ impl RbdSpec {
         m.insert("image".into(), json!(self.image));
         if let Some(conf) = &self.conf {
             m.insert("conf".into(), json!(conf));
+        }
+        if let Some(store) = &self.store {
+            m.insert("store".into(), json!(store));
         }
         if let Some(snap) = &self.snapshot {
             m.insert("snapshot".into(), json!(snap));
@@ -150,6 +156,7 @@ pub fn parse_legacy(name: &str) -> Result<RbdSpec> {
         match key.as_str() {
             "conf" => spec.conf = Some(value),
             "id" => spec.user = Some(value),
+            "store" => spec.store = Some(value),
             _ => spec.settings.push((key, value)),
         }
         options = rest;
@@ -177,6 +184,7 @@ pub fn parse_structured(pairs: &[(String, String)]) -> Result<RbdSpec> {
             "snapshot" => spec.snapshot = Some(value.clone()),
             "user" => spec.user = Some(value.clone()),
             "conf" => spec.conf = Some(value.clone()),
+            "store" => spec.store = Some(value.clone()),
             _ => {
                 if let Some((i, field)) = indexed("server.") {
                     if servers.len() <= i {
@@ -360,6 +368,25 @@ mod tests {
         let err =
             parse_structured(&pairs(&[("pool", "p"), ("image", "i"), ("bogus", "1")])).unwrap_err();
         assert_eq!(err.to_string(), "Parameter 'bogus' is unexpected");
+    }
+
+    #[test]
+    fn store_is_not_a_ceph_setting() {
+        let s = parse(r"rbd:rbd/vm1:store=/tmp/s\:1:rbd_default_features=1");
+        assert_eq!(s.store.as_deref(), Some("/tmp/s:1"));
+        assert_eq!(
+            s.settings,
+            vec![("rbd_default_features".into(), "1".into())]
+        );
+        let pairs = [("pool", "p"), ("image", "i"), ("store", "/x")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>();
+        assert_eq!(
+            parse_structured(&pairs).unwrap().store.as_deref(),
+            Some("/x")
+        );
+        assert!(s.json_filename().contains(r#""store": "/tmp/s:1""#));
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //! say "in use" and change nothing; a dead owner's lock is broken as librbd
 //! breaks it; rbdimg's own lock is visible and released.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{CephCluster, raw_source, rbdimg, rbdimg_ok, shared, unique};
+use crate::rbd::{KillOnDrop, spawn_big_convert};
 
 /// Waits until `image` has an exclusive-lock holder (or panics).
 fn wait_for_lock(c: &CephCluster, image: &str) {
@@ -20,15 +21,6 @@ fn wait_for_lock(c: &CephCluster, image: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("nobody took the lock on {image}");
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -114,52 +106,16 @@ fn an_external_lock_is_reported_not_broken() {
 }
 
 #[test]
-fn rbdimg_holds_and_releases_the_lock_like_librbd() {
+fn librbd_is_refused_while_rbdimg_holds_the_lock() {
     let c = shared();
     let image = unique("held");
     let name = c.name(&image);
     rbdimg_ok(&["create", &name, "256M"]);
     let dir = tempfile::tempdir().unwrap();
-    let src = raw_source(dir.path(), "big.raw", 256 << 20, &[(0, 7, 256 << 20)]);
-    let convert = Command::new(crate::util::RBDIMG)
-        .args(["convert", "-n", "-O", "raw", src.to_str().unwrap(), &name])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut convert = KillOnDrop(convert);
+    let _convert = spawn_big_convert(dir.path(), &name);
     wait_for_lock(c, &image);
     // While we hold it, a librbd writer is refused rather than taking over.
+    // (Breaking the lock of a killed rbdimg is tested on both backends in tests/rbd.)
     let out = c.tool("rbd", &["resize", "--size", "512M", &image]);
     assert_ne!(out.code, 0, "librbd resized under our lock: {out:#?}");
-    // A killed rbdimg leaves a dead lock: the next rbdimg breaks it once the
-    // OSD notices the watch is gone, as librbd would.
-    unsafe { libc::kill(convert.0.id() as i32, libc::SIGKILL) };
-    let _ = convert.0.wait();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = rbdimg(&["resize", "-f", "raw", &name, "300M"]);
-        if out.code == 0 {
-            break;
-        }
-        assert!(out.stderr.contains("in use"), "{}", out.stderr);
-        assert!(
-            Instant::now() < deadline,
-            "the dead lock was never broken: {}",
-            out.stderr
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    }
-    assert!(
-        c.tool_ok("rbd", &["info", &image])
-            .stdout
-            .contains("size 300 MiB")
-    );
-    assert!(
-        !c.tool_ok("rbd", &["lock", "ls", &image])
-            .stdout
-            .contains("auto "),
-        "lock not released"
-    );
-    c.assert_object_map_clean(&image);
 }

@@ -103,7 +103,7 @@ fn an_unreachable_monitor_fails_within_the_bound() {
 #[test]
 fn librados_missing_is_explained() {
     let out = std::process::Command::new(crate::util::RBDIMG)
-        .args(["info", "rbd:rbd/x"])
+        .args(["info", "rbd:rbd/x:conf=/dev/null"])
         .env("RBDIMG_LIBRADOS", "/nonexistent/librados.so.2")
         .output()
         .unwrap();

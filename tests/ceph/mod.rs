@@ -13,9 +13,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::util::{Outcome, RBDIMG};
+use crate::util::Outcome;
 
 pub struct CephCluster {
     dir: PathBuf,
@@ -152,34 +151,4 @@ pub fn shared() -> &'static CephCluster {
     })
 }
 
-/// A pool/name unique to this test run, so parallel tests never collide.
-pub fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "rbd/{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// Runs rbdimg (named `program` in argv[0]) with `args`.
-pub fn rbdimg(args: &[&str]) -> Outcome {
-    Command::new(RBDIMG)
-        .args(args)
-        .output()
-        .expect("run rbdimg")
-        .into()
-}
-
-pub fn rbdimg_ok(args: &[&str]) -> Outcome {
-    let out = rbdimg(args);
-    assert_eq!(out.code, 0, "rbdimg {args:?} failed: {out:#?}");
-    out
-}
-
-/// Writes a raw file with data runs at (offset, byte, len).
-pub fn raw_source(dir: &Path, name: &str, size: u64, runs: &[(u64, u8, usize)]) -> PathBuf {
-    let path = dir.join(name);
-    crate::util::make_raw(&path, size, runs);
-    path
-}
+pub use crate::rbd::{raw_source, rbdimg, rbdimg_ok, unique};

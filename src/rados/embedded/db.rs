@@ -1,0 +1,242 @@
+//! The store's database: SQLite in WAL mode (several rbdimg processes may
+//! use one store at once; each transaction is atomic and isolated, writers
+//! wait on a busy timeout). It holds pools, every non-data object (bytes,
+//! omap, xattrs), the snapsets of data objects, and the registry of live
+//! clients and their watches.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::cls::Staged;
+use crate::image::error::{Error, ErrorKind, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS pools(
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT UNIQUE NOT NULL,
+    snap_seq INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS objects(
+    pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY(pool, ns, oid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS omap(
+    pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL, key TEXT NOT NULL,
+    value BLOB NOT NULL, PRIMARY KEY(pool, ns, oid, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS xattrs(
+    pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL, name TEXT NOT NULL,
+    value BLOB NOT NULL, PRIMARY KEY(pool, ns, oid, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapsets(
+    pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL,
+    seq INTEGER NOT NULL, clones TEXT NOT NULL,
+    PRIMARY KEY(pool, ns, oid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS clients(
+    gid INTEGER PRIMARY KEY AUTOINCREMENT, pid INTEGER NOT NULL, start INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS watches(
+    pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL,
+    gid INTEGER NOT NULL, cookie INTEGER NOT NULL,
+    PRIMARY KEY(pool, ns, oid, gid, cookie)) WITHOUT ROWID;
+";
+
+/// How long a writer waits for another process's transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn db_error(e: rusqlite::Error) -> Error {
+    Error::new(ErrorKind::Io, format!("embedded store database: {e}"))
+}
+
+/// An object's address in the store.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<'a> {
+    pub pool: i64,
+    pub ns: &'a str,
+    pub oid: &'a str,
+}
+
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db> {
+        let conn = Connection::open(path).map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot open the embedded store {}: {e}", path.display()),
+            )
+        })?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
+        // WAL lets readers run beside one writer; NORMAL syncs at checkpoints,
+        // which survives any process crash.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(db_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("embedded store: the database refused WAL mode ({mode})"),
+            ));
+        }
+        conn.execute_batch("PRAGMA synchronous=NORMAL;")
+            .map_err(db_error)?;
+        let db = Db {
+            conn: Mutex::new(conn),
+        };
+        db.write(|tx| tx.execute_batch(SCHEMA).map_err(db_error))?;
+        Ok(db)
+    }
+
+    /// Runs `f` in an immediate (write) transaction, committed when it succeeds.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().expect("no poisoning");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_error)?;
+        let value = f(&tx)?;
+        tx.commit().map_err(db_error)?;
+        Ok(value)
+    }
+
+    /// Runs `f` in a read transaction (one consistent snapshot of the store).
+    pub fn read<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().expect("no poisoning");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(db_error)?;
+        f(&tx)
+    }
+}
+
+/// The pool's id, creating the pool on first use.
+pub fn pool_id(tx: &Transaction, name: &str, create: bool) -> Result<Option<i64>> {
+    let found: Option<i64> = tx
+        .query_row("SELECT id FROM pools WHERE name=?1", [name], |r| r.get(0))
+        .optional()
+        .map_err(db_error)?;
+    match found {
+        Some(id) => Ok(Some(id)),
+        None if create => {
+            tx.execute("INSERT INTO pools(name) VALUES (?1)", [name])
+                .map_err(db_error)?;
+            Ok(Some(tx.last_insert_rowid()))
+        }
+        None => Ok(None),
+    }
+}
+
+pub fn pool_name(tx: &Transaction, id: i64) -> Result<Option<String>> {
+    tx.query_row("SELECT name FROM pools WHERE id=?1", [id], |r| r.get(0))
+        .optional()
+        .map_err(db_error)
+}
+
+/// Allocates the pool's next self-managed snapshot id.
+pub fn next_snap(tx: &Transaction, pool: i64) -> Result<u64> {
+    tx.execute("UPDATE pools SET snap_seq=snap_seq+1 WHERE id=?1", [pool])
+        .map_err(db_error)?;
+    let seq: i64 = tx
+        .query_row("SELECT snap_seq FROM pools WHERE id=?1", [pool], |r| {
+            r.get(0)
+        })
+        .map_err(db_error)?;
+    Ok(seq as u64)
+}
+
+/// Loads one non-data object whole.
+pub fn load(tx: &Transaction, k: Key) -> Result<Staged> {
+    let data: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT data FROM objects WHERE pool=?1 AND ns=?2 AND oid=?3",
+            params![k.pool, k.ns, k.oid],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_error)?;
+    let Some(data) = data else {
+        return Ok(Staged::default());
+    };
+    let mut staged = Staged {
+        exists: true,
+        data,
+        ..Default::default()
+    };
+    for (table, column) in [("omap", "key"), ("xattrs", "name")] {
+        let mut stmt = tx
+            .prepare_cached(&format!(
+                "SELECT {column}, value FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3"
+            ))
+            .map_err(db_error)?;
+        let rows = stmt
+            .query_map(params![k.pool, k.ns, k.oid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db_error)?;
+        let target = if table == "omap" {
+            &mut staged.omap
+        } else {
+            &mut staged.xattrs
+        };
+        for row in rows {
+            let (key, value): (String, Vec<u8>) = row.map_err(db_error)?;
+            target.insert(key, value);
+        }
+    }
+    Ok(staged)
+}
+
+/// Writes back what changed between `before` and `after`.
+pub fn store(tx: &Transaction, k: Key, before: &Staged, after: &Staged) -> Result<()> {
+    let p = params![k.pool, k.ns, k.oid];
+    if !after.exists {
+        if before.exists {
+            for table in ["objects", "omap", "xattrs"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3"),
+                    p,
+                )
+                .map_err(db_error)?;
+            }
+        }
+        return Ok(());
+    }
+    if !before.exists || before.data != after.data {
+        tx.execute(
+            "INSERT OR REPLACE INTO objects(pool, ns, oid, data) VALUES (?1, ?2, ?3, ?4)",
+            params![k.pool, k.ns, k.oid, after.data],
+        )
+        .map_err(db_error)?;
+    }
+    for (table, column, old, new) in [
+        ("omap", "key", &before.omap, &after.omap),
+        ("xattrs", "name", &before.xattrs, &after.xattrs),
+    ] {
+        for key in old.keys().filter(|key| !new.contains_key(*key)) {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3 AND {column}=?4"),
+                params![k.pool, k.ns, k.oid, key],
+            )
+            .map_err(db_error)?;
+        }
+        for (key, value) in new.iter().filter(|(key, v)| old.get(*key) != Some(*v)) {
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO {table}(pool, ns, oid, {column}, value) VALUES (?1, ?2, ?3, ?4, ?5)"
+                ),
+                params![k.pool, k.ns, k.oid, key, value],
+            )
+            .map_err(db_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Names of the non-data objects in a pool's namespace.
+pub fn list(tx: &Transaction, pool: i64, ns: &str) -> Result<Vec<String>> {
+    let mut stmt = tx
+        .prepare("SELECT oid FROM objects WHERE pool=?1 AND ns=?2 UNION SELECT oid FROM snapsets WHERE pool=?1 AND ns=?2 AND clones != ''")
+        .map_err(db_error)?;
+    let rows = stmt
+        .query_map(params![pool, ns], |r| r.get(0))
+        .map_err(db_error)?;
+    rows.collect::<rusqlite::Result<Vec<String>>>()
+        .map_err(db_error)
+}

@@ -1,0 +1,562 @@
+//! The embedded RADOS store: a second backend of the RADOS client trait,
+//! for `rbd:` images with no Ceph cluster. One directory holds it:
+//!
+//! ```text
+//!  <store>/store.db                 SQLite (WAL): pools, non-data objects
+//!                                   (bytes, omap, xattrs), snapsets of data
+//!                                   objects, live clients and their watches
+//!  <store>/objects/<pool>/<ns>/     data objects (rbd_data.*) as sparse files,
+//!                                   <oid> for the head, <oid>@<hex> per clone
+//! ```
+//!
+//! Object classes (cls_rbd, cls_lock) run here, inside the same database
+//! transaction as the rest of a compound op. Several rbdimg processes may
+//! share a store: metadata transactions are atomic and isolated, data writes
+//! to an image are serialized by its exclusive lock as on Ceph. A client is
+//! alive while its process (pid and start time) is; `notify` reaches the
+//! watchers of our own process through their handlers and lists those of
+//! other live processes as not answering, which is all librbd's lock
+//! protocol needs to tell a live owner from a dead one.
+
+pub mod cls;
+pub mod data;
+pub mod db;
+pub mod snapset;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rusqlite::params;
+
+use self::cls::{Caller, ObjectCtx};
+use self::data::{DataDir, is_data_object};
+use self::db::{Db, Key, db_error};
+use crate::image::error::{Error, Result};
+use crate::rados::librados::errno_error;
+use crate::rados::{
+    Cluster, Pool, SnapContext, Watch, WatchHandler, Watcher, WriteOp, describe_ops,
+};
+use crate::rbd::cls_rbd::Call;
+
+/// The start time of a process (`/proc/<pid>/stat` field 22), which tells
+/// a live process from a later one that reused its pid.
+pub fn process_start(pid: i64) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn alive(pid: i64, start: u64) -> bool {
+    process_start(pid) == Some(start)
+}
+
+type Handlers = HashMap<(u64, u64), Arc<dyn WatchHandler>>;
+
+/// Watch handlers of this process, by "store|pool|ns|oid" and (gid, cookie).
+fn handlers() -> &'static Mutex<HashMap<String, Handlers>> {
+    static H: OnceLock<Mutex<HashMap<String, Handlers>>> = OnceLock::new();
+    H.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+struct Shared {
+    root: PathBuf,
+    db: Db,
+    gid: u64,
+    pid: i64,
+    start: u64,
+    settings: Vec<(String, String)>,
+    next_cookie: AtomicU64,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let _ = self.db.write(|tx| {
+            tx.execute("DELETE FROM watches WHERE gid=?1", [self.gid as i64])
+                .map_err(db_error)?;
+            tx.execute("DELETE FROM clients WHERE gid=?1", [self.gid as i64])
+                .map_err(db_error)?;
+            Ok(())
+        });
+    }
+}
+
+/// The directory of a pool namespace's data objects.
+fn data_dir(root: &Path, pool: i64, namespace: &str) -> DataDir {
+    let ns_dir = if namespace.is_empty() {
+        "default".to_string()
+    } else {
+        format!("ns_{}", data::escape(namespace))
+    };
+    DataDir::new(root.join("objects").join(pool.to_string()).join(ns_dir))
+}
+
+pub struct EmbeddedCluster {
+    shared: Arc<Shared>,
+}
+
+impl EmbeddedCluster {
+    /// Opens (creating if needed) the store at `root`. `settings` are the
+    /// name's key=value pairs, answered by `config` (e.g. rbd_default_features).
+    pub fn open(root: &Path, settings: &[(String, String)]) -> Result<EmbeddedCluster> {
+        std::fs::create_dir_all(root.join("objects")).map_err(|e| {
+            Error::io(
+                "open",
+                format!("cannot create the embedded store {}", root.display()),
+                e,
+            )
+        })?;
+        let db = Db::open(&root.join("store.db"))?;
+        let pid = std::process::id() as i64;
+        let start = process_start(pid).unwrap_or(0);
+        let gid = db.write(|tx| {
+            tx.execute(
+                "INSERT INTO clients(pid, start) VALUES (?1, ?2)",
+                params![pid, start as i64],
+            )
+            .map_err(db_error)?;
+            Ok(tx.last_insert_rowid() as u64)
+        })?;
+        Ok(EmbeddedCluster {
+            shared: Arc::new(Shared {
+                root: root.to_path_buf(),
+                db,
+                gid,
+                pid,
+                start,
+                settings: settings.to_vec(),
+                next_cookie: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    fn open_pool(&self, id: i64, name: String, namespace: &str) -> Arc<dyn Pool> {
+        Arc::new(EmbeddedPool {
+            shared: self.shared.clone(),
+            id,
+            name,
+            namespace: namespace.to_string(),
+            data: data_dir(&self.shared.root, id, namespace),
+        })
+    }
+}
+
+impl Cluster for EmbeddedCluster {
+    /// Pools (and namespaces) are created on first use.
+    fn pool(&self, name: &str, namespace: &str) -> Result<Arc<dyn Pool>> {
+        if name.is_empty() {
+            return Err(errno_error(libc::ENOENT, "error opening pool ".into()));
+        }
+        let id = self.shared.db.write(|tx| {
+            let id = db::pool_id(tx, name, true)?.expect("created");
+            if !namespace.is_empty() {
+                let k = Key {
+                    pool: id,
+                    ns: namespace,
+                    oid: crate::rbd::header::DIRECTORY,
+                };
+                let before = db::load(tx, k)?;
+                if !before.omap.contains_key("state") {
+                    let mut after = before.clone();
+                    after.exists = true;
+                    after.omap.insert("state".into(), vec![0]);
+                    db::store(tx, k, &before, &after)?;
+                }
+            }
+            Ok(id)
+        })?;
+        Ok(self.open_pool(id, name.to_string(), namespace))
+    }
+
+    fn pool_by_id(&self, id: i64, namespace: &str) -> Result<Arc<dyn Pool>> {
+        let name = self
+            .shared
+            .db
+            .read(|tx| db::pool_name(tx, id))?
+            .ok_or_else(|| errno_error(libc::ENOENT, format!("error opening pool {id}")))?;
+        Ok(self.open_pool(id, name, namespace))
+    }
+
+    fn instance_id(&self) -> u64 {
+        self.shared.gid
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded:{}", self.shared.root.display())
+    }
+
+    fn config(&self, key: &str) -> Option<String> {
+        self.shared
+            .settings
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Fencing a client of this store means making sure it is dead: its
+    /// process is gone, so it can never write again. A live one is refused.
+    fn blocklist(&self, address: &str) -> Result<()> {
+        let gid = cls::lock::address_nonce(address)
+            .ok_or_else(|| errno_error(libc::EINVAL, format!("error blocklisting {address}")))?
+            as i64;
+        self.shared.db.write(|tx| {
+            let row: Option<(i64, i64)> = rusqlite::OptionalExtension::optional(tx.query_row(
+                "SELECT pid, start FROM clients WHERE gid=?1",
+                [gid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            ))
+            .map_err(db_error)?;
+            if let Some((pid, start)) = row
+                && alive(pid, start as u64)
+            {
+                return Err(errno_error(
+                    libc::EBUSY,
+                    format!("error blocklisting {address}: client.{gid} (pid {pid}) is alive"),
+                ));
+            }
+            tx.execute("DELETE FROM watches WHERE gid=?1", [gid])
+                .map_err(db_error)?;
+            tx.execute("DELETE FROM clients WHERE gid=?1", [gid])
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+}
+
+pub struct EmbeddedPool {
+    shared: Arc<Shared>,
+    id: i64,
+    name: String,
+    namespace: String,
+    data: DataDir,
+}
+
+impl EmbeddedPool {
+    fn key<'a>(&'a self, oid: &'a str) -> Key<'a> {
+        Key {
+            pool: self.id,
+            ns: &self.namespace,
+            oid,
+        }
+    }
+
+    fn caller(&self) -> Caller {
+        Caller {
+            gid: self.shared.gid,
+            nonce: self.shared.gid as u32,
+        }
+    }
+
+    fn watch_key(&self, oid: &str) -> String {
+        format!(
+            "{}|{}|{}|{oid}",
+            self.shared.root.display(),
+            self.id,
+            self.namespace
+        )
+    }
+
+    fn load(&self, oid: &str) -> Result<cls::Staged> {
+        self.shared.db.read(|tx| db::load(tx, self.key(oid)))
+    }
+}
+
+/// Applies one op to a staged non-data object.
+fn apply(obj: &mut cls::Staged, op: &WriteOp) -> std::result::Result<(), i32> {
+    match *op {
+        WriteOp::CreateExclusive => obj.create(true),
+        WriteOp::AssertExists => {
+            if obj.exists {
+                Ok(())
+            } else {
+                Err(libc::ENOENT)
+            }
+        }
+        WriteOp::Write { offset, data } => obj.write(offset, data),
+        WriteOp::WriteFull(data) => obj.write_full(data),
+        WriteOp::Zero { offset, len } => {
+            obj.zero(offset, len);
+            Ok(())
+        }
+        WriteOp::Truncate(size) => {
+            obj.truncate(size);
+            Ok(())
+        }
+        WriteOp::Remove => obj.remove(),
+        WriteOp::Exec(call) => cls::call(obj, call.class, call.method, &call.input).map(|_| ()),
+    }
+}
+
+impl Pool for EmbeddedPool {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn read(&self, oid: &str, offset: u64, len: u64, snap: u64) -> Result<Vec<u8>> {
+        if is_data_object(oid) {
+            return self
+                .data
+                .read(&self.shared.db, self.key(oid), offset, len, snap);
+        }
+        self.load(oid)?
+            .read(offset, len)
+            .map_err(|e| errno_error(e, format!("error reading {oid}")))
+    }
+
+    fn stat(&self, oid: &str, snap: u64) -> Result<u64> {
+        if is_data_object(oid) {
+            return self.data.stat(&self.shared.db, self.key(oid), snap);
+        }
+        self.load(oid)?
+            .size()
+            .map_err(|e| errno_error(e, format!("error reading {oid}")))
+    }
+
+    fn exec(&self, oid: &str, call: &Call) -> Result<Vec<u8>> {
+        let what = || format!("{}.{} on {oid}", call.class, call.method);
+        if is_data_object(oid) {
+            return Err(errno_error(libc::EOPNOTSUPP, what()));
+        }
+        let mut obj = self.load(oid)?;
+        obj.caller = Some(self.caller());
+        cls::call(&mut obj, call.class, call.method, &call.input)
+            .map_err(|e| errno_error(e, what()))
+    }
+
+    fn operate(&self, oid: &str, ops: &[WriteOp], snapc: &SnapContext) -> Result<()> {
+        if is_data_object(oid) {
+            return self
+                .data
+                .operate(&self.shared.db, self.key(oid), ops, snapc);
+        }
+        let k = self.key(oid);
+        self.shared.db.write(|tx| {
+            let before = db::load(tx, k)?;
+            let mut after = before.clone();
+            after.caller = Some(self.caller());
+            for op in ops {
+                apply(&mut after, op).map_err(|e| errno_error(e, describe_ops(oid, ops)))?;
+            }
+            db::store(tx, k, &before, &after)
+        })
+    }
+
+    fn snap_create(&self) -> Result<u64> {
+        self.shared.db.write(|tx| db::next_snap(tx, self.id))
+    }
+
+    fn snap_remove(&self, snap: u64) -> Result<()> {
+        // Trim every clone in the pool (all namespaces) that served `snap`.
+        let freed = self.shared.db.write(|tx| {
+            let mut stmt = tx
+                .prepare("SELECT ns, oid, seq, clones FROM snapsets WHERE pool=?1 AND clones != ''")
+                .map_err(db_error)?;
+            let rows = stmt
+                .query_map([self.id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(db_error)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(db_error)?;
+            let mut freed = Vec::new();
+            for (ns, oid, seq, text) in rows {
+                let Some(mut ss) = snapset::SnapSet::parse(seq as u64, &text) else {
+                    continue;
+                };
+                let before = ss.clone();
+                let gone = ss.trim(snap);
+                if ss != before {
+                    let k = Key {
+                        pool: self.id,
+                        ns: &ns,
+                        oid: &oid,
+                    };
+                    data::save_snapset(tx, k, &ss)?;
+                }
+                if !gone.is_empty() {
+                    freed.push((ns, oid, gone));
+                }
+            }
+            Ok(freed)
+        })?;
+        for (ns, oid, ids) in freed {
+            data_dir(&self.shared.root, self.id, &ns).remove_clones(&oid, &ids);
+        }
+        Ok(())
+    }
+
+    fn rollback(&self, oid: &str, snap: u64, snapc: &SnapContext) -> Result<()> {
+        if is_data_object(oid) {
+            return self
+                .data
+                .rollback(&self.shared.db, self.key(oid), snap, snapc);
+        }
+        // Non-data objects are not snapshotted in this store.
+        Ok(())
+    }
+
+    fn watch(&self, oid: &str, handler: Arc<dyn WatchHandler>) -> Result<Box<dyn Watch>> {
+        let cookie = self.shared.next_cookie.fetch_add(1, Ordering::SeqCst);
+        let gid = self.shared.gid;
+        self.shared.db.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO watches(pool, ns, oid, gid, cookie) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![self.id, self.namespace, oid, gid as i64, cookie as i64],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })?;
+        let key = self.watch_key(oid);
+        handlers()
+            .lock()
+            .expect("no poisoning")
+            .entry(key.clone())
+            .or_default()
+            .insert((gid, cookie), handler);
+        Ok(Box::new(EmbeddedWatch {
+            shared: self.shared.clone(),
+            pool: self.id,
+            namespace: self.namespace.clone(),
+            oid: oid.to_string(),
+            key,
+            cookie,
+        }))
+    }
+
+    fn notify(&self, oid: &str, payload: &[u8], _timeout_ms: u64) -> Result<Vec<Watcher>> {
+        let rows: Vec<(i64, i64, i64, i64)> = self.shared.db.read(|tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT w.gid, w.cookie, c.pid, c.start FROM watches w JOIN clients c ON c.gid = w.gid \
+                     WHERE w.pool=?1 AND w.ns=?2 AND w.oid=?3 ORDER BY w.gid, w.cookie",
+                )
+                .map_err(db_error)?;
+            stmt.query_map(params![self.id, self.namespace, oid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(db_error)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_error)
+        })?;
+        let ours: Handlers = handlers()
+            .lock()
+            .expect("no poisoning")
+            .get(&self.watch_key(oid))
+            .cloned()
+            .unwrap_or_default();
+        let mut watchers = Vec::new();
+        let mut dead = Vec::new();
+        for (gid, cookie, pid, start) in rows {
+            let (gid, cookie) = (gid as u64, cookie as u64);
+            if pid == self.shared.pid && start as u64 == self.shared.start {
+                if let Some(h) = ours.get(&(gid, cookie)) {
+                    watchers.push(Watcher {
+                        gid,
+                        cookie,
+                        reply: Some(h.notified(self.shared.gid, payload)),
+                    });
+                }
+            } else if alive(pid, start as u64) {
+                watchers.push(Watcher {
+                    gid,
+                    cookie,
+                    reply: None,
+                });
+            } else {
+                dead.push(gid);
+            }
+        }
+        if !dead.is_empty() {
+            // Clients of dead processes: their watches are gone.
+            let _ = self.shared.db.write(|tx| {
+                for gid in &dead {
+                    tx.execute("DELETE FROM watches WHERE gid=?1", [*gid as i64])
+                        .map_err(db_error)?;
+                }
+                Ok(())
+            });
+        }
+        Ok(watchers)
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let mut names = self
+            .shared
+            .db
+            .read(|tx| db::list(tx, self.id, &self.namespace))?;
+        names.extend(self.data.list()?);
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.data.flush()
+    }
+}
+
+struct EmbeddedWatch {
+    shared: Arc<Shared>,
+    pool: i64,
+    namespace: String,
+    oid: String,
+    key: String,
+    cookie: u64,
+}
+
+impl Watch for EmbeddedWatch {
+    fn handle(&self) -> u64 {
+        self.cookie
+    }
+
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for EmbeddedWatch {
+    fn drop(&mut self) {
+        if let Some(map) = handlers().lock().expect("no poisoning").get_mut(&self.key) {
+            map.remove(&(self.shared.gid, self.cookie));
+        }
+        let _ = self.shared.db.write(|tx| {
+            tx.execute(
+                "DELETE FROM watches WHERE pool=?1 AND ns=?2 AND oid=?3 AND gid=?4 AND cookie=?5",
+                params![
+                    self.pool,
+                    self.namespace,
+                    self.oid,
+                    self.shared.gid as i64,
+                    self.cookie as i64
+                ],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        });
+    }
+}
+
+/// Where the store lives when nothing says otherwise:
+/// `$XDG_DATA_HOME/rbdimg`, else `~/.local/share/rbdimg`.
+pub fn default_location() -> Option<PathBuf> {
+    let nonempty = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty());
+    if let Some(xdg) = nonempty("XDG_DATA_HOME") {
+        return Some(PathBuf::from(xdg).join("rbdimg"));
+    }
+    nonempty("HOME").map(|h| PathBuf::from(h).join(".local/share/rbdimg"))
+}
