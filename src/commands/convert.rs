@@ -18,8 +18,11 @@ use crate::size::parse_size;
 /// qemu-img's limit on `-S`: 512-byte multiples up to 16 MiB (32768 sectors).
 const MAX_SPARSE: u64 = 32768 * 512;
 
-/// Chunks in flight without `-m` (qemu-img's default is 8 too).
-const DEFAULT_PARALLEL: u64 = 8;
+/// Chunks in flight without `-m`. Measured on the benchmark (bluestore, 2
+/// cores): throughput into RBD and local files is flat from 2 to 8, while
+/// each slot costs about 4 MiB (6 MiB with librados' copy), so 4 keeps peak
+/// memory below qemu-img's default at the same speed.
+const DEFAULT_PARALLEL: u64 = 4;
 
 pub const CACHE_MODES: &[&str] = &["none", "writeback", "unsafe", "directsync", "writethrough"];
 
