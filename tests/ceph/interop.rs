@@ -3,7 +3,7 @@
 //! what qemu-img prints for the same image. (Behaviour that must hold on
 //! every store runs on both backends in tests/rbd.)
 
-use super::{rbdimg_ok, shared, unique};
+use super::{rbdimg, rbdimg_ok, shared, unique};
 use crate::rbd::source;
 use crate::util::{have_qemu_img, qemu_img};
 
@@ -151,4 +151,121 @@ fn images_written_by_rbd_and_qemu_read_back_identically() {
     ]);
     assert!(c.export(&copy) == expected);
     c.assert_object_map_clean(&copy);
+}
+
+#[test]
+fn clones_read_through_their_parent() {
+    let c = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let src = source(dir.path());
+    let parent = unique("parent");
+    c.tool_ok("rbd", &["import", src.to_str().unwrap(), &parent]);
+    c.tool_ok("rbd", &["snap", "create", &format!("{parent}@base")]);
+    c.tool_ok("rbd", &["snap", "protect", &format!("{parent}@base")]);
+    let child = unique("child");
+    c.tool_ok("rbd", &["clone", &format!("{parent}@base"), &child]);
+    if have_qemu_img() {
+        // Writes into the child through librbd (copy-up of one object).
+        let q = qemu_img(dir.path(), &["info", &c.name(&child)]);
+        assert_eq!(q.code, 0, "{q:#?}");
+        let io = std::process::Command::new("qemu-io")
+            .args([
+                "-f",
+                "raw",
+                "-c",
+                "write -P 0x5a 4100k 64k",
+                &c.name(&child),
+            ])
+            .output()
+            .unwrap();
+        assert!(io.status.success(), "{io:?}");
+    }
+    let out = dir.path().join("child.raw");
+    rbdimg_ok(&[
+        "convert",
+        "-O",
+        "raw",
+        &c.name(&child),
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read(&out).unwrap() == c.export(&child),
+        "clone read differs from rbd export"
+    );
+    // Writing to a clone is refused clearly, and nothing changes.
+    let before = c.export(&child);
+    let refused = rbdimg(&[
+        "convert",
+        "-n",
+        "-O",
+        "raw",
+        src.to_str().unwrap(),
+        &c.name(&child),
+    ]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("writing to a clone"),
+        "{}",
+        refused.stderr
+    );
+    assert!(c.export(&child) == before);
+}
+
+#[test]
+fn unsupported_features_are_refused_clearly() {
+    let c = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.raw");
+    // Journaling: readable, not writable.
+    let journaled = unique("journal");
+    c.tool_ok(
+        "rbd",
+        &[
+            "create",
+            "--size",
+            "8M",
+            "--image-feature",
+            "layering,exclusive-lock,journaling",
+            &journaled,
+        ],
+    );
+    rbdimg_ok(&[
+        "convert",
+        "-O",
+        "raw",
+        &c.name(&journaled),
+        out.to_str().unwrap(),
+    ]);
+    let refused = rbdimg(&["resize", "-f", "raw", &c.name(&journaled), "16M"]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused
+            .stderr
+            .contains("journaling, which rbdimg can only read"),
+        "{}",
+        refused.stderr
+    );
+    // Fancy striping: refused outright (objects are not laid out linearly).
+    let striped = unique("striped");
+    c.tool_ok(
+        "rbd",
+        &[
+            "create",
+            "--size",
+            "8M",
+            "--stripe-unit",
+            "64K",
+            "--stripe-count",
+            "4",
+            &striped,
+        ],
+    );
+    let refused = rbdimg(&["info", &c.name(&striped)]);
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("fancy striping"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
 }
