@@ -7,7 +7,8 @@
 //! Sources: a 4 GiB image with about 1 GiB of half-compressible data in
 //! scattered 4 MiB extents, as raw, qcow2 and compressed qcow2 (`--quick`:
 //! 512 MiB with 128 MiB of data). Cases: each source into RBD, RBD into
-//! qcow2, qcow2 into raw. Every target is deleted right after it is timed.
+//! qcow2, qcow2 into raw and raw into qcow2 locally. Every target is
+//! deleted right after it is timed.
 //! Reported: medians of wall time, client CPU (user+sys) and peak RSS, and
 //! the ratios of each peer to rbdimg.
 
@@ -275,6 +276,12 @@ fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
             qcow2.display().to_string(),
             "qcow2",
             "raw",
+        ),
+        local(
+            "raw -> qcow2 (local)",
+            raw.display().to_string(),
+            "raw",
+            "qcow2",
         ),
     ];
 
