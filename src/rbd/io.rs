@@ -280,14 +280,20 @@ impl RbdImage {
         Ok(())
     }
 
-    /// Removes one data object with the PENDING -> NONEXISTENT protocol.
-    pub(super) fn remove_object(&self, state: &State, object: u64) -> Result<()> {
-        self.update_map(state, object, object + 1, OBJECT_PENDING, None)?;
+    /// Deletes a data object under the snapshot context (a clone stays
+    /// for snapshots); one already gone is fine. No object-map update.
+    pub(super) fn delete_data_object(&self, state: &State, object: u64) -> Result<()> {
         ignore_missing(self.data.operate(
             &state.header.data_oid(object),
             &[WriteOp::Remove],
             &state.snapc,
-        ))?;
+        ))
+    }
+
+    /// Removes one data object with the PENDING -> NONEXISTENT protocol.
+    pub(super) fn remove_object(&self, state: &State, object: u64) -> Result<()> {
+        self.update_map(state, object, object + 1, OBJECT_PENDING, None)?;
+        self.delete_data_object(state, object)?;
         self.update_map(
             state,
             object,

@@ -78,11 +78,7 @@ impl RbdImage {
                     if !may_exist {
                         continue;
                     }
-                    ignore_missing(self.data.operate(
-                        &state.header.data_oid(object),
-                        &[WriteOp::Remove],
-                        &state.snapc,
-                    ))?;
+                    self.delete_data_object(&state, object)?;
                 }
                 self.update_map(
                     &state,

@@ -17,6 +17,24 @@ fn freeze(pid: i32, how_long: Duration) -> std::thread::JoinHandle<()> {
     })
 }
 
+/// Starts rbdimg, freezes `pid` shortly after for `how_long`, and requires
+/// the command to finish successfully once the daemon is back.
+fn succeeds_through_freeze(args: &[&str], pid: i32, how_long: Duration) {
+    let child = Command::new(crate::util::RBDIMG)
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(250));
+    freeze(pid, how_long).join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "rbdimg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn map_clean_or_invalid(c: &CephCluster, image: &str) {
     let info = c.tool_ok("rbd", &["info", image]).stdout;
     if !info.contains("object map invalid") {
@@ -35,18 +53,10 @@ fn frozen_daemons_are_survived_or_reported() {
 
     // 1. OSD frozen for a few seconds mid-convert: the convert finishes.
     let name = c.name("rbd/f1");
-    let child = Command::new(crate::util::RBDIMG)
-        .args(["convert", "-O", "raw", src.to_str().unwrap(), &name])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    freeze(osd, Duration::from_secs(6)).join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds_through_freeze(
+        &["convert", "-O", "raw", src.to_str().unwrap(), &name],
+        osd,
+        Duration::from_secs(6),
     );
     assert!(c.export("rbd/f1") == expected);
     c.assert_object_map_clean("rbd/f1");
@@ -81,19 +91,7 @@ fn frozen_daemons_are_survived_or_reported() {
     rbdimg_ok(&["snapshot", "-c", "s", &name]);
     let other = raw_source(dir.path(), "o.raw", 64 << 20, &[(0, 8, 64 << 20)]);
     rbdimg_ok(&["convert", "-n", "-O", "raw", other.to_str().unwrap(), &name]);
-    let child = Command::new(crate::util::RBDIMG)
-        .args(["snapshot", "-a", "s", &name])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    freeze(osd, Duration::from_secs(5)).join().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds_through_freeze(&["snapshot", "-a", "s", &name], osd, Duration::from_secs(5));
     assert!(c.export("rbd/f1") == expected);
     c.assert_object_map_clean("rbd/f1");
 
