@@ -4,24 +4,8 @@
 //! print what qemu-img prints.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::util::{Twin, have_qemu_img, make_raw, qemu_img, rbdimg, rbdimg_ok};
-
-/// Runs a shell command (qemu-img/qemu-io set-up) in `dir`.
-fn sh(dir: &Path, cmd: &str) {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(dir)
-        .output()
-        .expect("run bash");
-    assert!(
-        out.status.success(),
-        "`{cmd}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::util::{Twin, have_qemu_img, make_raw, qemu_img, rbdimg, rbdimg_ok, sh};
 
 /// qemu-io patterns that exercise data, zeros, partial clusters and
 /// discards.
@@ -484,5 +468,39 @@ PY"#;
         "corrupt-a.qcow2",
     ] {
         twin.assert_same_file(f);
+    }
+}
+
+/// Bug: `snapshot -c` wrote names longer than 65535 bytes with their
+/// length cut to 16 bits, corrupting the snapshot table. qemu-img keeps
+/// at most 255 bytes of a name; so does rbdimg.
+#[test]
+fn long_snapshot_names_are_cut_like_qemu_img() {
+    if !have_qemu_img() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let long = "a".repeat(70000);
+    for tool in ["theirs", "ours"] {
+        let image = format!("{tool}.qcow2");
+        sh(d, &format!("qemu-img create -q -f qcow2 {image} 1M"));
+        let args = ["snapshot", "-c", long.as_str(), image.as_str()];
+        if tool == "ours" {
+            rbdimg_ok(d, &args);
+        } else {
+            assert_eq!(qemu_img(d, &args).code, 0);
+        }
+        let check = qemu_img(d, &["check", &image]);
+        assert_eq!(check.code, 0, "{check:#?}");
+        let list = qemu_img(d, &["snapshot", "-l", &image]);
+        let name = list
+            .stdout
+            .lines()
+            .nth(2)
+            .unwrap()
+            .split_whitespace()
+            .nth(1);
+        assert_eq!(name, Some(&long[..255]), "{tool}");
     }
 }

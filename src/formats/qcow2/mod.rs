@@ -458,7 +458,7 @@ impl Qcow2Image {
         let dir = m
             .read_meta(ext.directory_offset, ext.directory_size as usize)
             .ok()?;
-        bitmaps::parse_directory(&ext, &dir).ok()
+        bitmaps::parse_directory(&ext, &dir, self.g.cluster_size).ok()
     }
 
     /// A read-only view of snapshot `id` (QEMU's `qcow2_snapshot_load_tmp`:
