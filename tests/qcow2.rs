@@ -4,24 +4,8 @@
 //! print what qemu-img prints.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::util::{Twin, have_qemu_img, make_raw, qemu_img, rbdimg, rbdimg_ok};
-
-/// Runs a shell command (qemu-img/qemu-io set-up) in `dir`.
-fn sh(dir: &Path, cmd: &str) {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(cmd)
-        .current_dir(dir)
-        .output()
-        .expect("run bash");
-    assert!(
-        out.status.success(),
-        "`{cmd}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use crate::util::{Twin, have_qemu_img, make_raw, qemu_img, rbdimg, rbdimg_ok, sh};
 
 /// qemu-io patterns that exercise data, zeros, partial clusters and
 /// discards.
@@ -484,5 +468,255 @@ PY"#;
         "corrupt-a.qcow2",
     ] {
         twin.assert_same_file(f);
+    }
+}
+
+/// Bug: `snapshot -c` wrote names longer than 65535 bytes with their
+/// length cut to 16 bits, corrupting the snapshot table. qemu-img keeps
+/// at most 255 bytes of a name; so does rbdimg.
+#[test]
+fn long_snapshot_names_are_cut_like_qemu_img() {
+    if !have_qemu_img() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let long = "a".repeat(70000);
+    for tool in ["theirs", "ours"] {
+        let image = format!("{tool}.qcow2");
+        sh(d, &format!("qemu-img create -q -f qcow2 {image} 1M"));
+        let args = ["snapshot", "-c", long.as_str(), image.as_str()];
+        if tool == "ours" {
+            rbdimg_ok(d, &args);
+        } else {
+            assert_eq!(qemu_img(d, &args).code, 0);
+        }
+        let check = qemu_img(d, &["check", &image]);
+        assert_eq!(check.code, 0, "{check:#?}");
+        let list = qemu_img(d, &["snapshot", "-l", &image]);
+        let name = list
+            .stdout
+            .lines()
+            .nth(2)
+            .unwrap()
+            .split_whitespace()
+            .nth(1);
+        assert_eq!(name, Some(&long[..255]), "{tool}");
+    }
+}
+
+/// splitmix64: a small seeded generator, so that every run issues the same
+/// requests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+const STRESS_SIZE: u64 = 8 << 20;
+const STRESS_THREADS: u64 = 8;
+/// The shared range: the image's tail, from an unaligned offset.
+const SHARED_START: u64 = (7 << 20) + 3333;
+
+/// One random request inside `[start, end)`: cluster-aligned or not,
+/// often crossing cluster boundaries. Returns (offset, length).
+fn pick_range(rng: &mut Rng, start: u64, end: u64, cluster: u64) -> (u64, u64) {
+    let (offset, len) = if rng.below(3) == 0 {
+        let first = start.div_ceil(cluster);
+        let last = end / cluster;
+        if last <= first {
+            (start, 1)
+        } else {
+            let c = first + rng.below(last - first);
+            (c * cluster, (1 + rng.below(3)) * cluster)
+        }
+    } else {
+        (start + rng.below(end - start), 1 + rng.below(3 * cluster))
+    };
+    (offset, len.min(end - offset))
+}
+
+/// Random writes, zero writes (as data and as `write_zeroes`), discards and
+/// verifying reads on `model` (the bytes of `[start, end)`), plus writes
+/// to the shared range, until `ops` requests or the deadline.
+#[allow(clippy::too_many_arguments)]
+fn stress_thread(
+    img: &dyn rbdimg::image::BlockDriver,
+    seed: u64,
+    start: u64,
+    end: u64,
+    model: &mut [u8],
+    cluster: u64,
+    ops: usize,
+    deadline: std::time::Instant,
+) {
+    let mut rng = Rng(seed);
+    for _ in 0..ops {
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+        let shared = rng.below(5) == 0;
+        let (lo, hi) = if shared {
+            (SHARED_START, STRESS_SIZE)
+        } else {
+            (start, end)
+        };
+        let (offset, len) = pick_range(&mut rng, lo, hi, cluster);
+        let at = (offset - start) as usize..(offset - start + len) as usize;
+        match rng.below(10) {
+            0..=3 => {
+                let mut data = vec![0u8; len as usize];
+                rng.fill(&mut data);
+                img.write_at(&data, offset).unwrap();
+                if !shared {
+                    model[at].copy_from_slice(&data);
+                }
+            }
+            4 => {
+                img.write_at(&vec![0u8; len as usize], offset).unwrap();
+                if !shared {
+                    model[at].fill(0);
+                }
+            }
+            5 | 6 => {
+                img.write_zeroes(offset, len, rng.below(2) == 0).unwrap();
+                if !shared {
+                    model[at].fill(0);
+                }
+            }
+            7 => {
+                img.discard(offset, len).unwrap();
+                if !shared {
+                    model[at].fill(0);
+                }
+            }
+            _ if !shared => {
+                let mut back = vec![0u8; len as usize];
+                img.read_at(&mut back, offset).unwrap();
+                assert!(
+                    back == model[at],
+                    "thread {seed:#x}: bytes at {offset}+{len} differ"
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Eight threads write one open image at once (each its own unaligned byte
+/// range, sharing clusters with its neighbours, and all of them a shared
+/// range); afterwards the image must hold exactly what the model says, and
+/// qemu-img must find it clean and equal to a raw copy of the model.
+#[test]
+fn concurrent_writers_keep_the_image_consistent() {
+    use rbdimg::image::open::{OpenOptions, open_image};
+    if !have_qemu_img() {
+        return;
+    }
+    let variants: &[(&str, u64, &str)] = &[
+        (
+            "c4k",
+            4096,
+            "qemu-img create -q -f qcow2 -o cluster_size=4k img.qcow2 8M",
+        ),
+        ("c64k", 65536, "qemu-img create -q -f qcow2 img.qcow2 8M"),
+        (
+            "extl2",
+            65536,
+            "qemu-img create -q -f qcow2 -o extended_l2=on img.qcow2 8M",
+        ),
+        (
+            "backing",
+            4096,
+            "qemu-img create -q -f qcow2 -o cluster_size=64k base.qcow2 8M && \
+             qemu-io -c 'write -P 0xb1 0 3M' -c 'write -P 0xb2 5M 3M' base.qcow2 >/dev/null && \
+             qemu-img create -q -f qcow2 -o cluster_size=4k -b base.qcow2 -F qcow2 img.qcow2",
+        ),
+        (
+            "compressed",
+            4096,
+            "qemu-img create -q -f raw src.raw 8M && \
+             qemu-io -f raw -c 'write -P 0xc1 0 2M' -c 'write -P 0xc2 4M 4M' src.raw >/dev/null && \
+             qemu-img convert -c -O qcow2 -o cluster_size=4k src.raw img.qcow2",
+        ),
+    ];
+    for (v, (name, cluster, setup)) in variants.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        sh(d, setup);
+        sh(d, "qemu-img convert -O raw img.qcow2 before.raw");
+        let mut model = std::fs::read(d.join("before.raw")).unwrap();
+        assert_eq!(model.len() as u64, STRESS_SIZE);
+        let path = d.join("img.qcow2");
+        let opts = OpenOptions {
+            format: Some("qcow2".into()),
+            writable: true,
+            ..Default::default()
+        };
+        let img = open_image(path.to_str().unwrap(), &opts).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let bounds: Vec<u64> = (0..=STRESS_THREADS)
+            .map(|i| i * SHARED_START / STRESS_THREADS)
+            .collect();
+        let (private, _) = model.split_at_mut(SHARED_START as usize);
+        std::thread::scope(|s| {
+            let mut rest = private;
+            for t in 0..STRESS_THREADS as usize {
+                let (start, end) = (bounds[t], bounds[t + 1]);
+                let (mine, tail) = rest.split_at_mut((end - start) as usize);
+                rest = tail;
+                let img = img.as_ref();
+                let seed = (v as u64) << 32 | t as u64;
+                s.spawn(move || {
+                    stress_thread(img, seed, start, end, mine, *cluster, 300, deadline)
+                });
+            }
+        });
+        // The shared range ends with one known write (unaligned start).
+        let mut rng = Rng(0x5eed + v as u64);
+        let shared = &mut model[SHARED_START as usize..];
+        rng.fill(shared);
+        img.write_at(shared, SHARED_START).unwrap();
+        let mut back = vec![0u8; STRESS_SIZE as usize];
+        img.read_at(&mut back, 0).unwrap();
+        assert!(back == model, "{name}: image differs from the model");
+        drop(img);
+        std::fs::write(d.join("model.raw"), &model).unwrap();
+        let check = qemu_img(d, &["check", "img.qcow2"]);
+        assert_eq!(check.code, 0, "{name}: {check:#?}");
+        assert!(
+            check.stdout.contains("No errors were found on the image."),
+            "{name}: {check:#?}"
+        );
+        let cmp = qemu_img(
+            d,
+            &[
+                "compare",
+                "-f",
+                "raw",
+                "-F",
+                "qcow2",
+                "model.raw",
+                "img.qcow2",
+            ],
+        );
+        assert_eq!(cmp.code, 0, "{name}: {cmp:#?}");
     }
 }

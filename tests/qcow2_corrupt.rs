@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{RBDIMG, have_qemu_img};
+use crate::util::{RBDIMG, have_qemu_img, sh};
 
 /// Byte patches: (file offset, bytes).
 type Patches<'a> = &'a [(u64, &'a [u8])];
@@ -12,16 +12,13 @@ type Patches<'a> = &'a [(u64, &'a [u8])];
 /// Patches big-endian fields of a fresh 4 MiB qcow2 with data in it.
 fn damaged(dir: &Path, name: &str, patches: &[(u64, &[u8])]) {
     let path = dir.join(name);
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
+    sh(
+        dir,
+        &format!(
             "qemu-img create -q -f qcow2 -o cluster_size=4k {name} 4M && \
              qemu-io -c 'write -P 7 0 1M' {name} >/dev/null"
-        ))
-        .current_dir(dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
+        ),
+    );
     use std::os::unix::fs::FileExt;
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     for (at, bytes) in patches {
@@ -193,16 +190,11 @@ fn backing_loops_are_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(
-            "qemu-img create -q -f qcow2 -u -b l2.qcow2 -F qcow2 l1.qcow2 1M && \
-             qemu-img create -q -f qcow2 -u -b l1.qcow2 -F qcow2 l2.qcow2 1M",
-        )
-        .current_dir(d)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sh(
+        d,
+        "qemu-img create -q -f qcow2 -u -b l2.qcow2 -F qcow2 l1.qcow2 1M && \
+         qemu-img create -q -f qcow2 -u -b l1.qcow2 -F qcow2 l2.qcow2 1M",
+    );
     for args in [
         "convert -O raw l1.qcow2 x.raw",
         "info --backing-chain l1.qcow2",
@@ -213,5 +205,54 @@ fn backing_loops_are_refused() {
             stderr.contains("creates an infinite loop"),
             "{args}: {stderr}"
         );
+    }
+}
+
+/// The offset of the bitmap directory, from the bitmaps header extension.
+fn bitmap_directory(image: &[u8]) -> u64 {
+    let be32 = |at: usize| u32::from_be_bytes(image[at..at + 4].try_into().unwrap());
+    let mut at = be32(100) as usize;
+    loop {
+        let (magic, len) = (be32(at), be32(at + 4) as usize);
+        assert_ne!(magic, 0, "no bitmaps extension");
+        if magic == 0x2385_2875 {
+            return u64::from_be_bytes(image[at + 24..at + 32].try_into().unwrap());
+        }
+        at += 8 + len.div_ceil(8) * 8;
+    }
+}
+
+/// Bug: `check` read a bitmap table of `table_size * 8` bytes with
+/// table_size straight from the bitmap directory, and aborted allocating
+/// 32 GiB for 0xffffffff. Directory entries must now satisfy QEMU's
+/// constraints (at most 512 MiB of bitmap data, an 8 MiB table here).
+#[test]
+fn oversized_bitmap_table_is_not_allocated() {
+    if !have_qemu_img() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    sh(
+        d,
+        "qemu-img create -q -f qcow2 -o cluster_size=512 bm.qcow2 1M && \
+         qemu-io -c 'write -P 1 0 1k' bm.qcow2 >/dev/null && \
+         qemu-img bitmap --add -g 64k bm.qcow2 b0",
+    );
+    let path = d.join("bm.qcow2");
+    let directory = bitmap_directory(&std::fs::read(&path).unwrap());
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&u32::MAX.to_be_bytes(), directory + 8)
+        .unwrap();
+    let (code, stderr) = run_limited(d, "check bm.qcow2");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("ERROR bitmap directory: Bitmap 'b0' doesn't satisfy the constraints"),
+        "{stderr}"
+    );
+    for args in ["info bm.qcow2", "convert -O raw bm.qcow2 bm.raw"] {
+        let (code, stderr) = run_limited(d, args);
+        assert_eq!(code, 0, "{args}: {stderr}");
     }
 }

@@ -161,3 +161,18 @@ pub fn make_raw(path: &Path, size: u64, patterns: &[(u64, u8, usize)]) {
         f.write_all_at(&vec![byte; len], offset).expect("write");
     }
 }
+
+/// Runs a shell command (qemu-img/qemu-io set-up) in `dir`.
+pub fn sh(dir: &Path, cmd: &str) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(dir)
+        .output()
+        .expect("run bash");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

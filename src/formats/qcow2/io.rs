@@ -5,7 +5,8 @@
 //! allocated, the range registered as in flight), performed without it
 //! (copy-on-write reads through the old mapping, then the data), and
 //! committed under the lock again (L2 entries updated, old clusters
-//! released). Requests that overlap an allocation in flight wait for it.
+//! released). Every write is in flight until its data is on disk; writes,
+//! discards and zero writes that overlap one in flight wait for it.
 
 use std::sync::MutexGuard;
 
@@ -326,27 +327,27 @@ pub fn allocate_only(img: &Qcow2Image, off: u64, len: u64) -> Result<(u64, u64)>
 /// the request (None: allocate only). Returns (host end, bytes covered).
 fn step(img: &Qcow2Image, off: u64, remaining: u64, data: Option<&[u8]>) -> Result<(u64, u64)> {
     let g = img.geometry();
+    // Every step is in flight until its data is on disk, plain in-place
+    // overwrites too: a discard or zero write waits for them before it may
+    // free their clusters (which could otherwise be reused elsewhere and
+    // then receive this step's data).
     let plan = {
         let m = img.lock();
         let (mut m, limit) = wait_for_dependencies(img, m, off, remaining);
         let plan = plan_write(img, &mut m, off, limit)?;
-        if plan.needs_meta {
-            m.inflight.push(plan.range(g.cluster_size));
-        }
+        m.inflight.push(plan.range(g.cluster_size));
         plan
     };
     let host_data = plan.host + g.offset_into_cluster(off);
     let data = data.map(|d| &d[..plan.len as usize]);
-    if !plan.needs_meta {
-        if let Some(d) = data {
-            img.data().write_at(d, host_data)?;
-        }
-        return Ok((host_data + plan.len, plan.len));
-    }
-    let result = write_with_cow(img, &plan, data, host_data).and_then(|()| {
-        let mut m = img.lock();
-        commit(img, &mut m, &plan, data.is_none())
-    });
+    let result = if plan.needs_meta {
+        write_with_cow(img, &plan, data, host_data).and_then(|()| {
+            let mut m = img.lock();
+            commit(img, &mut m, &plan, data.is_none())
+        })
+    } else {
+        data.map_or(Ok(()), |d| img.data().write_at(d, host_data))
+    };
     let mut m = img.lock();
     if result.is_err() && !plan.keep_old && !g.has_data_file {
         m.free_clusters(plan.host, plan.clusters * g.cluster_size);

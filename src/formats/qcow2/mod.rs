@@ -7,10 +7,12 @@
 //!        +--unlock--> pread/pwrite on the shared data file descriptor
 //! ```
 //!
-//! Guest data moves outside the metadata lock; a write that allocates
-//! clusters registers its guest range as "in flight" so that overlapping
-//! writers wait for it, then links the new clusters into the L2 table once
-//! the data (and any copy-on-write of neighbouring bytes) is on disk.
+//! Guest data moves outside the metadata lock; every write registers its
+//! guest clusters as "in flight" so that overlapping writers, discards and
+//! zero writes wait for it (a cluster is never freed, and reused, under a
+//! write still on its way), and a write that allocates links the new
+//! clusters into the L2 table once the data (and any copy-on-write of
+//! neighbouring bytes) is on disk.
 
 pub mod bitmaps;
 pub mod check;
@@ -458,7 +460,7 @@ impl Qcow2Image {
         let dir = m
             .read_meta(ext.directory_offset, ext.directory_size as usize)
             .ok()?;
-        bitmaps::parse_directory(&ext, &dir).ok()
+        bitmaps::parse_directory(&ext, &dir, self.g.cluster_size).ok()
     }
 
     /// A read-only view of snapshot `id` (QEMU's `qcow2_snapshot_load_tmp`:

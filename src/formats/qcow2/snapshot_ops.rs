@@ -16,6 +16,19 @@ use crate::formats::qcow2::validate_table;
 use crate::image::driver::Preallocation;
 use crate::image::error::{Error, ErrorKind, Result};
 
+/// QEMU keeps a snapshot's name in a 256-byte buffer
+/// (`QEMUSnapshotInfo.name`), so `snapshot -c` cuts longer names to 255
+/// bytes (here at a character boundary).
+const NAME_MAX: usize = 255;
+
+fn cut_name(name: &str) -> &str {
+    let mut end = name.len().min(NAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 fn errno(e: i32) -> Error {
     let kind = match e {
         libc::ENOENT => ErrorKind::NotFound,
@@ -135,6 +148,12 @@ impl Meta {
     /// Writes the snapshot table to new clusters and points the header at
     /// it (QEMU's `qcow2_write_snapshots`).
     pub fn write_snapshots(&mut self) -> Result<()> {
+        // Entries store 16-bit lengths; a longer id or name (decoded from
+        // invalid UTF-8) cannot be written back.
+        let fits = |s: &str| s.len() <= usize::from(u16::MAX);
+        if !self.snapshots.iter().all(|s| fits(&s.id) && fits(&s.name)) {
+            return Err(Error::os(ErrorKind::InvalidArgument, libc::EINVAL));
+        }
         let size = snapshot::table_size(&self.snapshots);
         if size > snapshot::MAX_TABLE_BYTES {
             return Err(Error::os(ErrorKind::InvalidArgument, libc::EFBIG));
@@ -195,7 +214,7 @@ pub fn create(img: &Qcow2Image, name: &str) -> Result<()> {
         icount: 0,
         unknown_extra: Vec::new(),
         id: snapshot::next_id(&m.snapshots),
-        name: name.to_string(),
+        name: cut_name(name).to_string(),
     };
     m.snapshots.push(sn);
     if let Err(e) = m.write_snapshots() {
