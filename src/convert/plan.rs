@@ -128,11 +128,16 @@ impl Planner {
                 Allocation::Zero | Allocation::Unallocated => Work::Zero,
             };
             let n = extent.len.clamp(1, offset + len - pos);
-            runs.push(Run {
-                offset: pos - offset,
-                len: n,
-                work,
-            });
+            match runs.last_mut() {
+                // Adjacent data (e.g. compressed qcow2 clusters, each its
+                // own extent) is one run: one read, one write.
+                Some(last) if last.work == Work::Copy && work == Work::Copy => last.len += n,
+                _ => runs.push(Run {
+                    offset: pos - offset,
+                    len: n,
+                    work,
+                }),
+            }
             pos += n;
         }
         Ok(runs)

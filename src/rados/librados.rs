@@ -434,11 +434,10 @@ impl Pool for LibradosPool {
         &self.namespace
     }
 
-    fn read(&self, oid: &str, offset: u64, len: u64, snap: u64) -> Result<Vec<u8>> {
+    fn read_into(&self, oid: &str, offset: u64, buf: &mut [u8], snap: u64) -> Result<usize> {
         let io = self.reader(snap)?;
         let o = cstring(oid)?;
-        let mut buf = vec![0u8; len as usize];
-        // SAFETY: the buffer is as long as we say.
+        // SAFETY: librados writes at most buf.len() bytes into our buffer.
         let rc = unsafe {
             (self.api().rados_read)(
                 io.0,
@@ -448,9 +447,7 @@ impl Pool for LibradosPool {
                 offset,
             )
         };
-        let n = check(rc, || format!("error reading {oid}"))?;
-        buf.truncate(n as usize);
-        Ok(buf)
+        Ok(check(rc, || format!("error reading {oid}"))? as usize)
     }
 
     fn stat(&self, oid: &str, snap: u64) -> Result<u64> {

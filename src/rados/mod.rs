@@ -99,9 +99,18 @@ pub trait Pool: Send + Sync {
     fn id(&self) -> i64;
     fn name(&self) -> &str;
     fn namespace(&self) -> &str;
-    /// Up to `len` bytes from `offset` (short at the object's end); NotFound
-    /// when the object does not exist at that snapshot.
-    fn read(&self, oid: &str, offset: u64, len: u64, snap: u64) -> Result<Vec<u8>>;
+    /// Reads from `offset` into `buf`; returns how many bytes the object
+    /// had there (short at the object's end). NotFound when the object does
+    /// not exist at that snapshot.
+    fn read_into(&self, oid: &str, offset: u64, buf: &mut [u8], snap: u64) -> Result<usize>;
+
+    /// Up to `len` bytes from `offset`, in a new buffer.
+    fn read(&self, oid: &str, offset: u64, len: u64, snap: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len as usize];
+        let n = self.read_into(oid, offset, &mut buf, snap)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
     /// The object's size at a snapshot; NotFound when absent.
     fn stat(&self, oid: &str, snap: u64) -> Result<u64>;
     /// Runs a read-only class method and returns its output.

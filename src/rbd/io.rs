@@ -198,11 +198,8 @@ impl RbdImage {
         for p in pieces(object_size, offset, buf.len() as u64) {
             let out = &mut buf[p.buf_offset..p.buf_offset + p.len as usize];
             let oid = state.header.data_oid(p.object);
-            match self.data.read(&oid, p.offset, p.len, snap) {
-                Ok(bytes) => {
-                    out[..bytes.len()].copy_from_slice(&bytes);
-                    out[bytes.len()..].fill(0);
-                }
+            match self.data.read_into(&oid, p.offset, out, snap) {
+                Ok(n) => out[n..].fill(0),
                 Err(e) if e.kind() == ErrorKind::NotFound => {
                     self.read_parent(out, p.object * object_size + p.offset)?;
                 }

@@ -190,7 +190,15 @@ impl DataDir {
         })
     }
 
-    pub fn read(&self, db: &Db, k: Key, offset: u64, len: u64, snap: u64) -> Result<Vec<u8>> {
+    /// Reads into `buf`; returns how many bytes the object had there.
+    pub fn read_into(
+        &self,
+        db: &Db,
+        k: Key,
+        offset: u64,
+        buf: &mut [u8],
+        snap: u64,
+    ) -> Result<usize> {
         let path = self
             .version_path(db, k, snap)?
             .ok_or_else(|| enoent(k.oid))?;
@@ -203,11 +211,10 @@ impl DataDir {
             .metadata()
             .map_err(|e| io_error("error reading", k.oid, e))?
             .len();
-        let n = size.saturating_sub(offset).min(len) as usize;
-        let mut buf = vec![0u8; n];
-        file.read_exact_at(&mut buf, offset)
+        let n = size.saturating_sub(offset).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], offset)
             .map_err(|e| io_error("error reading", k.oid, e))?;
-        Ok(buf)
+        Ok(n)
     }
 
     pub fn stat(&self, db: &Db, k: Key, snap: u64) -> Result<u64> {
@@ -442,6 +449,14 @@ fn punch(file: &File, offset: u64, len: u64) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// The first bytes of an object version, as a vector.
+    fn read_back(data: &DataDir, db: &Db, k: Key, snap: u64) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; 9];
+        let n = data.read_into(db, k, 0, &mut buf, snap)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
     #[test]
     fn names_escape_reversibly() {
         for name in ["rbd_data.abc.0000000000000001", ".x", "a/b@c%", "ünï"] {
@@ -481,22 +496,22 @@ mod tests {
         write(b"v1", &snapc(0, &[])).unwrap();
         // Snapshot 2, then a write: the clone keeps v1 for snapshot 2.
         write(b"v2", &snapc(2, &[2])).unwrap();
-        assert_eq!(data.read(&db, k, 0, 9, 2).unwrap(), b"v1");
-        assert_eq!(data.read(&db, k, 0, 9, head).unwrap(), b"v2");
+        assert_eq!(read_back(&data, &db, k, 2).unwrap(), b"v1");
+        assert_eq!(read_back(&data, &db, k, head).unwrap(), b"v2");
         assert_eq!(
-            data.read(&db, k, 0, 9, 1).unwrap_err().kind(),
+            read_back(&data, &db, k, 1).unwrap_err().kind(),
             crate::image::ErrorKind::NotFound
         );
         // Snapshot 3, then remove: the head is gone, both snapshots read.
         data.operate(&db, k, &[WriteOp::Remove], &snapc(3, &[3, 2]))
             .unwrap();
         assert!(data.stat(&db, k, head).is_err());
-        assert_eq!(data.read(&db, k, 0, 9, 3).unwrap(), b"v2");
+        assert_eq!(read_back(&data, &db, k, 3).unwrap(), b"v2");
         // Roll back to 2, then to 3; a snapshot taken before creation removes it.
         data.rollback(&db, k, 2, &snapc(3, &[3, 2])).unwrap();
-        assert_eq!(data.read(&db, k, 0, 9, head).unwrap(), b"v1");
+        assert_eq!(read_back(&data, &db, k, head).unwrap(), b"v1");
         data.rollback(&db, k, 3, &snapc(3, &[3, 2])).unwrap();
-        assert_eq!(data.read(&db, k, 0, 9, head).unwrap(), b"v2");
+        assert_eq!(read_back(&data, &db, k, head).unwrap(), b"v2");
         let other = Key {
             oid: "rbd_data.x.0000000000000001",
             ..k
@@ -517,7 +532,7 @@ mod tests {
         assert_eq!(gone, vec![2]);
         data.remove_clones(k.oid, &gone);
         assert!(!data.clone_path(k.oid, 2).exists());
-        assert_eq!(data.read(&db, k, 0, 9, 3).unwrap(), b"v2");
+        assert_eq!(read_back(&data, &db, k, 3).unwrap(), b"v2");
     }
 
     #[test]

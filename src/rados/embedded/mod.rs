@@ -302,15 +302,18 @@ impl Pool for EmbeddedPool {
         &self.namespace
     }
 
-    fn read(&self, oid: &str, offset: u64, len: u64, snap: u64) -> Result<Vec<u8>> {
+    fn read_into(&self, oid: &str, offset: u64, buf: &mut [u8], snap: u64) -> Result<usize> {
         if is_data_object(oid) {
             return self
                 .data
-                .read(&self.shared.db, self.key(oid), offset, len, snap);
+                .read_into(&self.shared.db, self.key(oid), offset, buf, snap);
         }
-        self.load(oid)?
-            .read(offset, len)
-            .map_err(|e| errno_error(e, format!("error reading {oid}")))
+        let bytes = self
+            .load(oid)?
+            .read(offset, buf.len() as u64)
+            .map_err(|e| errno_error(e, format!("error reading {oid}")))?;
+        buf[..bytes.len()].copy_from_slice(&bytes);
+        Ok(bytes.len())
     }
 
     fn stat(&self, oid: &str, snap: u64) -> Result<u64> {
