@@ -7,6 +7,7 @@
 //! could turn its raw disk into, say, a qcow2 that names a host file as backing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::formats::probe;
 use crate::image::create::preallocation;
@@ -27,6 +28,9 @@ const FIRST_BLOCK: u64 = 4096;
 
 pub struct RawImage {
     file: LocalFile,
+    /// The image size, read once at open (as QEMU keeps its sector count)
+    /// and changed by resize, so reads and writes do not stat the file.
+    size: AtomicU64,
     probed: bool,
     /// Opened as `driver=file`: the protocol node is the image itself.
     protocol: bool,
@@ -34,22 +38,23 @@ pub struct RawImage {
 
 impl RawImage {
     pub fn open(path: &str, writable: bool, probed: bool) -> Result<Arc<dyn BlockDriver>> {
-        let file = LocalFile::open(path, writable)?;
-        Ok(Arc::new(RawImage {
-            file,
-            probed,
-            protocol: false,
-        }))
+        Ok(Arc::new(Self::open_file(path, writable, probed, false)?))
     }
 
     /// Opens the file itself as the image (`driver=file`).
     pub fn open_protocol(path: &str, writable: bool) -> Result<Arc<dyn BlockDriver>> {
+        Ok(Arc::new(Self::open_file(path, writable, false, true)?))
+    }
+
+    fn open_file(path: &str, writable: bool, probed: bool, protocol: bool) -> Result<RawImage> {
         let file = LocalFile::open(path, writable)?;
-        Ok(Arc::new(RawImage {
+        let size = AtomicU64::new(round_to_sector(file.len()?));
+        Ok(RawImage {
             file,
-            probed: false,
-            protocol: true,
-        }))
+            size,
+            probed,
+            protocol,
+        })
     }
 
     /// Creates a raw file; `options` are the validated `-o` options.
@@ -103,7 +108,7 @@ impl BlockDriver for RawImage {
     }
 
     fn size(&self) -> u64 {
-        round_to_sector(self.file.len().unwrap_or(0))
+        self.size.load(Ordering::Acquire)
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
@@ -152,7 +157,10 @@ impl BlockDriver for RawImage {
         if prealloc == Preallocation::Metadata {
             return Err(Error::invalid("Unsupported preallocation mode: metadata"));
         }
-        self.file.set_len(new_size, prealloc)
+        self.file.set_len(new_size, prealloc)?;
+        self.size
+            .store(round_to_sector(new_size), Ordering::Release);
+        Ok(())
     }
 
     fn block_status(&self, offset: u64, len: u64) -> Result<Extent> {
