@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{CephCluster, raw_source, rbdimg, rbdimg_ok, shared, unique};
+use super::{CephCluster, raw_source, rbdimg, rbdimg_fails, rbdimg_ok, shared, unique};
 use crate::rbd::{KillOnDrop, spawn_big_convert};
 
 /// Waits until `image` has an exclusive-lock holder (or panics).
@@ -56,14 +56,7 @@ fn a_live_librbd_owner_means_in_use_and_nothing_changes() {
         vec!["resize", &name, "128M"],
         vec!["snapshot", "-c", "nope", &name],
     ] {
-        let out = rbdimg(&args);
-        assert_eq!(out.code, 1, "{args:?}: {out:#?}");
-        assert!(
-            out.stderr
-                .contains("is in use: held by live client client."),
-            "{args:?}: {}",
-            out.stderr
-        );
+        let out = rbdimg_fails(&args, "is in use: held by live client client.");
         assert_eq!(
             out.stderr
                 .trim_end()

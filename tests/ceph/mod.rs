@@ -151,4 +151,4 @@ pub fn shared() -> &'static CephCluster {
     })
 }
 
-pub use crate::rbd::{raw_source, rbdimg, rbdimg_ok, unique};
+pub use crate::rbd::{raw_source, rbdimg, rbdimg_fails, rbdimg_ok, unique};

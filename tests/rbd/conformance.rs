@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    Backend, both_backends, raw_source, rbdimg, rbdimg_ok, source, spawn_big_convert, unique,
+    Backend, both_backends, raw_source, rbdimg, rbdimg_fails, rbdimg_ok, source, spawn_big_convert,
+    unique,
 };
 
 fn json_info(b: &Backend, image: &str) -> serde_json::Value {
@@ -283,14 +284,7 @@ fn a_live_owner_means_in_use_and_a_dead_one_is_broken(b: &Backend) {
         vec!["resize", name.as_str(), "512M"],
         vec!["snapshot", "-c", "nope", name.as_str()],
     ] {
-        let out = rbdimg(&args);
-        assert_eq!(out.code, 1, "{args:?}: {out:#?}");
-        assert!(
-            out.stderr
-                .contains("is in use: held by live client client."),
-            "{args:?}: {}",
-            out.stderr
-        );
+        rbdimg_fails(&args, "is in use: held by live client client.");
     }
     assert_eq!(json_info(b, &image)["virtual-size"], 256u64 << 20);
     assert!(

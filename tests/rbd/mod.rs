@@ -141,6 +141,18 @@ pub fn rbdimg_ok(args: &[&str]) -> Outcome {
     out
 }
 
+/// Runs rbdimg and requires exit 1 with `message` in its error output.
+pub fn rbdimg_fails(args: &[&str], message: &str) -> Outcome {
+    let out = rbdimg(args);
+    assert_eq!(out.code, 1, "rbdimg {args:?}: {out:#?}");
+    assert!(
+        out.stderr.contains(message),
+        "rbdimg {args:?}: {}",
+        out.stderr
+    );
+    out
+}
+
 /// A raw file with data runs at (offset, byte, len).
 pub fn raw_source(dir: &Path, name: &str, size: u64, runs: &[(u64, u8, usize)]) -> PathBuf {
     let path = dir.join(name);
