@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use rbdimg::cli::usage_error::{self, program_name};
+use rbdimg::cli::argv::{self, program_name};
 use rbdimg::commands::{self, Usage};
 
 /// Exit code for any failed command, as qemu-img uses.
@@ -13,7 +13,7 @@ const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
     let prog = program_name(argv.first());
-    let cli = match usage_error::parse(argv) {
+    let cli = match argv::parse(argv) {
         Ok(cli) => cli,
         Err(early) => {
             // Help and version go to stdout; a closed pipe there is not an error.
@@ -33,8 +33,7 @@ fn main() -> ExitCode {
             let stderr = &mut io::stderr();
             let _ = match err.downcast_ref::<Usage>() {
                 Some(usage) => {
-                    let hint =
-                        usage_error::usage_failure(&prog, Some(usage.command), &usage.message);
+                    let hint = argv::usage_failure(&prog, Some(usage.command), &usage.message);
                     stderr.write_all(hint.stderr.as_bytes())
                 }
                 None => writeln!(stderr, "{prog}: {err}"),

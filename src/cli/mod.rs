@@ -3,8 +3,8 @@
 //! meanings are qemu-img 10's; positional arguments are collected loosely and
 //! checked by each command so that their errors read like qemu-img's.
 
+pub mod argv;
 pub mod docs;
-pub mod usage_error;
 
 use clap::{Args, Parser, Subcommand};
 

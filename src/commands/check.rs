@@ -6,11 +6,11 @@
 use anyhow::bail;
 use serde_json::{Map, Value, json};
 
+use crate::block::driver::{CheckReport, Repair};
 use crate::cli::CheckArgs;
 use crate::commands::{OutputFormat, one_filename, output_format, print, usage};
-use crate::image::ErrorKind;
-use crate::image::driver::{CheckReport, Repair};
-use crate::image::open::{OpenOptions, open_image};
+use crate::error::ErrorKind;
+use crate::open::{OpenOptions, open_image};
 use crate::qjson;
 
 pub const EXIT_NO_CHECK: i32 = 63;
@@ -82,7 +82,7 @@ pub fn run(a: CheckArgs) -> anyhow::Result<i32> {
 }
 
 fn program() -> String {
-    crate::cli::usage_error::program_name(std::env::args_os().next().as_ref())
+    crate::cli::argv::program_name(std::env::args_os().next().as_ref())
 }
 
 fn exit_code(report: &CheckReport) -> i32 {

@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
+use crate::block::BlockDriver;
 use crate::cli::CompareArgs;
 use crate::commands::{print, usage};
 use crate::convert::progress::Progress;
 use crate::convert::sparse::SECTOR;
-use crate::image::BlockDriver;
-use crate::image::open::{OpenOptions, open_image};
+use crate::open::{OpenOptions, open_image};
 
 const EXIT_DIFFERENT: i32 = 1;
 const EXIT_OPEN: i32 = 2;
@@ -23,7 +23,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<i32> {
     let [first, second] = a.args.as_slice() else {
         return Err(usage("compare", "Expecting two image file names"));
     };
-    let prog = crate::cli::usage_error::program_name(std::env::args_os().next().as_ref());
+    let prog = crate::cli::argv::program_name(std::env::args_os().next().as_ref());
     if let Some(mode) = &a.cache
         && !crate::commands::convert::CACHE_MODES.contains(&mode.as_str())
     {
@@ -98,7 +98,7 @@ fn compare(
     two: &Arc<dyn BlockDriver>,
     strict: bool,
     progress: &Progress,
-) -> crate::image::Result<Option<Mismatch>> {
+) -> crate::error::Result<Option<Mismatch>> {
     let total = one.size().min(two.size());
     let (mut a, mut b) = (vec![0u8; STEP as usize], vec![0u8; STEP as usize]);
     let mut offset = 0;
@@ -146,7 +146,7 @@ fn first_nonzero(
     from: u64,
     to: u64,
     progress: &Progress,
-) -> crate::image::Result<Option<u64>> {
+) -> crate::error::Result<Option<u64>> {
     let mut buf = vec![0u8; STEP as usize];
     let mut offset = from;
     while offset < to {

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
+use crate::block::BlockDriver;
+use crate::block::options::Options;
+use crate::block::snapshot::SnapshotSelector;
 use crate::cli::ConvertArgs;
 use crate::convert::{self, ConvertOptions, progress::Progress};
-use crate::formats::Format;
-use crate::image::BlockDriver;
-use crate::image::create::{self, CreateRequest};
-use crate::image::open::{OpenOptions, open_image};
-use crate::image::options::Options;
-use crate::image::snapshot::SnapshotSelector;
+use crate::open::create::{self, CreateRequest};
+use crate::open::format::Format;
+use crate::open::{OpenOptions, open_image};
 use crate::size::parse_size;
 
 /// qemu-img's limit on `-S`: 512-byte multiples up to 16 MiB (32768 sectors).
@@ -54,10 +54,10 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     let out_format = Format::for_output(&a.output_format)?;
     if options.wants_help() {
         let target = a.args.last().map(String::as_str).unwrap_or("");
-        let location = crate::image::open::ImageSpec::parse(target, false)?.location;
-        let mut descs = out_format.create_options(crate::image::create::storage_of(&location));
+        let location = crate::open::ImageSpec::parse(target, false)?.location;
+        let mut descs = out_format.create_options(crate::open::create::storage_of(&location));
         descs.sort_by_key(|d| d.name);
-        crate::commands::print(&crate::image::options::help_text(None, &descs))?;
+        crate::commands::print(&crate::block::options::help_text(None, &descs))?;
         return Ok(0);
     }
     if a.compress && !out_format.supports_compression() {

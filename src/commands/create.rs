@@ -2,11 +2,11 @@
 
 use anyhow::bail;
 
+use crate::block::options::{Options, help_text};
 use crate::cli::CreateArgs;
 use crate::commands::{print, usage};
-use crate::formats::Format;
-use crate::image::create::{self, CreateRequest};
-use crate::image::options::{Options, help_text};
+use crate::open::create::{self, CreateRequest};
+use crate::open::format::Format;
 use crate::size::{SizeError, parse_size};
 
 pub fn run(a: CreateArgs) -> anyhow::Result<i32> {
@@ -52,8 +52,8 @@ pub fn image_size(text: &str) -> anyhow::Result<u64> {
 fn option_help(format: &str, filename: Option<&String>) -> anyhow::Result<i32> {
     let format = Format::for_output(format)?;
     let text = if let Some(filename_arg) = filename {
-        let location = crate::image::open::ImageSpec::parse(filename_arg, false)?.location;
-        let mut descs = format.create_options(crate::image::create::storage_of(&location));
+        let location = crate::open::ImageSpec::parse(filename_arg, false)?.location;
+        let mut descs = format.create_options(crate::open::create::storage_of(&location));
         descs.sort_by_key(|d| d.name);
         help_text(None, &descs)
     } else {

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::cli::InfoArgs;
 use crate::commands::{OutputFormat, one_filename, output_format, print};
-use crate::image::open::{OpenOptions, open_image};
+use crate::open::{OpenOptions, open_image};
 use crate::qjson;
 
 pub fn run(a: InfoArgs) -> anyhow::Result<i32> {

@@ -2,12 +2,12 @@
 
 use anyhow::bail;
 
+use crate::block::driver::Preallocation;
+use crate::block::options::SIZE_HINT;
 use crate::cli::ResizeArgs;
-use crate::cli::usage_error::program_name;
+use crate::cli::argv::program_name;
 use crate::commands::{print, usage};
-use crate::image::driver::Preallocation;
-use crate::image::open::{OpenOptions, open_image};
-use crate::image::options::SIZE_HINT;
+use crate::open::{OpenOptions, open_image};
 use crate::size::parse_size;
 
 /// The requested size: absolute, or relative to the current one.

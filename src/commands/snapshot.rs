@@ -2,11 +2,12 @@
 
 use anyhow::bail;
 
+use crate::block::BlockDriver;
+use crate::block::snapshot::{SnapshotSelector, table_header, table_row};
 use crate::cli::SnapshotArgs;
 use crate::commands::{one_filename, print, usage};
-use crate::image::open::{OpenOptions, open_image};
-use crate::image::snapshot::{SnapshotSelector, table_header, table_row};
-use crate::image::{BlockDriver, Error, ErrorKind};
+use crate::error::{Error, ErrorKind};
+use crate::open::{OpenOptions, open_image};
 
 enum Action {
     List,
@@ -91,7 +92,7 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
 
 /// The id of the first snapshot with this name (`snapshot -d` matches names
 /// only, as qemu-img's `bdrv_snapshot_find`).
-fn find_by_name(image: &dyn BlockDriver, name: &str) -> crate::image::Result<String> {
+fn find_by_name(image: &dyn BlockDriver, name: &str) -> crate::error::Result<String> {
     let Some(list) = image.snapshots()? else {
         return Err(Error::not_supported());
     };
@@ -102,7 +103,7 @@ fn find_by_name(image: &dyn BlockDriver, name: &str) -> crate::image::Result<Str
 }
 
 /// The id of the snapshot a user named (by id first, then by name).
-fn find(image: &dyn BlockDriver, name: &str) -> crate::image::Result<String> {
+fn find(image: &dyn BlockDriver, name: &str) -> crate::error::Result<String> {
     let Some(list) = image.snapshots()? else {
         return Err(Error::not_supported());
     };

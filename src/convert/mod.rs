@@ -21,8 +21,8 @@ pub mod sparse;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
-use crate::image::driver::BlockDriver;
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::block::driver::BlockDriver;
+use crate::error::{Error, ErrorKind, Result};
 use plan::{Chunk, Planner, Work};
 
 #[derive(Debug, Clone)]

@@ -9,13 +9,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::block::driver::{BlockDriver, Preallocation};
+use crate::block::extent::{Allocation, Extent};
+use crate::block::info::NodeInfo;
+use crate::block::options::{OptDesc, OptType, Options};
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::probe;
-use crate::image::create::preallocation;
-use crate::image::driver::{BlockDriver, Preallocation};
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::extent::{Allocation, Extent};
-use crate::image::info::NodeInfo;
-use crate::image::options::{OptDesc, OptType, Options};
+use crate::open::create::preallocation;
 use crate::storage::file::{
     DEFAULT_EXTENT_SIZE_HINT, FileCreateOptions, LocalFile, SECTOR, round_to_sector,
 };

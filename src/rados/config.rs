@@ -30,7 +30,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::Cluster;
 use crate::rados::embedded::{self, EmbeddedCluster};
 use crate::rados::librados::{Connect, LibradosCluster};

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use libloading::Library;
 
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::ceph::cls_rbd::Call;
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SNAP_HEAD, SnapContext, Watch, WatchHandler, Watcher, WriteOp};
-use crate::rbd::cls_rbd::Call;
 
 type Handle = *mut c_void;
 type WatchCb = extern "C" fn(*mut c_void, u64, u64, u64, *mut c_void, usize);
@@ -695,8 +695,8 @@ impl Pool for LibradosPool {
 }
 
 /// The OSD's notify reply: acks (gid, cookie, payload), then timeouts (gid, cookie).
-fn decode_notify_reply(bytes: &[u8]) -> crate::rbd::encoding::DecodeResult<Vec<Watcher>> {
-    use crate::rbd::encoding::Decoder;
+fn decode_notify_reply(bytes: &[u8]) -> crate::ceph::encoding::DecodeResult<Vec<Watcher>> {
+    use crate::ceph::encoding::Decoder;
     if bytes.is_empty() {
         return Ok(Vec::new());
     }

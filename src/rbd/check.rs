@@ -5,11 +5,11 @@
 //! data); a stale EXISTS for a missing object is harmless and tolerated. A
 //! map flagged invalid is reported as one corruption.
 
-use crate::image::driver::{CheckReport, Repair};
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::block::driver::{CheckReport, Repair};
+use crate::ceph::object_map::{FLAG_OBJECT_MAP_INVALID, OBJECT_NONEXISTENT, OBJECT_PENDING};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rbd::header::features;
 use crate::rbd::image::RbdImage;
-use crate::rbd::object_map::{FLAG_OBJECT_MAP_INVALID, OBJECT_NONEXISTENT, OBJECT_PENDING};
 
 impl RbdImage {
     pub(super) fn check_object_map(&self, repair: Repair) -> Result<CheckReport> {

@@ -10,12 +10,12 @@
 //! ```
 //! A failure undoes the steps already done, newest first.
 
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::options::{OptDesc, OptType};
+use crate::block::options::{OptDesc, OptType};
+use crate::ceph::cls_rbd;
+use crate::ceph::object_map::{self, OBJECT_NONEXISTENT};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SnapContext, WriteOp};
-use crate::rbd::cls_rbd;
 use crate::rbd::header::{DIRECTORY, features, header_oid, id_oid};
-use crate::rbd::object_map::{self, OBJECT_NONEXISTENT};
 
 /// The rbd storage's `-o` options: QEMU's (same names, help and order),
 /// then rbdimg's `features`.
@@ -214,7 +214,7 @@ pub fn create(cluster: &dyn Cluster, pool: &dyn Pool, spec: &CreateSpec) -> Resu
 pub fn create_image(
     spec: &crate::rbd::name::RbdSpec,
     size: u64,
-    options: &crate::image::options::Options,
+    options: &crate::block::options::Options,
 ) -> Result<()> {
     if [
         "password-secret",

@@ -2,10 +2,10 @@
 //! `rbd_id.<name>`, then size, order, features, flags, snapshot context,
 //! snapshots, parent, striping and data pool from `rbd_header.<id>`.
 
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::ceph::cls_rbd::{self, NOSNAP, ParentSpec};
+use crate::ceph::encoding::DecodeError;
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::Pool;
-use crate::rbd::cls_rbd::{self, NOSNAP, ParentSpec};
-use crate::rbd::encoding::DecodeError;
 
 /// Feature bits (`include/rbd/features.h`).
 pub mod features {

@@ -12,18 +12,18 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use serde_json::{Map, json};
 
-use crate::image::driver::{BlockDriver, Preallocation};
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::extent::Extent;
-use crate::image::info::NodeInfo;
-use crate::image::snapshot::SnapshotInfo;
+use crate::block::driver::{BlockDriver, Preallocation};
+use crate::block::extent::Extent;
+use crate::block::info::NodeInfo;
+use crate::block::snapshot::SnapshotInfo;
+use crate::ceph::cls_rbd;
+use crate::ceph::object_map::{self, FLAG_OBJECT_MAP_INVALID, ObjectMap};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SnapContext, config};
-use crate::rbd::cls_rbd;
 use crate::rbd::header::{Header, Snapshot, features};
 use crate::rbd::lock::ExclusiveLock;
 use crate::rbd::name::RbdSpec;
 use crate::rbd::notify::{self, NOTIFY_TIMEOUT_MS};
-use crate::rbd::object_map::{self, FLAG_OBJECT_MAP_INVALID, ObjectMap};
 
 /// How the image is presented: as QEMU's raw format over the rbd protocol
 /// (the default), or as the rbd node itself (`-f rbd`).
@@ -524,8 +524,8 @@ impl BlockDriver for RbdImage {
 
     fn check(
         &self,
-        repair: crate::image::driver::Repair,
-    ) -> Result<crate::image::driver::CheckReport> {
+        repair: crate::block::driver::Repair,
+    ) -> Result<crate::block::driver::CheckReport> {
         self.check_object_map(repair)
     }
 

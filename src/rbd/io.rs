@@ -10,13 +10,13 @@
 //!                 from the parent within the overlap, else as zeros
 //! ```
 
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::extent::{Allocation, Extent};
+use crate::block::extent::{Allocation, Extent};
+use crate::ceph::cls_rbd;
+use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{SnapContext, WriteOp, ignore_missing};
-use crate::rbd::cls_rbd;
 use crate::rbd::image::{RbdImage, State};
 use crate::rbd::lock::ExclusiveLock;
-use crate::rbd::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
 
 /// One object's share of an image range.
 struct Piece {

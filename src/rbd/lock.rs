@@ -15,9 +15,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::ceph::cls_lock::{self, LIBRBD_TAG, RBD_LOCK_NAME};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SnapContext, Watch, WatchHandler, WriteOp, ignore_missing};
-use crate::rbd::cls_lock::{self, LIBRBD_TAG, RBD_LOCK_NAME};
 use crate::rbd::notify::{self, ClientId, NOTIFY_TIMEOUT_MS};
 
 /// Answers the header's notifications on our behalf.
@@ -191,7 +191,7 @@ impl ExclusiveLock {
     }
 
     /// The ops that must precede every head object-map update.
-    pub fn assert_object_map_locked() -> crate::rbd::cls_rbd::Call {
+    pub fn assert_object_map_locked() -> crate::ceph::cls_rbd::Call {
         cls_lock::assert_locked(RBD_LOCK_NAME, "", "")
     }
 
@@ -254,7 +254,7 @@ impl Drop for ExclusiveLock {
     }
 }
 
-fn cls_lock_break(locker: &cls_lock::Locker) -> crate::rbd::cls_rbd::Call {
+fn cls_lock_break(locker: &cls_lock::Locker) -> crate::ceph::cls_rbd::Call {
     cls_lock::break_lock(
         RBD_LOCK_NAME,
         locker.entity_type,

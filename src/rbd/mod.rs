@@ -3,16 +3,12 @@
 //! driver itself.
 
 pub mod check;
-pub mod cls_lock;
-pub mod cls_rbd;
 pub mod create;
-pub mod encoding;
 pub mod header;
 pub mod image;
 pub mod io;
 pub mod lock;
 pub mod name;
 pub mod notify;
-pub mod object_map;
 pub mod resize;
 pub mod snapshot;

@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::image::error::{Error, Result};
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RbdSpec {

@@ -12,15 +12,15 @@
 //!            roll back every object that may exist in either -> reload map
 //! ```
 
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::ceph::cls_rbd;
+use crate::ceph::object_map::{
+    self, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, OBJECT_NONEXISTENT, ObjectMap,
+};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{SnapContext, WriteOp, ignore_missing};
-use crate::rbd::cls_rbd;
 use crate::rbd::header::{Snapshot, features};
 use crate::rbd::image::RbdImage;
 use crate::rbd::lock::ExclusiveLock;
-use crate::rbd::object_map::{
-    self, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, OBJECT_NONEXISTENT, ObjectMap,
-};
 
 /// QEMU's limit on snapshot names.
 const MAX_NAME: usize = 127;

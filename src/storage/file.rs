@@ -10,10 +10,10 @@ use std::path::Path;
 
 use serde_json::Map;
 
-use crate::image::driver::Preallocation;
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::info::NodeInfo;
-use crate::image::options::{OptDesc, OptType};
+use crate::block::driver::Preallocation;
+use crate::block::info::NodeInfo;
+use crate::block::options::{OptDesc, OptType};
+use crate::error::{Error, ErrorKind, Result};
 
 /// The `file` protocol's `-o` options.
 pub const CREATE_OPTIONS: &[OptDesc] = &[

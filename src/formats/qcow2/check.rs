@@ -4,17 +4,17 @@
 //! on-disk refcounts. Diagnostics go to stderr as they are found, worded as
 //! QEMU words them, so the two tools print the same lines.
 
+use crate::block::driver::{CheckReport, Repair};
+use crate::error::Result;
 use crate::formats::qcow2::Qcow2Image;
 use crate::formats::qcow2::header::{INCOMPAT_CORRUPT, INCOMPAT_DIRTY, hex};
 use crate::formats::qcow2::metadata::Meta;
-use crate::formats::qcow2::snapshot;
+use crate::formats::qcow2::snapshot_table;
 use crate::formats::qcow2::tables::{
     self, ClusterType, L1E_OFFSET_MASK, L1E_RESERVED_MASK, L2E_OFFSET_MASK, L2E_STD_RESERVED_MASK,
     OFLAG_COPIED, OFLAG_ZERO, REFT_OFFSET_MASK, REFT_RESERVED_MASK,
 };
 use crate::formats::qcow2::validate_table;
-use crate::image::driver::{CheckReport, Repair};
-use crate::image::error::Result;
 
 #[derive(Debug, Default, Clone)]
 struct Res {
@@ -106,28 +106,28 @@ impl Checker<'_> {
         let mut count = u32::from_be_bytes(head[0..4].try_into().expect("4 bytes"));
         let offset = u64::from_be_bytes(head[4..12].try_into().expect("8 bytes"));
         let mut reduced = 0;
-        if count > snapshot::MAX_SNAPSHOTS && self.fix_errors {
+        if count > snapshot_table::MAX_SNAPSHOTS && self.fix_errors {
             eprintln!(
                 "Discarding {} overhanging snapshots",
-                count - snapshot::MAX_SNAPSHOTS
+                count - snapshot_table::MAX_SNAPSHOTS
             );
-            reduced += count - snapshot::MAX_SNAPSHOTS;
-            count = snapshot::MAX_SNAPSHOTS;
+            reduced += count - snapshot_table::MAX_SNAPSHOTS;
+            count = snapshot_table::MAX_SNAPSHOTS;
         }
         if let Err(e) = validate_table(
             &g,
             offset,
             u64::from(count),
-            snapshot::ENTRY_HEADER as u64,
-            snapshot::ENTRY_HEADER as u64 * u64::from(snapshot::MAX_SNAPSHOTS),
+            snapshot_table::ENTRY_HEADER as u64,
+            snapshot_table::ENTRY_HEADER as u64 * u64::from(snapshot_table::MAX_SNAPSHOTS),
             "snapshot table",
         ) {
             self.res.check_errors += 1;
             eprintln!("ERROR {}", e.message());
-            if count > snapshot::MAX_SNAPSHOTS {
+            if count > snapshot_table::MAX_SNAPSHOTS {
                 eprintln!(
                     "You can force-remove all {} overhanging snapshots with qemu-img check -r all",
-                    count - snapshot::MAX_SNAPSHOTS
+                    count - snapshot_table::MAX_SNAPSHOTS
                 );
             }
             self.m.snapshots.clear();
@@ -137,7 +137,7 @@ impl Checker<'_> {
         }
         let size = self.m.header.size;
         let m = &*self.m;
-        let table = snapshot::parse(count, size, self.fix_errors, |off, len| {
+        let table = snapshot_table::parse(count, size, self.fix_errors, |off, len| {
             m.read_meta(offset + off, len)
         });
         let table = match table {
@@ -172,7 +172,7 @@ impl Checker<'_> {
         }
         if g.version >= 3 {
             for (i, sn) in self.m.snapshots.iter().enumerate() {
-                if (sn.extra_data_size as usize) < snapshot::EXTRA_V3_MIN {
+                if (sn.extra_data_size as usize) < snapshot_table::EXTRA_V3_MIN {
                     self.res.corruptions += 1;
                     eprintln!(
                         "{} snapshot table entry {i} is incomplete",
@@ -481,7 +481,7 @@ impl Checker<'_> {
                 if fix_errors {
                     match self.m.file.set_len(
                         off + g.cluster_size,
-                        crate::image::driver::Preallocation::Off,
+                        crate::block::driver::Preallocation::Off,
                     ) {
                         Ok(()) => {
                             let size = self.m.file.len()?;
@@ -637,8 +637,8 @@ impl Checker<'_> {
             if rebuild {
                 eprintln!("ERROR need to rebuild refcount structures");
                 self.res.check_errors += 1;
-                return Err(crate::image::error::Error::os(
-                    crate::image::error::ErrorKind::Io,
+                return Err(crate::error::Error::os(
+                    crate::error::ErrorKind::Io,
                     libc::EIO,
                 ));
             }

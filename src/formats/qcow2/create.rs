@@ -3,17 +3,17 @@
 //! one refcount block, then the L1 table (and, with preallocation, L2
 //! tables and data clusters) at the next free clusters.
 
+use crate::block::driver::Preallocation;
+use crate::block::options::{OptDesc, OptType, Options};
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
 use crate::formats::qcow2::header::{
     AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, CompressionType, Header, INCOMPAT_COMPRESSION,
     INCOMPAT_DATA_FILE, INCOMPAT_EXTL2, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS,
 };
 use crate::formats::qcow2::resize;
-use crate::formats::{Format, Lookup};
-use crate::image::driver::Preallocation;
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::open::OpenOptions;
-use crate::image::options::{OptDesc, OptType, Options};
+use crate::open::OpenOptions;
+use crate::open::format::{Format, Lookup};
 use crate::storage::file::{FileCreateOptions, LocalFile};
 
 const ENCRYPTION: OptDesc = OptDesc::new(

@@ -12,13 +12,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::header::{Header, hex};
-use crate::formats::qcow2::snapshot::Snapshot;
+use crate::formats::qcow2::snapshot_table::Snapshot;
 use crate::formats::qcow2::tables::{
     self, ClusterType, Geometry, L1E_OFFSET_MASK, L2E_OFFSET_MASK, OFLAG_COPIED, REFT_OFFSET_MASK,
     SubclusterType,
 };
-use crate::image::error::{Error, ErrorKind, Result};
 use crate::storage::file::LocalFile;
 
 /// Cache budget for L2 tables and refcount blocks, each.

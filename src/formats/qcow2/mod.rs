@@ -23,7 +23,7 @@ pub mod io;
 pub mod metadata;
 pub mod refcount;
 pub mod resize;
-pub mod snapshot;
+pub mod snapshot_table;
 pub mod tables;
 
 use std::cell::RefCell;
@@ -32,12 +32,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
 
-use crate::image::driver::{BlockDriver, CheckReport, Preallocation, Repair};
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::extent::{Allocation, Extent};
-use crate::image::info::NodeInfo;
-use crate::image::open::{OpenOptions, open_child};
-use crate::image::snapshot::SnapshotInfo;
+use crate::block::driver::{BlockDriver, CheckReport, Preallocation, Repair};
+use crate::block::extent::{Allocation, Extent};
+use crate::block::info::NodeInfo;
+use crate::block::snapshot::SnapshotInfo;
+use crate::error::{Error, ErrorKind, Result};
+use crate::open::{OpenOptions, open_child};
 use crate::storage::file::LocalFile;
 
 use header::{
@@ -192,8 +192,8 @@ impl Qcow2Image {
                 &g,
                 h.snapshots_offset,
                 u64::from(h.nb_snapshots),
-                snapshot::ENTRY_HEADER as u64,
-                snapshot::ENTRY_HEADER as u64 * u64::from(snapshot::MAX_SNAPSHOTS),
+                snapshot_table::ENTRY_HEADER as u64,
+                snapshot_table::ENTRY_HEADER as u64 * u64::from(snapshot_table::MAX_SNAPSHOTS),
                 "Snapshot table",
             )?;
         }
@@ -262,7 +262,7 @@ impl Qcow2Image {
         meta.update_max_reftable_index();
         meta.has_backing = backing.is_some() || h.backing_file.is_some();
         if !opts.check {
-            let t = snapshot::parse(h.nb_snapshots, h.size, false, |off, len| {
+            let t = snapshot_table::parse(h.nb_snapshots, h.size, false, |off, len| {
                 meta.read_meta(h.snapshots_offset + off, len)
             })?;
             meta.snapshots = t.snapshots;
@@ -590,17 +590,17 @@ impl BlockDriver for Qcow2Image {
 
     fn snapshot_create(&self, name: &str) -> Result<()> {
         self.check_writable()?;
-        snapshot_ops::create(self, name)
+        internal_snapshots::create(self, name)
     }
 
     fn snapshot_apply(&self, id: &str) -> Result<()> {
         self.check_writable()?;
-        snapshot_ops::apply(self, id)
+        internal_snapshots::apply(self, id)
     }
 
     fn snapshot_delete(&self, id: &str) -> Result<()> {
         self.check_writable()?;
-        snapshot_ops::delete(self, id)
+        internal_snapshots::delete(self, id)
     }
 
     fn snapshot_open(&self, id: &str) -> Result<Arc<dyn BlockDriver>> {
@@ -641,4 +641,4 @@ impl BlockDriver for Qcow2Image {
     }
 }
 
-pub mod snapshot_ops;
+pub mod internal_snapshots;

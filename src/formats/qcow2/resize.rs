@@ -1,11 +1,11 @@
 //! Growing and shrinking (QEMU's `qcow2_co_truncate`), with metadata,
 //! falloc and full preallocation of the new space.
 
+use crate::block::driver::Preallocation;
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
 use crate::formats::qcow2::io;
 use crate::formats::qcow2::tables::{L1E_OFFSET_MASK, OFLAG_COPIED};
-use crate::image::driver::Preallocation;
-use crate::image::error::{Error, ErrorKind, Result};
 
 fn invalid(msg: &str) -> Error {
     Error::invalid(msg)
@@ -65,7 +65,7 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
         {
             eprintln!(
                 "{}: warning: Failed to truncate the tail of the image: {}",
-                crate::cli::usage_error::program_name(std::env::args_os().next().as_ref()),
+                crate::cli::argv::program_name(std::env::args_os().next().as_ref()),
                 e.message()
             );
         }

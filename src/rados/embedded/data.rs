@@ -21,7 +21,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::db::{Db, Key, db_error};
 use super::snapset::{SnapSet, Version};
-use crate::image::error::{Error, Result};
+use crate::error::{Error, Result};
 use crate::rados::librados::errno_error;
 use crate::rados::{SnapContext, WriteOp};
 
@@ -500,7 +500,7 @@ mod tests {
         assert_eq!(read_back(&data, &db, k, head).unwrap(), b"v2");
         assert_eq!(
             read_back(&data, &db, k, 1).unwrap_err().kind(),
-            crate::image::ErrorKind::NotFound
+            crate::error::ErrorKind::NotFound
         );
         // Snapshot 3, then remove: the head is gone, both snapshots read.
         data.operate(&db, k, &[WriteOp::Remove], &snapc(3, &[3, 2]))

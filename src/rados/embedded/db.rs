@@ -11,7 +11,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::cls::Staged;
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS pools(

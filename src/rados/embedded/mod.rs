@@ -33,12 +33,12 @@ use rusqlite::params;
 use self::cls::{Caller, ObjectCtx};
 use self::data::{DataDir, is_data_object};
 use self::db::{Db, Key, db_error};
-use crate::image::error::{Error, Result};
+use crate::ceph::cls_rbd::Call;
+use crate::error::{Error, Result};
 use crate::rados::librados::errno_error;
 use crate::rados::{
     Cluster, Pool, SnapContext, Watch, WatchHandler, Watcher, WriteOp, describe_ops,
 };
-use crate::rbd::cls_rbd::Call;
 
 /// The start time of a process (`/proc/<pid>/stat` field 22), which tells
 /// a live process from a later one that reused its pid.

@@ -3,7 +3,7 @@
 //! and each format declares which options it takes, with their types and
 //! defaults (which also drive the "Formatting ..." line of `create`).
 
-use crate::image::error::{Error, Result};
+use crate::error::{Error, Result};
 use crate::size::parse_size;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,11 +2,12 @@
 //! options, settle the size (from the argument, `-o size` or the backing
 //! image), announce "Formatting ...", then let the format lay itself out.
 
-use crate::formats::{Format, Storage, qcow2, raw::RawImage};
-use crate::image::driver::Preallocation;
-use crate::image::error::{Error, Result};
-use crate::image::open::{ImageSpec, Location, OpenOptions, open_child};
-use crate::image::options::Options;
+use crate::block::driver::Preallocation;
+use crate::block::options::Options;
+use crate::error::{Error, Result};
+use crate::formats::{qcow2, raw::RawImage};
+use crate::open::format::{Format, Storage};
+use crate::open::{ImageSpec, Location, OpenOptions, open_child};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateRequest {
@@ -140,7 +141,7 @@ fn open_backing(
     filename: &str,
     backing: &str,
     format: Option<&str>,
-) -> Result<std::sync::Arc<dyn crate::image::BlockDriver>> {
+) -> Result<std::sync::Arc<dyn crate::block::BlockDriver>> {
     let opts = OpenOptions {
         format: format.map(str::to_string),
         force_share: true,
@@ -179,7 +180,7 @@ fn execute_inner(plan: &CreatePlan) -> Result<()> {
             Err(Error::invalid("the rbd format needs an rbd: image name"))
         }
         (Location::Rbd(_), Format::File | Format::Qcow2) => Err(Error::new(
-            crate::image::ErrorKind::UnsupportedFeature,
+            crate::error::ErrorKind::UnsupportedFeature,
             format!(
                 "format '{}' inside RBD images is not supported by rbdimg",
                 plan.format.name()

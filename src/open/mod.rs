@@ -2,14 +2,18 @@
 //! `json:{...}` object, or `--image-opts` key=value pairs; the format from
 //! `-f`, the name's `driver`, or probing.
 
+pub mod create;
+pub mod format;
+
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::formats::{Format, Lookup, probe, qcow2::Qcow2Image, raw::RawImage};
-use crate::image::driver::BlockDriver;
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::options::split_escaped;
+use crate::block::driver::BlockDriver;
+use crate::block::options::split_escaped;
+use crate::error::{Error, ErrorKind, Result};
+use crate::formats::{probe, qcow2::Qcow2Image, raw::RawImage};
+use crate::open::format::{Format, Lookup};
 use crate::rbd::image::{Presentation, RbdImage};
 use crate::rbd::name::{self, RbdSpec};
 use crate::storage::file::LocalFile;

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::image::snapshot::{self, SnapshotInfo};
+use crate::block::snapshot::{self, SnapshotInfo};
 use crate::qjson;
 use crate::size::size_to_str;
 

@@ -1,8 +1,8 @@
 //! The internal snapshot table ("Snapshots" in docs/interop/qcow2.txt): a
 //! contiguous run of variable-length entries, each 8-byte aligned.
 
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::snapshot::SnapshotInfo;
+use crate::block::snapshot::SnapshotInfo;
+use crate::error::{Error, ErrorKind, Result};
 
 /// Fixed part of an entry: bytes 0-39.
 pub const ENTRY_HEADER: usize = 40;

@@ -16,10 +16,10 @@
 
 use std::sync::Arc;
 
-use crate::image::error::{Error, Result};
-use crate::image::extent::Extent;
-use crate::image::info::NodeInfo;
-use crate::image::snapshot::SnapshotInfo;
+use crate::block::extent::Extent;
+use crate::block::info::NodeInfo;
+use crate::block::snapshot::SnapshotInfo;
+use crate::error::{Error, Result};
 
 /// How `resize` and `create` lay out new space (qemu's `PreallocMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -3,7 +3,7 @@
 //! Layouts are Ceph pacific's, byte for byte; the RADOS backend only moves
 //! the bytes.
 
-use crate::rbd::encoding::{DecodeResult, Decoder, Encoder};
+use crate::ceph::encoding::{DecodeResult, Decoder, Encoder};
 
 /// The head of an image, as a snapshot id (`CEPH_NOSNAP`).
 pub const NOSNAP: u64 = 0xFFFF_FFFF_FFFF_FFFE;
@@ -321,7 +321,7 @@ pub fn object_map_snap_remove(removed_map: &[u8]) -> Call {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rbd::encoding::hex;
+    use crate::ceph::encoding::hex;
 
     #[test]
     fn create_matches_ceph_vector() {
