@@ -2,7 +2,7 @@
 //! lock: `rbd_lock` on the header (tag "internal", cookie "auto <watch
 //! handle>") and on the object map (empty tag and cookie).
 
-use crate::ceph::cls_rbd::Call;
+use crate::ceph::Call;
 use crate::ceph::encoding::{DecodeResult, Decoder, Encoder};
 
 pub const RBD_LOCK_NAME: &str = "rbd_lock";

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use libloading::Library;
 
-use crate::ceph::cls_rbd::Call;
+use crate::ceph::Call;
+use crate::ceph::errno::errno_error;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SNAP_HEAD, SnapContext, Watch, WatchHandler, Watcher, WriteOp};
 
@@ -127,19 +128,6 @@ fn check(rc: c_int, what: impl FnOnce() -> String) -> Result<c_int> {
         return Ok(rc);
     }
     Err(errno_error(-rc, what()))
-}
-
-pub fn errno_error(errno: i32, what: String) -> Error {
-    let kind = match errno {
-        libc::ENOENT => ErrorKind::NotFound,
-        libc::EEXIST => ErrorKind::AlreadyExists,
-        libc::EBUSY => ErrorKind::Busy,
-        libc::EPERM | libc::EACCES | libc::EROFS => ErrorKind::PermissionDenied,
-        libc::EINVAL | libc::ERANGE => ErrorKind::InvalidArgument,
-        libc::EOPNOTSUPP => ErrorKind::Unsupported,
-        _ => ErrorKind::Io,
-    };
-    Error::errno(kind, what, errno)
 }
 
 /// A raw librados handle that may be used from any thread (librados is

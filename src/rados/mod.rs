@@ -12,7 +12,7 @@ pub mod librados;
 
 use std::sync::Arc;
 
-use crate::ceph::cls_rbd::Call;
+use crate::ceph::Call;
 use crate::error::Result;
 
 /// Treats "no such object" as done: removing or trimming what is already
@@ -25,7 +25,7 @@ pub fn ignore_missing(result: Result<()>) -> Result<()> {
 }
 
 /// The head of an object, as a read snapshot (`LIBRADOS_SNAP_HEAD`).
-pub const SNAP_HEAD: u64 = crate::ceph::cls_rbd::NOSNAP;
+pub const SNAP_HEAD: u64 = crate::ceph::NOSNAP;
 
 /// The snapshot context sent with writes: the newest snap id the image has
 /// allocated and its existing snapshots, newest first. Objects written under

@@ -6,9 +6,9 @@
 //! map flagged invalid is reported as one corruption.
 
 use crate::block::driver::{CheckReport, Repair};
+use crate::ceph::features;
 use crate::ceph::object_map::{FLAG_OBJECT_MAP_INVALID, OBJECT_NONEXISTENT, OBJECT_PENDING};
 use crate::error::{Error, ErrorKind, Result};
-use crate::rbd::header::features;
 use crate::rbd::image::RbdImage;
 
 impl RbdImage {

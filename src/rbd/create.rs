@@ -12,10 +12,12 @@
 
 use crate::block::options::{OptDesc, OptType};
 use crate::ceph::cls_rbd;
+use crate::ceph::cls_rbd::DIRECTORY;
+use crate::ceph::features;
 use crate::ceph::object_map::{self, OBJECT_NONEXISTENT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SnapContext, WriteOp};
-use crate::rbd::header::{DIRECTORY, features, header_oid, id_oid};
+use crate::rbd::header::{header_oid, id_oid};
 
 /// The rbd storage's `-o` options: QEMU's (same names, help and order),
 /// then rbdimg's `features`.
@@ -245,7 +247,7 @@ pub fn create_image(
                 .ok_or_else(|| Error::invalid(format!("invalid value for features: '{text}'")))?,
         ),
     };
-    let cluster = crate::rados::config::connect(spec)?;
+    let cluster = crate::rados::config::connect(&spec.client_config())?;
     let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
     let (default_features, default_order) = cluster_defaults(cluster.as_ref());
     let spec = CreateSpec {

@@ -17,10 +17,11 @@ use crate::block::extent::Extent;
 use crate::block::info::NodeInfo;
 use crate::block::snapshot::SnapshotInfo;
 use crate::ceph::cls_rbd;
+use crate::ceph::features;
 use crate::ceph::object_map::{self, FLAG_OBJECT_MAP_INVALID, ObjectMap};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SnapContext, config};
-use crate::rbd::header::{Header, Snapshot, features};
+use crate::rbd::header::{Header, Snapshot};
 use crate::rbd::lock::ExclusiveLock;
 use crate::rbd::name::RbdSpec;
 use crate::rbd::notify::{self, NOTIFY_TIMEOUT_MS};
@@ -70,7 +71,7 @@ impl RbdImage {
         writable: bool,
         presentation: Presentation,
     ) -> Result<Arc<RbdImage>> {
-        let cluster = config::connect(spec)?;
+        let cluster = config::connect(&spec.client_config())?;
         let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
         Self::open_in(cluster, pool, spec, filename, writable, presentation)
     }
@@ -326,7 +327,7 @@ impl RbdImage {
         if state.header.has(features::FAST_DIFF) {
             mask |= object_map::FLAG_FAST_DIFF_INVALID;
         }
-        let call = cls_rbd::set_flags(cls_rbd::NOSNAP, mask, mask);
+        let call = cls_rbd::set_flags(crate::ceph::NOSNAP, mask, mask);
         self.pool.operate(
             &state.header.header_oid(),
             &[crate::rados::WriteOp::Exec(&call)],

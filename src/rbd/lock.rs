@@ -191,7 +191,7 @@ impl ExclusiveLock {
     }
 
     /// The ops that must precede every head object-map update.
-    pub fn assert_object_map_locked() -> crate::ceph::cls_rbd::Call {
+    pub fn assert_object_map_locked() -> crate::ceph::Call {
         cls_lock::assert_locked(RBD_LOCK_NAME, "", "")
     }
 
@@ -254,7 +254,7 @@ impl Drop for ExclusiveLock {
     }
 }
 
-fn cls_lock_break(locker: &cls_lock::Locker) -> crate::ceph::cls_rbd::Call {
+fn cls_lock_break(locker: &cls_lock::Locker) -> crate::ceph::Call {
     cls_lock::break_lock(
         RBD_LOCK_NAME,
         locker.entity_type,

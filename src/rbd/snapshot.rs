@@ -13,12 +13,13 @@
 //! ```
 
 use crate::ceph::cls_rbd;
+use crate::ceph::features;
 use crate::ceph::object_map::{
     self, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, OBJECT_NONEXISTENT, ObjectMap,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{SnapContext, WriteOp, ignore_missing};
-use crate::rbd::header::{Snapshot, features};
+use crate::rbd::header::Snapshot;
 use crate::rbd::image::RbdImage;
 use crate::rbd::lock::ExclusiveLock;
 

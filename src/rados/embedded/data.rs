@@ -21,8 +21,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::db::{Db, Key, db_error};
 use super::snapset::{SnapSet, Version};
+use crate::ceph::errno::errno_error;
 use crate::error::{Error, Result};
-use crate::rados::librados::errno_error;
 use crate::rados::{SnapContext, WriteOp};
 
 /// Objects whose bytes live in files rather than in the database.

@@ -33,9 +33,9 @@ use rusqlite::params;
 use self::cls::{Caller, ObjectCtx};
 use self::data::{DataDir, is_data_object};
 use self::db::{Db, Key, db_error};
-use crate::ceph::cls_rbd::Call;
+use crate::ceph::Call;
+use crate::ceph::errno::errno_error;
 use crate::error::{Error, Result};
-use crate::rados::librados::errno_error;
 use crate::rados::{
     Cluster, Pool, SnapContext, Watch, WatchHandler, Watcher, WriteOp, describe_ops,
 };
@@ -154,7 +154,7 @@ impl Cluster for EmbeddedCluster {
                 let k = Key {
                     pool: id,
                     ns: namespace,
-                    oid: crate::rbd::header::DIRECTORY,
+                    oid: crate::ceph::cls_rbd::DIRECTORY,
                 };
                 let before = db::load(tx, k)?;
                 if !before.omap.contains_key("state") {

@@ -264,7 +264,7 @@ mod tests {
         }
     }
 
-    fn run(ctx: &mut Staged, call: crate::ceph::cls_rbd::Call) -> ClsResult<Vec<u8>> {
+    fn run(ctx: &mut Staged, call: crate::ceph::Call) -> ClsResult<Vec<u8>> {
         assert_eq!(call.class, "lock");
         super::call(ctx, call.method, &call.input)
     }

@@ -3,10 +3,10 @@
 //! (the client halves are in `rbd::cls_rbd`).
 
 use super::{ClsResult, ObjectCtx, einval, eio};
-use crate::ceph::cls_rbd::NOSNAP;
+use crate::ceph::NOSNAP;
 use crate::ceph::encoding::{DecodeResult, Decoder, Encoder};
+use crate::ceph::features;
 use crate::ceph::object_map::{MAX_OBJECTS, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, ObjectMap};
-use crate::rbd::header::features;
 
 const MAXSNAP: u64 = 0xFFFF_FFFF_FFFF_FFFD;
 const INCOMPATIBLE: u64 = features::LAYERING | features::STRIPINGV2 | features::DATA_POOL | 0x800;
@@ -824,7 +824,8 @@ fn plain(map: &ObjectMap) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ceph::cls_rbd::{self as client, Call};
+    use crate::ceph::Call;
+    use crate::ceph::cls_rbd as client;
     use crate::ceph::object_map::{OBJECT_NONEXISTENT, OBJECT_PENDING};
     use crate::rados::embedded::cls::Staged;
 
