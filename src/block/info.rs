@@ -33,6 +33,16 @@ pub struct NodeInfo {
     pub children: Vec<(String, NodeInfo)>,
 }
 
+/// The name QEMU gives a format node over a storage named `child`
+/// (`bdrv_refresh_filename`): the storage's own name when it is a plain
+/// one, else a `json:` name wrapping the storage's.
+pub fn format_node_filename(format: &str, child: &str) -> String {
+    match child.strip_prefix("json:") {
+        Some(inner) => format!("json:{{\"driver\": \"{format}\", \"file\": {inner}}}"),
+        None => child.to_string(),
+    }
+}
+
 impl NodeInfo {
     /// The QAPI object, fields inserted in declaration order.
     pub fn to_json(&self) -> Value {

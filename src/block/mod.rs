@@ -3,9 +3,18 @@
 //! (`-o` options).
 
 pub mod driver;
+pub mod driver_names;
 pub mod extent;
 pub mod info;
 pub mod options;
 pub mod snapshot;
 
 pub use driver::BlockDriver;
+
+/// QEMU's block layer counts in 512-byte sectors: an image's size is its
+/// storage's length rounded up, and creation rounds the requested size up.
+pub const SECTOR: u64 = 512;
+
+pub fn round_to_sector(n: u64) -> u64 {
+    n.div_ceil(SECTOR) * SECTOR
+}

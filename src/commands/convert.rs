@@ -55,8 +55,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     if options.wants_help() {
         let target = a.args.last().map(String::as_str).unwrap_or("");
         let location = crate::open::ImageSpec::parse(target, false)?.location;
-        let mut descs = out_format.create_options(crate::open::create::storage_of(&location));
-        descs.sort_by_key(|d| d.name);
+        let descs = out_format.create_options(crate::open::create::storage_of(&location));
         crate::commands::print(&crate::block::options::help_text(None, &descs))?;
         return Ok(0);
     }

@@ -53,8 +53,7 @@ fn option_help(format: &str, filename: Option<&String>) -> anyhow::Result<i32> {
     let format = Format::for_output(format)?;
     let text = if let Some(filename_arg) = filename {
         let location = crate::open::ImageSpec::parse(filename_arg, false)?.location;
-        let mut descs = format.create_options(crate::open::create::storage_of(&location));
-        descs.sort_by_key(|d| d.name);
+        let descs = format.create_options(crate::open::create::storage_of(&location));
         help_text(None, &descs)
     } else {
         help_text(Some(format.name()), format.format_options())

@@ -2,12 +2,11 @@
 //! options, settle the size (from the argument, `-o size` or the backing
 //! image), announce "Formatting ...", then let the format lay itself out.
 
-use crate::block::driver::Preallocation;
 use crate::block::options::Options;
 use crate::error::{Error, Result};
-use crate::formats::{qcow2, raw::RawImage};
+use crate::formats::qcow2;
 use crate::open::format::{Format, Storage};
-use crate::open::{ImageSpec, Location, OpenOptions, open_child};
+use crate::open::{ImageSpec, Location, NameOpener, OpenOptions, open_child};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateRequest {
@@ -167,11 +166,11 @@ pub fn execute_as(plan: &CreatePlan, context: &str) -> Result<()> {
 
 fn execute_inner(plan: &CreatePlan) -> Result<()> {
     let result = match (&plan.location, plan.format) {
-        (Location::File(path), Format::Raw | Format::File) => {
-            RawImage::create(path, plan.size, &plan.options)
+        (Location::File(_), Format::Raw | Format::File) => {
+            super::create_storage(&plan.filename, &plan.options)
         }
-        (Location::File(path), Format::Qcow2) => {
-            qcow2::create::create(path, plan.size, &plan.options)
+        (Location::File(_), Format::Qcow2) => {
+            qcow2::create::create(&plan.filename, plan.size, &plan.options, &NameOpener)
         }
         (Location::Rbd(spec), Format::Raw | Format::Rbd) => {
             crate::rbd::create::create_image(spec, plan.size, &plan.options)
@@ -212,13 +211,4 @@ fn execute_inner(plan: &CreatePlan) -> Result<()> {
             e
         }
     })
-}
-
-/// The `preallocation` option, worded as QEMU words a bad value.
-pub fn preallocation(options: &Options) -> Result<Preallocation> {
-    match options.get("preallocation") {
-        None => Ok(Preallocation::Off),
-        Some(v) => Preallocation::parse(v)
-            .ok_or_else(|| Error::invalid(format!("invalid parameter value: {v}"))),
-    }
 }

@@ -1,51 +1,8 @@
 //! The table of format names qemu-img knows.
 
+use crate::block::driver_names;
 use crate::block::options::OptDesc;
 use crate::error::{Error, ErrorKind, Result};
-
-/// Format names qemu-img accepts with -f/-O. Those we do not implement are
-/// known here so that using one is "not supported", not "unknown".
-const QEMU_FORMATS: &[&str] = &[
-    "blkdebug",
-    "blklogwrites",
-    "blkverify",
-    "bochs",
-    "cloop",
-    "compress",
-    "copy-before-write",
-    "copy-on-read",
-    "dmg",
-    "file",
-    "ftp",
-    "ftps",
-    "host_cdrom",
-    "host_device",
-    "http",
-    "https",
-    "iscsi",
-    "luks",
-    "nbd",
-    "nfs",
-    "null-aio",
-    "null-co",
-    "nvme",
-    "parallels",
-    "preallocate",
-    "qcow",
-    "qcow2",
-    "qed",
-    "quorum",
-    "raw",
-    "rbd",
-    "snapshot-access",
-    "ssh",
-    "throttle",
-    "vdi",
-    "vhdx",
-    "vmdk",
-    "vpc",
-    "vvfat",
-];
 
 /// What a format name refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +40,7 @@ impl Format {
             "file" => Lookup::Found(Format::File),
             "rbd" => Lookup::Found(Format::Rbd),
             "qcow2" => Lookup::Found(Format::Qcow2),
-            _ if QEMU_FORMATS.contains(&name) => Lookup::NotImplemented,
+            _ if driver_names::is_qemu_driver(name) => Lookup::NotImplemented,
             _ => Lookup::Unknown,
         }
     }
@@ -123,10 +80,6 @@ impl Format {
     /// then the storage's not already named (QEMU's `qemu_opts_append`),
     /// which is also the order of the "Formatting" line.
     pub fn create_options(self, storage: Storage) -> Vec<OptDesc> {
-        // qcow2's list is already QEMU's merged one, in QEMU's order.
-        if self == Format::Qcow2 {
-            return crate::formats::qcow2::CREATE_OPTIONS.to_vec();
-        }
         let storage_options = match storage {
             Storage::File => crate::storage::file::CREATE_OPTIONS,
             Storage::Rbd => crate::rbd::create::CREATE_OPTIONS,

@@ -5,17 +5,21 @@
 pub mod create;
 pub mod format;
 
+use std::cell::RefCell;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::block::driver::BlockDriver;
-use crate::block::options::split_escaped;
+use crate::block::options::{Options, split_escaped};
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::{OpenFlags, Opener};
 use crate::formats::{probe, qcow2::Qcow2Image, raw::RawImage};
 use crate::open::format::{Format, Lookup};
 use crate::rbd::image::{Presentation, RbdImage};
 use crate::rbd::name::{self, RbdSpec};
+use crate::storage::Storage;
 use crate::storage::file::LocalFile;
 
 #[derive(Debug, Clone, Default)]
@@ -34,6 +38,17 @@ pub struct OpenOptions {
     /// Open for a consistency check (qemu's `BDRV_O_CHECK`): tolerate what a
     /// check reports or repairs instead of refusing the image.
     pub check: bool,
+}
+
+impl OpenOptions {
+    /// What the format sees of these options.
+    fn flags(&self) -> OpenFlags {
+        OpenFlags {
+            writable: self.writable,
+            metadata_only: self.metadata_only,
+            check: self.check,
+        }
+    }
 }
 
 /// Where an image's bytes live.
@@ -213,12 +228,17 @@ fn open_file(
     requested: Option<Format>,
     opts: &OpenOptions,
 ) -> Result<Arc<dyn BlockDriver>> {
+    if requested == Some(Format::Rbd) {
+        return Err(Error::invalid(format!(
+            "'{path}' is not an rbd: image name"
+        )));
+    }
+    let storage: Arc<dyn Storage> = Arc::new(LocalFile::open(path, opts.writable)?);
     let (format, probed) = match requested {
         Some(f) => (f, false),
         None => {
-            let file = LocalFile::open(path, false)?;
             let mut head = vec![0u8; probe::PROBE_BYTES];
-            file.read_at(&mut head, 0)?;
+            storage.read_at(&mut head, 0)?;
             let guessed = probe::probe(&head);
             // QEMU warns only when the guessed raw image is opened for writing.
             if guessed == "raw" && opts.writable {
@@ -228,12 +248,73 @@ fn open_file(
         }
     };
     match format {
-        Format::Raw => RawImage::open(path, opts.writable, probed),
-        Format::File => RawImage::open_protocol(path, opts.writable),
-        Format::Qcow2 => Qcow2Image::open(path, opts),
-        Format::Rbd => Err(Error::invalid(format!(
-            "'{path}' is not an rbd: image name"
-        ))),
+        Format::Raw => RawImage::open(storage, probed),
+        Format::File => RawImage::open_protocol(storage),
+        Format::Qcow2 => guard_loop(path, || {
+            Qcow2Image::open(storage, &opts.flags(), &NameOpener)
+        }),
+        Format::Rbd => unreachable!("refused above"),
+    }
+}
+
+thread_local! {
+    /// Images being opened on this thread, to catch backing-file loops.
+    static OPENING: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Opens an image that may name a backing file, refusing one that is
+/// already being opened further up the chain.
+fn guard_loop(
+    name: &str,
+    open: impl FnOnce() -> Result<Arc<dyn BlockDriver>>,
+) -> Result<Arc<dyn BlockDriver>> {
+    let canonical = std::fs::canonicalize(name).unwrap_or_else(|_| name.into());
+    if OPENING.with(|s| s.borrow().contains(&canonical)) {
+        return Err(Error::invalid(format!(
+            "Backing file '{name}' creates an infinite loop."
+        )));
+    }
+    OPENING.with(|s| s.borrow_mut().push(canonical));
+    let result = open();
+    OPENING.with(|s| s.borrow_mut().pop());
+    result
+}
+
+/// Storage by name: a local file, or an RBD image for `rbd:` names.
+pub fn open_storage(name: &str, writable: bool) -> Result<Arc<dyn Storage>> {
+    Ok(Arc::new(LocalFile::open(name, writable)?))
+}
+
+/// Creates storage by name with its `-o` options (the size among them).
+pub fn create_storage(name: &str, options: &Options) -> Result<()> {
+    let size = options.size("size")?.unwrap_or(0);
+    LocalFile::create_with(name, size, options).map(drop)
+}
+
+/// What formats open and create by name: backing images, data files.
+pub struct NameOpener;
+
+impl Opener for NameOpener {
+    fn open_backing(&self, name: &str, format: Option<&str>) -> Result<Arc<dyn BlockDriver>> {
+        let opts = OpenOptions {
+            format: format.map(str::to_string),
+            force_share: true,
+            ..Default::default()
+        };
+        open_child(name, &opts)
+    }
+
+    fn open_storage(&self, name: &str, writable: bool) -> Result<Arc<dyn Storage>> {
+        open_storage(name, writable)
+    }
+
+    fn create_storage(&self, name: &str, options: &Options) -> Result<()> {
+        create_storage(name, options)
+    }
+
+    fn remove_storage(&self, name: &str) {
+        // Best effort: the error that made the create fail is what matters.
+        let _ = std::fs::remove_file(name);
     }
 }
 

@@ -253,7 +253,7 @@ pub fn create_image(
     let spec = CreateSpec {
         name: spec.image.clone(),
         // QEMU rounds the size up to whole sectors.
-        size: crate::storage::file::round_to_sector(size),
+        size: crate::block::round_to_sector(size),
         order: order.unwrap_or(default_order),
         features: requested_features.unwrap_or(default_features),
     };

@@ -566,7 +566,7 @@ impl BlockDriver for RbdImage {
                 ),
                 format: "raw".into(),
                 protocol: false,
-                virtual_size: crate::storage::file::round_to_sector(size),
+                virtual_size: crate::block::round_to_sector(size),
                 actual_size: node.actual_size,
                 dirty_flag: Some(false),
                 cluster_size: node.cluster_size,

@@ -67,7 +67,7 @@ pub fn run(img: &Qcow2Image, repair: Repair) -> Result<CheckReport> {
     if fix_leaks && res.check_errors == 0 && res.corruptions == 0 {
         let flags = m.header.incompatible_features;
         if flags & (INCOMPAT_DIRTY | INCOMPAT_CORRUPT) != 0 {
-            m.file.sync()?;
+            m.file.flush()?;
             m.header.incompatible_features &= !(INCOMPAT_DIRTY | INCOMPAT_CORRUPT);
             m.write_header()?;
         }
@@ -194,7 +194,7 @@ impl Checker<'_> {
             return Ok(());
         }
         let g = self.m.g;
-        let file_len = self.m.file.len()?;
+        let file_len = self.m.file.length()?;
         if offset.saturating_add(size) as i128 - file_len as i128 >= g.cluster_size as i128 {
             eprintln!(
                 "ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset {:#x} size {:#x}",
@@ -484,7 +484,7 @@ impl Checker<'_> {
                         crate::block::driver::Preallocation::Off,
                     ) {
                         Ok(()) => {
-                            let size = self.m.file.len()?;
+                            let size = self.m.file.length()?;
                             let n = g.size_to_clusters(size) as usize;
                             if self.imrt.len() < n {
                                 self.imrt.resize(n, 0);
@@ -586,7 +586,7 @@ impl Checker<'_> {
 
     fn check_refcounts(&mut self) -> Result<Option<u64>> {
         let g = self.m.g;
-        let size = self.m.file.len()?;
+        let size = self.m.file.length()?;
         self.imrt = vec![0; g.size_to_clusters(size) as usize];
         let mut rebuild = false;
         self.calculate(&mut rebuild, self.fix_errors)?;
@@ -836,7 +836,7 @@ impl Checker<'_> {
         let mut hdr = offset.to_be_bytes().to_vec();
         hdr.extend_from_slice(&(clusters as u32).to_be_bytes());
         self.m.file.write_at(&hdr, 48)?;
-        self.m.file.sync()?;
+        self.m.file.flush()?;
         self.m.reftable = reftable;
         self.m.header.refcount_table_offset = offset;
         self.m.header.refcount_table_clusters = clusters as u32;

@@ -135,7 +135,7 @@ impl Meta {
                 l1_modified = true;
             }
         }
-        self.file.sync()?;
+        self.file.flush()?;
         if addend >= 0 && l1_modified {
             self.write_meta(l1_offset, &tables::encode_entries(&l1))?;
         }
@@ -159,18 +159,18 @@ impl Meta {
             return Err(Error::os(ErrorKind::InvalidArgument, libc::EFBIG));
         }
         let offset = self.alloc_clusters(size)?;
-        self.file.sync()?;
+        self.file.flush()?;
         if size > 0
             && let Err(e) = self.write_meta(offset, &snapshot_table::serialize(&self.snapshots))
         {
             self.free_clusters(offset, size);
             return Err(e);
         }
-        self.file.sync()?;
+        self.file.flush()?;
         let mut data = (self.snapshots.len() as u32).to_be_bytes().to_vec();
         data.extend_from_slice(&offset.to_be_bytes());
         self.write_meta(60, &data)?;
-        self.file.sync()?;
+        self.file.flush()?;
         let (old, old_size) = (self.header.snapshots_offset, self.snapshots_size);
         self.free_clusters_discard(old, old_size);
         self.header.snapshots_offset = offset;
@@ -266,7 +266,7 @@ pub fn apply(img: &Qcow2Image, id: &str) -> Result<()> {
     m.update_snapshot_refcount(sn.l1_table_offset, sn.l1_size, 1, false)?;
     let active = m.header.l1_table_offset;
     m.write_meta(active, &tables::encode_entries(&sn_l1))?;
-    m.file.sync()?;
+    m.file.flush()?;
     let result = m.update_snapshot_refcount(active, current as u32, -1, true);
     m.l1 = sn_l1;
     result?;

@@ -19,7 +19,7 @@ use crate::formats::qcow2::tables::{
     self, ClusterType, Geometry, L1E_OFFSET_MASK, L2E_OFFSET_MASK, OFLAG_COPIED, REFT_OFFSET_MASK,
     SubclusterType,
 };
-use crate::storage::file::LocalFile;
+use crate::storage::Storage;
 
 /// Cache budget for L2 tables and refcount blocks, each.
 const CACHE_BYTES: u64 = 32 << 20;
@@ -96,7 +96,7 @@ pub enum Mapping {
 
 pub struct Meta {
     pub g: Geometry,
-    pub file: Arc<LocalFile>,
+    pub file: Arc<dyn Storage>,
     pub header: Header,
     pub l1: Vec<u64>,
     pub reftable: Vec<u64>,
@@ -124,7 +124,7 @@ fn eio() -> Error {
 }
 
 impl Meta {
-    pub fn new(g: Geometry, file: Arc<LocalFile>, header: Header, writable: bool) -> Meta {
+    pub fn new(g: Geometry, file: Arc<dyn Storage>, header: Header, writable: bool) -> Meta {
         let tables = (CACHE_BYTES / g.cluster_size) as usize;
         Meta {
             g,
@@ -521,7 +521,7 @@ impl Meta {
             self.write_refblock_range(block, first, lastw)?;
         }
         for cluster in freed {
-            let _ = self.file.punch_hole(cluster, g.cluster_size);
+            let _ = self.file.discard(cluster, g.cluster_size);
         }
         match result {
             Ok(Outcome::Done) => Ok(Outcome::Done),
