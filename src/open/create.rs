@@ -166,25 +166,19 @@ pub fn execute_as(plan: &CreatePlan, context: &str) -> Result<()> {
 
 fn execute_inner(plan: &CreatePlan) -> Result<()> {
     let result = match (&plan.location, plan.format) {
-        (Location::File(_), Format::Raw | Format::File) => {
-            super::create_storage(&plan.filename, &plan.options)
-        }
-        (Location::File(_), Format::Qcow2) => {
-            qcow2::create::create(&plan.filename, plan.size, &plan.options, &NameOpener)
-        }
-        (Location::Rbd(spec), Format::Raw | Format::Rbd) => {
-            crate::rbd::create::create_image(spec, plan.size, &plan.options)
-        }
         (Location::File(_), Format::Rbd) => {
             Err(Error::invalid("the rbd format needs an rbd: image name"))
         }
-        (Location::Rbd(_), Format::File | Format::Qcow2) => Err(Error::new(
+        (Location::Rbd(_), Format::File) => Err(Error::new(
             crate::error::ErrorKind::UnsupportedFeature,
-            format!(
-                "format '{}' inside RBD images is not supported by rbdimg",
-                plan.format.name()
-            ),
+            "format 'file' inside RBD images is not supported by rbdimg",
         )),
+        (_, Format::Raw | Format::File | Format::Rbd) => {
+            super::create_storage(&plan.filename, &plan.options)
+        }
+        (_, Format::Qcow2) => {
+            qcow2::create::create(&plan.filename, plan.size, &plan.options, &NameOpener)
+        }
     };
     result.map_err(|e| {
         if e.errno_value() == libc::EFBIG {

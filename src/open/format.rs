@@ -71,7 +71,7 @@ impl Format {
         match self {
             Format::Raw => crate::formats::raw::FORMAT_OPTIONS,
             Format::File => crate::storage::file::CREATE_OPTIONS,
-            Format::Rbd => crate::rbd::create::CREATE_OPTIONS,
+            Format::Rbd => crate::storage::rbd::CREATE_OPTIONS,
             Format::Qcow2 => crate::formats::qcow2::FORMAT_OPTIONS,
         }
     }
@@ -82,7 +82,7 @@ impl Format {
     pub fn create_options(self, storage: Storage) -> Vec<OptDesc> {
         let storage_options = match storage {
             Storage::File => crate::storage::file::CREATE_OPTIONS,
-            Storage::Rbd => crate::rbd::create::CREATE_OPTIONS,
+            Storage::Rbd => crate::storage::rbd::CREATE_OPTIONS,
         };
         let mut all = self.format_options().to_vec();
         for desc in storage_options {

@@ -17,10 +17,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::formats::{OpenFlags, Opener};
 use crate::formats::{probe, qcow2::Qcow2Image, raw::RawImage};
 use crate::open::format::{Format, Lookup};
-use crate::rbd::image::{Presentation, RbdImage};
 use crate::rbd::name::{self, RbdSpec};
 use crate::storage::Storage;
 use crate::storage::file::LocalFile;
+use crate::storage::rbd::RbdStorage;
 
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -217,23 +217,26 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         .or(spec.format.clone())
         .map(|f| resolve_format(&f))
         .transpose()?;
-    match spec.location {
-        Location::File(path) => open_file(&path, requested, opts),
-        Location::Rbd(rbd) => open_rbd(&rbd, name, requested, opts.writable),
+    // The name warnings use: the file's path, or the rbd: name as typed.
+    let shown = match &spec.location {
+        Location::File(path) => path.as_str(),
+        Location::Rbd(_) => name,
+    };
+    match (&spec.location, requested) {
+        (Location::File(path), Some(Format::Rbd)) => {
+            return Err(Error::invalid(format!(
+                "'{path}' is not an rbd: image name"
+            )));
+        }
+        (Location::Rbd(_), Some(Format::File)) => {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFeature,
+                "format 'file' inside RBD images is not supported by rbdimg",
+            ));
+        }
+        _ => {}
     }
-}
-
-fn open_file(
-    path: &str,
-    requested: Option<Format>,
-    opts: &OpenOptions,
-) -> Result<Arc<dyn BlockDriver>> {
-    if requested == Some(Format::Rbd) {
-        return Err(Error::invalid(format!(
-            "'{path}' is not an rbd: image name"
-        )));
-    }
-    let storage: Arc<dyn Storage> = Arc::new(LocalFile::open(path, opts.writable)?);
+    let storage = storage_at(&spec.location, opts.writable)?;
     let (format, probed) = match requested {
         Some(f) => (f, false),
         None => {
@@ -242,19 +245,26 @@ fn open_file(
             let guessed = probe::probe(&head);
             // QEMU warns only when the guessed raw image is opened for writing.
             if guessed == "raw" && opts.writable {
-                eprintln!("{}", raw_guess_warning(path));
+                eprintln!("{}", raw_guess_warning(shown));
             }
             (resolve_format(guessed)?, guessed == "raw")
         }
     };
     match format {
         Format::Raw => RawImage::open(storage, probed),
-        Format::File => RawImage::open_protocol(storage),
-        Format::Qcow2 => guard_loop(path, || {
+        Format::File | Format::Rbd => RawImage::open_protocol(storage),
+        Format::Qcow2 => guard_loop(shown, || {
             Qcow2Image::open(storage, &opts.flags(), &NameOpener)
         }),
-        Format::Rbd => unreachable!("refused above"),
     }
+}
+
+/// Opens the storage at `location`.
+fn storage_at(location: &Location, writable: bool) -> Result<Arc<dyn Storage>> {
+    Ok(match location {
+        Location::File(path) => Arc::new(LocalFile::open(path, writable)?),
+        Location::Rbd(spec) => Arc::new(RbdStorage::open(spec, writable)?),
+    })
 }
 
 thread_local! {
@@ -282,13 +292,16 @@ fn guard_loop(
 
 /// Storage by name: a local file, or an RBD image for `rbd:` names.
 pub fn open_storage(name: &str, writable: bool) -> Result<Arc<dyn Storage>> {
-    Ok(Arc::new(LocalFile::open(name, writable)?))
+    storage_at(&ImageSpec::parse(name, false)?.location, writable)
 }
 
 /// Creates storage by name with its `-o` options (the size among them).
 pub fn create_storage(name: &str, options: &Options) -> Result<()> {
     let size = options.size("size")?.unwrap_or(0);
-    LocalFile::create_with(name, size, options).map(drop)
+    match ImageSpec::parse(name, false)?.location {
+        Location::File(path) => LocalFile::create_with(&path, size, options).map(drop),
+        Location::Rbd(spec) => RbdStorage::create(&spec, size, options),
+    }
 }
 
 /// What formats open and create by name: backing images, data files.
@@ -314,46 +327,11 @@ impl Opener for NameOpener {
 
     fn remove_storage(&self, name: &str) {
         // Best effort: the error that made the create fail is what matters.
-        let _ = std::fs::remove_file(name);
-    }
-}
-
-fn open_rbd(
-    spec: &RbdSpec,
-    name: &str,
-    requested: Option<Format>,
-    writable: bool,
-) -> Result<Arc<dyn BlockDriver>> {
-    let presentation = match requested {
-        Some(Format::Rbd) => Presentation::Rbd,
-        Some(Format::Raw) => Presentation::Raw,
-        Some(other) => {
-            return Err(Error::new(
-                ErrorKind::UnsupportedFeature,
-                format!(
-                    "format '{}' inside RBD images is not supported by rbdimg",
-                    other.name()
-                ),
-            ));
-        }
-        None => Presentation::Raw,
-    };
-    let image = RbdImage::open(spec, name, writable, presentation)?;
-    if requested.is_none() {
-        let mut head = vec![0u8; probe::PROBE_BYTES.min(image.size() as usize)];
-        image.read_at(&mut head, 0)?;
-        let guessed = probe::probe(&head);
-        if guessed != "raw" {
-            return Err(Error::new(
-                ErrorKind::UnsupportedFeature,
-                format!("format '{guessed}' inside RBD images is not supported by rbdimg"),
-            ));
-        }
-        if writable {
-            eprintln!("{}", raw_guess_warning(name));
+        // An RBD image stays, as QEMU leaves it.
+        if let Ok(Location::File(path)) = ImageSpec::parse(name, false).map(|s| s.location) {
+            let _ = std::fs::remove_file(path);
         }
     }
-    Ok(image)
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::rbd::image::RbdImage;
 
 impl RbdImage {
-    pub(super) fn check_object_map(&self, repair: Repair) -> Result<CheckReport> {
+    /// Compares the object map with the objects that exist (`rbd
+    /// object-map check`); `repair` rewrites wrong entries.
+    pub fn check_object_map(&self, repair: Repair) -> Result<CheckReport> {
         if repair != Repair::None {
             return Err(Error::invalid(
                 "rbdimg cannot repair rbd images; rebuild the object map with rbd object-map rebuild",

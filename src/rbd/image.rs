@@ -1,6 +1,7 @@
 //! One open RBD image (librbd's `ImageCtx`): its metadata, object map,
-//! snapshot context and exclusive lock, and the `BlockDriver` glue. The data
-//! path is in `io.rs`, resize in `resize.rs`, snapshots in `snapshot.rs`.
+//! snapshot context and exclusive lock. The data path is in `io.rs`, resize
+//! in `resize.rs`, snapshots in `snapshot.rs`, the object-map check in
+//! `check.rs`; `storage::rbd` presents the image as byte storage.
 //!
 //! Lock order: `state` (read for I/O, write for resize/snapshot/rollback),
 //! then `map_busy`, then `map`. I/O runs concurrently under the `state`
@@ -10,12 +11,6 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
-use serde_json::{Map, json};
-
-use crate::block::driver::{BlockDriver, Preallocation};
-use crate::block::extent::Extent;
-use crate::block::info::NodeInfo;
-use crate::block::snapshot::SnapshotInfo;
 use crate::ceph::cls_rbd;
 use crate::ceph::features;
 use crate::ceph::object_map::{self, FLAG_OBJECT_MAP_INVALID, ObjectMap};
@@ -25,14 +20,6 @@ use crate::rbd::header::{Header, Snapshot};
 use crate::rbd::lock::ExclusiveLock;
 use crate::rbd::name::RbdSpec;
 use crate::rbd::notify::{self, NOTIFY_TIMEOUT_MS};
-
-/// How the image is presented: as QEMU's raw format over the rbd protocol
-/// (the default), or as the rbd node itself (`-f rbd`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presentation {
-    Raw,
-    Rbd,
-}
 
 pub(super) struct State {
     pub header: Header,
@@ -59,30 +46,21 @@ pub struct RbdImage {
     pub(super) lock: Mutex<Option<ExclusiveLock>>,
     /// A clone's parent, opened read-only at the parent snapshot.
     pub(super) parent: Option<(Arc<RbdImage>, u64)>,
-    presentation: Presentation,
-    filename: String,
 }
 
 impl RbdImage {
     /// Opens `spec`; a writable open takes the exclusive lock.
-    pub fn open(
-        spec: &RbdSpec,
-        filename: &str,
-        writable: bool,
-        presentation: Presentation,
-    ) -> Result<Arc<RbdImage>> {
+    pub fn open(spec: &RbdSpec, writable: bool) -> Result<Arc<RbdImage>> {
         let cluster = config::connect(&spec.client_config())?;
         let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
-        Self::open_in(cluster, pool, spec, filename, writable, presentation)
+        Self::open_in(cluster, pool, spec, writable)
     }
 
     fn open_in(
         cluster: Arc<dyn Cluster>,
         pool: Arc<dyn Pool>,
         spec: &RbdSpec,
-        filename: &str,
         writable: bool,
-        presentation: Presentation,
     ) -> Result<Arc<RbdImage>> {
         let header = Header::load(pool.as_ref(), &spec.image)?;
         let snapshot = match spec.snapshot() {
@@ -115,15 +93,7 @@ impl RbdImage {
                 libc::ENOTSUP,
             ));
         }
-        let image = Self::assemble(
-            cluster,
-            pool,
-            spec.clone(),
-            header,
-            snapshot,
-            presentation,
-            filename.to_string(),
-        )?;
+        let image = Self::assemble(cluster, pool, spec.clone(), header, snapshot)?;
         if writable {
             image.acquire_lock()?;
         }
@@ -156,16 +126,7 @@ impl RbdImage {
             snapshot: Some(snap.name.clone()),
             ..Default::default()
         };
-        let filename = parent_spec.json_filename();
-        let image = Self::assemble(
-            cluster.clone(),
-            pool,
-            parent_spec,
-            header,
-            Some(snap),
-            Presentation::Rbd,
-            filename,
-        )?;
+        let image = Self::assemble(cluster.clone(), pool, parent_spec, header, Some(snap))?;
         image.load_object_map()?;
         Ok(Arc::new(image))
     }
@@ -178,8 +139,6 @@ impl RbdImage {
         spec: RbdSpec,
         header: Header,
         snapshot: Option<Snapshot>,
-        presentation: Presentation,
-        filename: String,
     ) -> Result<RbdImage> {
         let data = match header.data_pool_id {
             Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
@@ -208,8 +167,6 @@ impl RbdImage {
             snapshot,
             lock: Mutex::new(None),
             parent,
-            presentation,
-            filename,
         })
     }
 
@@ -386,36 +343,40 @@ impl RbdImage {
         self.state.read().expect("no poisoning").header.clone()
     }
 
-    /// Releases the exclusive lock explicitly (reporting failures).
-    pub fn close(&self) -> Result<()> {
-        match self.lock.lock().expect("no poisoning").take() {
-            Some(lock) => lock.release(),
-            None => Ok(()),
-        }
+    /// The size of the head, or of the snapshot the image was opened at.
+    pub fn size(&self) -> u64 {
+        self.current_size(&self.state.read().expect("no poisoning"))
     }
 
-    fn snapshot_infos(&self, header: &Header) -> Vec<SnapshotInfo> {
-        // QEMU's rbd driver: id = name, VM state size = image size then,
-        // no date or clock, ICOUNT 0. Oldest first.
-        header
-            .snapshots
-            .iter()
-            .rev()
-            .map(|s| SnapshotInfo {
-                id: s.name.clone(),
-                name: s.name.clone(),
-                vm_state_size: s.size,
-                date_sec: 0,
-                date_nsec: 0,
-                vm_clock_nsec: 0,
-                icount: Some(0),
-            })
-            .collect()
+    pub fn object_size(&self) -> u64 {
+        self.state
+            .read()
+            .expect("no poisoning")
+            .header
+            .object_size()
+    }
+
+    /// The name the image was opened by.
+    pub fn spec(&self) -> &RbdSpec {
+        &self.spec
+    }
+
+    /// Where the image lives: the cluster's description.
+    pub fn store(&self) -> String {
+        self.cluster.describe()
+    }
+
+    /// Makes completed writes durable (object writes are synchronous; the
+    /// backend decides what durable means).
+    pub fn flush(&self) -> Result<()> {
+        self.data.flush()
     }
 
     /// Bytes the object map says are allocated (whole objects, the last one
     /// clipped to the image), when the map is valid.
-    fn allocated_bytes(&self, header: &Header, size: u64) -> Option<u64> {
+    pub fn allocated_bytes(&self) -> Option<u64> {
+        let state = self.state.read().expect("no poisoning");
+        let (header, size) = (&state.header, self.current_size(&state));
         let map = self.map.lock().expect("no poisoning");
         let map = map.as_ref()?;
         let object_size = header.object_size();
@@ -425,155 +386,5 @@ impl RbdImage {
                 .map(|o| object_size.min(size - o * object_size))
                 .sum(),
         )
-    }
-
-    fn encryption_format(&self, size: u64) -> Result<Option<&'static str>> {
-        if size < 8 {
-            return Ok(None);
-        }
-        let mut head = [0u8; 8];
-        self.read_at(&mut head, 0)
-            .map_err(|e| e.prepend("cannot read image start for probe"))?;
-        Ok(match &head {
-            b"LUKS\xba\xbe\0\x01" | b"RBDL\xba\xbe\0\x01" => Some("luks"),
-            b"LUKS\xba\xbe\0\x02" | b"RBDL\xba\xbe\0\x02" => Some("luks2"),
-            _ => None,
-        })
-    }
-}
-
-impl BlockDriver for RbdImage {
-    fn format_name(&self) -> &'static str {
-        match self.presentation {
-            Presentation::Raw => "raw",
-            Presentation::Rbd => "rbd",
-        }
-    }
-
-    fn filename(&self) -> &str {
-        &self.filename
-    }
-
-    fn size(&self) -> u64 {
-        self.current_size(&self.state.read().expect("no poisoning"))
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        self.read_range(buf, offset)
-    }
-
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        self.write_range(buf, offset)
-    }
-
-    fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
-        self.zero_range(offset, len, may_unmap)
-    }
-
-    fn discard(&self, offset: u64, len: u64) -> Result<()> {
-        self.zero_range(offset, len, true)
-    }
-
-    fn flush(&self) -> Result<()> {
-        // Object writes are synchronous; the backend makes them durable.
-        self.data.flush()
-    }
-
-    fn resize(&self, new_size: u64, prealloc: Preallocation) -> Result<()> {
-        if prealloc != Preallocation::Off {
-            return Err(Error::invalid(format!(
-                "Unsupported preallocation mode '{}'",
-                prealloc.name()
-            )));
-        }
-        self.resize_to(new_size)
-            .map_err(|e| e.prepend("Failed to resize file"))
-    }
-
-    fn block_status(&self, offset: u64, len: u64) -> Result<Extent> {
-        self.allocation(offset, len)
-    }
-
-    fn allocation_unit(&self) -> Option<u64> {
-        Some(
-            self.state
-                .read()
-                .expect("no poisoning")
-                .header
-                .object_size(),
-        )
-    }
-
-    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
-        Ok(Some(self.snapshot_infos(
-            &self.state.read().expect("no poisoning").header,
-        )))
-    }
-
-    fn snapshot_create(&self, name: &str) -> Result<()> {
-        self.create_snapshot(name)
-    }
-
-    fn snapshot_apply(&self, id: &str) -> Result<()> {
-        self.rollback_to(id)
-    }
-
-    fn snapshot_delete(&self, id: &str) -> Result<()> {
-        self.remove_snapshot(id)
-            .map_err(|e| e.prepend("Failed to remove the snapshot"))
-    }
-
-    fn check(
-        &self,
-        repair: crate::block::driver::Repair,
-    ) -> Result<crate::block::driver::CheckReport> {
-        self.check_object_map(repair)
-    }
-
-    fn info(&self) -> Result<NodeInfo> {
-        let (header, size) = {
-            let state = self.state.read().expect("no poisoning");
-            (state.header.clone(), self.current_size(&state))
-        };
-        let mut data = Map::new();
-        if let Some(format) = self.encryption_format(size)? {
-            data.insert("encryption-format".into(), json!(format));
-        }
-        // rbdimg's addition: which store the image lives in.
-        data.insert("store".into(), json!(self.cluster.describe()));
-        let protocol_name = self.spec.json_filename();
-        let node = NodeInfo {
-            filename: protocol_name.clone(),
-            format: "rbd".into(),
-            protocol: true,
-            virtual_size: size,
-            actual_size: self.allocated_bytes(&header, size),
-            dirty_flag: Some(false),
-            cluster_size: Some(header.object_size()),
-            snapshots: Some(self.snapshot_infos(&header)),
-            format_specific: Some(("rbd".into(), data)),
-            ..Default::default()
-        };
-        Ok(match self.presentation {
-            Presentation::Rbd => NodeInfo {
-                protocol: false,
-                ..node
-            },
-            Presentation::Raw => NodeInfo {
-                filename: format!(
-                    "json:{{\"driver\": \"raw\", \"file\": {}}}",
-                    &protocol_name["json:".len()..]
-                ),
-                format: "raw".into(),
-                protocol: false,
-                virtual_size: crate::block::round_to_sector(size),
-                actual_size: node.actual_size,
-                dirty_flag: Some(false),
-                cluster_size: node.cluster_size,
-                snapshots: node.snapshots.clone(),
-                children: vec![("file".into(), node)],
-                ..Default::default()
-            },
-        })
     }
 }

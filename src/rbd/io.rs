@@ -190,7 +190,9 @@ impl RbdImage {
             .map(|m| m.get(object))
     }
 
-    pub(super) fn read_range(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+    /// Reads image bytes (head or the opened snapshot); absent objects
+    /// read from the parent within the overlap, else as zeros.
+    pub fn read_range(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, buf.len() as u64)?;
         let object_size = state.header.object_size();
@@ -221,7 +223,8 @@ impl RbdImage {
         Ok(())
     }
 
-    pub(super) fn write_range(&self, buf: &[u8], offset: u64) -> Result<()> {
+    /// Writes image bytes, object by object, keeping the object map exact.
+    pub fn write_range(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_writable()?;
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, buf.len() as u64)?;
@@ -246,7 +249,7 @@ impl RbdImage {
 
     /// Makes a range read as zeros: whole objects are removed, partial ones
     /// truncated or zeroed (kept allocated when `!may_unmap`).
-    pub(super) fn zero_range(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
+    pub fn zero_range(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
         self.check_writable()?;
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, len)?;
@@ -302,7 +305,7 @@ impl RbdImage {
 
     /// Allocation of the run at `offset`: whole objects from the object map
     /// when it is valid, else from whether each object exists.
-    pub(super) fn allocation(&self, offset: u64, len: u64) -> Result<Extent> {
+    pub fn allocation(&self, offset: u64, len: u64) -> Result<Extent> {
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, len)?;
         let object_size = state.header.object_size();

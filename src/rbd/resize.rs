@@ -20,7 +20,8 @@ use crate::rbd::image::RbdImage;
 use crate::rbd::lock::ExclusiveLock;
 
 impl RbdImage {
-    pub(super) fn resize_to(&self, new_size: u64) -> Result<()> {
+    /// Grows or shrinks the image (steps in the diagram above).
+    pub fn resize_to(&self, new_size: u64) -> Result<()> {
         self.check_writable()?;
         let mut state = self.state.write().expect("no poisoning");
         let old_size = state.header.size;

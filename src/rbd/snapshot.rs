@@ -34,7 +34,8 @@ impl RbdImage {
         })
     }
 
-    pub(super) fn create_snapshot(&self, name: &str) -> Result<()> {
+    /// Creates snapshot `name` of the head.
+    pub fn create_snapshot(&self, name: &str) -> Result<()> {
         if name.is_empty() {
             return Err(Error::os(ErrorKind::InvalidArgument, libc::EINVAL));
         }
@@ -109,7 +110,8 @@ impl RbdImage {
         Ok(())
     }
 
-    pub(super) fn remove_snapshot(&self, name: &str) -> Result<()> {
+    /// Removes snapshot `name`.
+    pub fn remove_snapshot(&self, name: &str) -> Result<()> {
         self.check_writable()?;
         let snap = self
             .find_snapshot(name)
@@ -184,7 +186,8 @@ impl RbdImage {
         }
     }
 
-    pub(super) fn rollback_to(&self, name: &str) -> Result<()> {
+    /// Rolls the head back to snapshot `name`.
+    pub fn rollback_to(&self, name: &str) -> Result<()> {
         let snap = self.find_snapshot(name)?;
         self.check_writable()?;
         if self.current_size(&self.state.read().expect("no poisoning")) != snap.size {

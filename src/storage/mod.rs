@@ -20,6 +20,7 @@
 //! storage serves many threads at once.
 
 pub mod file;
+pub mod rbd;
 
 use crate::block::driver::{CheckReport, Preallocation, Repair};
 use crate::block::extent::Extent;
