@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use rbdimg::cli::argv::{self, program_name};
-use rbdimg::commands::{self, Usage};
+use rbdimg::commands::{self, Console, Usage};
 
 /// Exit code for any failed command, as qemu-img uses.
 const EXIT_FAILURE: u8 = 1;
@@ -22,7 +22,8 @@ fn main() -> ExitCode {
             return ExitCode::from(early.code as u8);
         }
     };
-    match commands::run(cli) {
+    let console = Console::new(&prog);
+    match commands::run(cli, &console) {
         Ok(code) => ExitCode::from(code as u8),
         Err(err) => {
             if let Some(io_err) = err.downcast_ref::<io::Error>()

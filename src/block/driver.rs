@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use crate::block::diagnostics::Diagnostic;
 use crate::block::extent::Extent;
 use crate::block::info::NodeInfo;
 use crate::block::snapshot::SnapshotInfo;
@@ -65,8 +66,8 @@ pub struct CheckReport {
     pub allocated_clusters: Option<u64>,
     pub fragmented_clusters: Option<u64>,
     pub compressed_clusters: Option<u64>,
-    /// One line per problem found, printed before the summary.
-    pub messages: Vec<String>,
+    /// What the check found, one line each, printed before the summary.
+    pub messages: Vec<Diagnostic>,
 }
 
 /// What `check -r` may repair.

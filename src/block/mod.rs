@@ -1,7 +1,8 @@
 //! The vocabulary every layer shares: the driver trait every image
-//! implements, and what drivers report (extents, snapshots, info) and take
-//! (`-o` options).
+//! implements, what drivers report (extents, snapshots, info, check
+//! reports, diagnostics) and what they take (`-o` options).
 
+pub mod diagnostics;
 pub mod driver;
 pub mod driver_names;
 pub mod extent;

@@ -8,14 +8,14 @@ use serde_json::{Map, Value, json};
 
 use crate::block::driver::{CheckReport, Repair};
 use crate::cli::CheckArgs;
-use crate::commands::{OutputFormat, one_filename, output_format, print, usage};
+use crate::commands::{Console, OutputFormat, one_filename, output_format, print, usage};
 use crate::error::ErrorKind;
 use crate::open::{OpenOptions, open_image};
 use crate::qjson;
 
 pub const EXIT_NO_CHECK: i32 = 63;
 
-pub fn run(a: CheckArgs) -> anyhow::Result<i32> {
+pub fn run(a: CheckArgs, console: &Console) -> anyhow::Result<i32> {
     let output = output_format("check", &a.output)?;
     let repair = match a.repair.as_deref() {
         None => Repair::None,
@@ -38,17 +38,26 @@ pub fn run(a: CheckArgs) -> anyhow::Result<i32> {
         force_share: a.force_share,
         image_opts: a.image_opts,
         check: true,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let image = open_image(filename, &opts)?;
     let mut report = match image.check(repair) {
         Ok(r) => r,
         Err(e) if e.kind() == ErrorKind::Unsupported => {
-            eprintln!("{}: This image format does not support checks", program());
+            console.error("This image format does not support checks");
             return Ok(EXIT_NO_CHECK);
         }
         Err(e) => bail!("Check failed: {e}"),
     };
+    // What a check finds goes to stderr whatever the output format, as
+    // QEMU prints it while checking.
+    let print_found = |report: &CheckReport| {
+        for message in &report.messages {
+            console.diagnostic(message);
+        }
+    };
+    print_found(&report);
     let mut text = String::new();
     if report.leaks_fixed > 0 || report.corruptions_fixed > 0 {
         if output == OutputFormat::Human {
@@ -60,16 +69,12 @@ pub fn run(a: CheckArgs) -> anyhow::Result<i32> {
         }
         let (leaks_fixed, corruptions_fixed) = (report.leaks_fixed, report.corruptions_fixed);
         report = image.check(Repair::None)?;
+        print_found(&report);
         report.leaks_fixed = leaks_fixed;
         report.corruptions_fixed = corruptions_fixed;
     }
     match output {
-        OutputFormat::Human => {
-            for line in &report.messages {
-                eprintln!("{line}");
-            }
-            text.push_str(&human(&report));
-        }
+        OutputFormat::Human => text.push_str(&human(&report)),
         OutputFormat::Json => {
             let value = to_json(&report, filename, image.format_name());
             text.push_str(&format!("{}\n", qjson::to_pretty_string(&value)));
@@ -79,10 +84,6 @@ pub fn run(a: CheckArgs) -> anyhow::Result<i32> {
         print(&text)?;
     }
     Ok(exit_code(&report))
-}
-
-fn program() -> String {
-    crate::cli::argv::program_name(std::env::args_os().next().as_ref())
 }
 
 fn exit_code(report: &CheckReport) -> i32 {

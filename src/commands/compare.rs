@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::block::BlockDriver;
 use crate::cli::CompareArgs;
-use crate::commands::{print, usage};
+use crate::commands::{Console, print, usage};
 use crate::convert::progress::Progress;
 use crate::convert::sparse::SECTOR;
 use crate::open::{OpenOptions, open_image};
@@ -19,15 +19,14 @@ const EXIT_READ: i32 = 4;
 /// The most compared at once, as qemu-img.
 const STEP: u64 = 2 << 20;
 
-pub fn run(a: CompareArgs) -> anyhow::Result<i32> {
+pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
     let [first, second] = a.args.as_slice() else {
         return Err(usage("compare", "Expecting two image file names"));
     };
-    let prog = crate::cli::argv::program_name(std::env::args_os().next().as_ref());
     if let Some(mode) = &a.cache
         && !crate::commands::convert::CACHE_MODES.contains(&mode.as_str())
     {
-        eprintln!("{prog}: Invalid source cache option: {mode}");
+        console.error(format!("Invalid source cache option: {mode}"));
         return Ok(EXIT_OPEN);
     }
     let open = |name: &str, format: &Option<String>| {
@@ -35,6 +34,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<i32> {
             format: format.clone(),
             force_share: a.force_share,
             image_opts: a.image_opts,
+            diagnostics: console.diagnostics(),
             ..Default::default()
         };
         open_image(name, &opts)
@@ -42,7 +42,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<i32> {
     let (one, two) = match (open(first, &a.format), open(second, &a.second_format)) {
         (Ok(one), Ok(two)) => (one, two),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("{prog}: {e}");
+            console.error(e);
             return Ok(EXIT_OPEN);
         }
     };
@@ -76,7 +76,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_DIFFERENT);
         }
         Err(e) => {
-            eprintln!("{prog}: {e}");
+            console.error(e);
             return Ok(EXIT_READ);
         }
     }

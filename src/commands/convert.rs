@@ -9,6 +9,7 @@ use crate::block::BlockDriver;
 use crate::block::options::Options;
 use crate::block::snapshot::SnapshotSelector;
 use crate::cli::ConvertArgs;
+use crate::commands::Console;
 use crate::convert::{self, ConvertOptions, progress::Progress};
 use crate::open::create::{self, CreateRequest};
 use crate::open::format::Format;
@@ -26,7 +27,7 @@ const DEFAULT_PARALLEL: u64 = 4;
 
 pub const CACHE_MODES: &[&str] = &["none", "writeback", "unsafe", "directsync", "writethrough"];
 
-pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
+pub fn run(a: ConvertArgs, console: &Console) -> anyhow::Result<i32> {
     let parallel = match a.parallel.as_deref() {
         None => DEFAULT_PARALLEL,
         Some(text) => match parse_size(text) {
@@ -93,6 +94,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
         writable: false,
         force_share: a.force_share,
         image_opts: a.image_opts,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let mut sources: Vec<Arc<dyn BlockDriver>> = Vec::new();
@@ -114,6 +116,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
             backing_format: a.backing_format.clone(),
             // convert names the backing file without opening it.
             unsafe_backing: true,
+            diagnostics: console.diagnostics(),
         };
         let plan = create::plan(&request)?;
         create::execute_as(
@@ -130,6 +133,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
         writable: true,
         force_share: false,
         image_opts: a.target_image_opts,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let target = open_image(target_name, &target_opts)?;

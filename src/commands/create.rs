@@ -4,12 +4,12 @@ use anyhow::bail;
 
 use crate::block::options::{Options, help_text};
 use crate::cli::CreateArgs;
-use crate::commands::{print, usage};
+use crate::commands::{Console, print, usage};
 use crate::open::create::{self, CreateRequest};
 use crate::open::format::Format;
 use crate::size::{SizeError, parse_size};
 
-pub fn run(a: CreateArgs) -> anyhow::Result<i32> {
+pub fn run(a: CreateArgs, console: &Console) -> anyhow::Result<i32> {
     let options = Options::parse(&a.options)?;
     if options.wants_help() {
         return option_help(&a.format, a.args.first());
@@ -28,6 +28,7 @@ pub fn run(a: CreateArgs) -> anyhow::Result<i32> {
         backing: a.backing,
         backing_format: a.backing_format,
         unsafe_backing: a.unsafe_backing,
+        diagnostics: console.diagnostics(),
     };
     let plan = create::plan(&request).map_err(|e| e.prepend(&filename))?;
     if !a.quiet {

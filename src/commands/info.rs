@@ -4,11 +4,11 @@ use anyhow::bail;
 use serde_json::Value;
 
 use crate::cli::InfoArgs;
-use crate::commands::{OutputFormat, one_filename, output_format, print};
+use crate::commands::{Console, OutputFormat, one_filename, output_format, print};
 use crate::open::{OpenOptions, open_image};
 use crate::qjson;
 
-pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
+pub fn run(a: InfoArgs, console: &Console) -> anyhow::Result<i32> {
     let output = output_format("info", &a.output)?;
     let filename = one_filename("info", &a.args)?;
     let opts = OpenOptions {
@@ -17,6 +17,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
         force_share: a.force_share,
         image_opts: a.image_opts,
         metadata_only: true,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let image = open_image(filename, &opts)?;
@@ -43,6 +44,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
                 format: last.backing_filename_format.clone(),
                 force_share: a.force_share,
                 metadata_only: true,
+                diagnostics: console.diagnostics(),
                 ..Default::default()
             };
             let layer = open_image(&full, &chain_opts)?;

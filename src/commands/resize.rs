@@ -5,8 +5,7 @@ use anyhow::bail;
 use crate::block::driver::Preallocation;
 use crate::block::options::SIZE_HINT;
 use crate::cli::ResizeArgs;
-use crate::cli::argv::program_name;
-use crate::commands::{print, usage};
+use crate::commands::{Console, print, usage};
 use crate::open::{OpenOptions, open_image};
 use crate::size::parse_size;
 
@@ -30,7 +29,7 @@ fn parse_target(text: &str) -> anyhow::Result<Target> {
     }
 }
 
-pub fn run(a: ResizeArgs) -> anyhow::Result<i32> {
+pub fn run(a: ResizeArgs, console: &Console) -> anyhow::Result<i32> {
     let [filename, size] = a.args.as_slice() else {
         return Err(usage("resize", "Expecting image file name and size"));
     };
@@ -47,6 +46,7 @@ pub fn run(a: ResizeArgs) -> anyhow::Result<i32> {
         writable: true,
         force_share: a.force_share,
         image_opts: a.image_opts,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let image = open_image(filename, &opts)?;
@@ -64,7 +64,7 @@ pub fn run(a: ResizeArgs) -> anyhow::Result<i32> {
     if (new_size as i128) < current {
         if !a.shrink {
             // qemu-img prints the error, then a warning line of its own.
-            let prog = program_name(std::env::args_os().next().as_ref());
+            let prog = console.program();
             bail!(
                 "Use the --shrink option to perform a shrink operation.\n{prog}: warning: Shrinking an image \
                  will delete all data beyond the shrunken image's end. Before performing such an operation, \

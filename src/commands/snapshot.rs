@@ -5,7 +5,7 @@ use anyhow::bail;
 use crate::block::BlockDriver;
 use crate::block::snapshot::{SnapshotSelector, table_header, table_row};
 use crate::cli::SnapshotArgs;
-use crate::commands::{one_filename, print, usage};
+use crate::commands::{Console, one_filename, print, usage};
 use crate::error::{Error, ErrorKind};
 use crate::open::{OpenOptions, open_image};
 
@@ -16,7 +16,7 @@ enum Action {
     Delete(String),
 }
 
-pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
+pub fn run(a: SnapshotArgs, console: &Console) -> anyhow::Result<i32> {
     let mut actions = Vec::new();
     if a.list {
         actions.push(Action::List);
@@ -38,6 +38,7 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
         writable,
         force_share: a.force_share,
         image_opts: a.image_opts,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let image = open_image(filename, &opts)?;

@@ -11,12 +11,13 @@ pub mod raw;
 use std::sync::Arc;
 
 use crate::block::BlockDriver;
+use crate::block::diagnostics::Diagnostics;
 use crate::block::options::Options;
 use crate::error::Result;
 use crate::storage::Storage;
 
 /// What opening asks of a format (QEMU's open flags that formats see).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct OpenFlags {
     pub writable: bool,
     /// Open only what describing the image needs (qemu's `BDRV_O_NO_BACKING
@@ -26,6 +27,8 @@ pub struct OpenFlags {
     /// Open for a consistency check (qemu's `BDRV_O_CHECK`): tolerate what a
     /// check reports or repairs instead of refusing the image.
     pub check: bool,
+    /// Where the image reports what it has to tell besides results.
+    pub diagnostics: Diagnostics,
 }
 
 /// Opens and creates what an image names: the callback a format gets from

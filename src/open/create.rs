@@ -2,6 +2,7 @@
 //! options, settle the size (from the argument, `-o size` or the backing
 //! image), announce "Formatting ...", then let the format lay itself out.
 
+use crate::block::diagnostics::Diagnostics;
 use crate::block::options::Options;
 use crate::error::{Error, Result};
 use crate::formats::qcow2;
@@ -19,6 +20,8 @@ pub struct CreateRequest {
     pub backing_format: Option<String>,
     /// `-u`: do not open the backing file (its size is then required).
     pub unsafe_backing: bool,
+    /// Where the images opened and created report.
+    pub diagnostics: Diagnostics,
 }
 
 /// A validated request: what the format will be asked to create.
@@ -29,6 +32,7 @@ pub struct CreatePlan {
     pub format: Format,
     pub options: Options,
     pub size: u64,
+    pub diagnostics: Diagnostics,
 }
 
 impl CreatePlan {
@@ -97,7 +101,7 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
             ));
         }
         if !request.unsafe_backing {
-            let image = open_backing(&request.filename, b, backing_format.as_deref())?;
+            let image = open_backing(request, b, backing_format.as_deref())?;
             if backing_format.is_none() {
                 return Err(Error::invalid(format!(
                     "Backing file specified without backing format\nDetected format of {}.",
@@ -131,13 +135,14 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
         format,
         options,
         size,
+        diagnostics: request.diagnostics.clone(),
     })
 }
 
 /// Opens the backing file as the new image will (relative to its
 /// directory, without I/O), to check it and learn its size and format.
 fn open_backing(
-    filename: &str,
+    request: &CreateRequest,
     backing: &str,
     format: Option<&str>,
 ) -> Result<std::sync::Arc<dyn crate::block::BlockDriver>> {
@@ -145,9 +150,10 @@ fn open_backing(
         format: format.map(str::to_string),
         force_share: true,
         metadata_only: true,
+        diagnostics: request.diagnostics.clone(),
         ..Default::default()
     };
-    let path = crate::formats::qcow2::path_combine(filename, backing);
+    let path = crate::formats::qcow2::path_combine(&request.filename, backing);
     open_child(&path, &opts).map_err(|e| {
         let text = format!("{e}\nCould not open backing image.");
         Error::new(e.kind(), text)
@@ -177,7 +183,16 @@ fn execute_inner(plan: &CreatePlan) -> Result<()> {
             super::create_storage(&plan.filename, &plan.options)
         }
         (_, Format::Qcow2) => {
-            qcow2::create::create(&plan.filename, plan.size, &plan.options, &NameOpener)
+            let opener = NameOpener {
+                diagnostics: plan.diagnostics.clone(),
+            };
+            qcow2::create::create(
+                &plan.filename,
+                plan.size,
+                &plan.options,
+                &opener,
+                &plan.diagnostics,
+            )
         }
     };
     result.map_err(|e| {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::block::diagnostics::Diagnostics;
 use crate::block::driver::BlockDriver;
 use crate::block::options::{Options, split_escaped};
 use crate::error::{Error, ErrorKind, Result};
@@ -38,6 +39,8 @@ pub struct OpenOptions {
     /// Open for a consistency check (qemu's `BDRV_O_CHECK`): tolerate what a
     /// check reports or repairs instead of refusing the image.
     pub check: bool,
+    /// Where the image (and its backing chain) reports warnings and events.
+    pub diagnostics: Diagnostics,
 }
 
 impl OpenOptions {
@@ -47,6 +50,7 @@ impl OpenOptions {
             writable: self.writable,
             metadata_only: self.metadata_only,
             check: self.check,
+            diagnostics: self.diagnostics.clone(),
         }
     }
 }
@@ -245,7 +249,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
             let guessed = probe::probe(&head);
             // QEMU warns only when the guessed raw image is opened for writing.
             if guessed == "raw" && opts.writable {
-                eprintln!("{}", raw_guess_warning(shown));
+                opts.diagnostics.line(raw_guess_warning(shown));
             }
             (resolve_format(guessed)?, guessed == "raw")
         }
@@ -254,7 +258,10 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         Format::Raw => RawImage::open(storage, probed),
         Format::File | Format::Rbd => RawImage::open_protocol(storage),
         Format::Qcow2 => guard_loop(shown, || {
-            Qcow2Image::open(storage, &opts.flags(), &NameOpener)
+            let opener = NameOpener {
+                diagnostics: opts.diagnostics.clone(),
+            };
+            Qcow2Image::open(storage, &opts.flags(), &opener)
         }),
     }
 }
@@ -305,13 +312,17 @@ pub fn create_storage(name: &str, options: &Options) -> Result<()> {
 }
 
 /// What formats open and create by name: backing images, data files.
-pub struct NameOpener;
+pub struct NameOpener {
+    /// Where the images opened report (the opening image's sink).
+    pub diagnostics: Diagnostics,
+}
 
 impl Opener for NameOpener {
     fn open_backing(&self, name: &str, format: Option<&str>) -> Result<Arc<dyn BlockDriver>> {
         let opts = OpenOptions {
             format: format.map(str::to_string),
             force_share: true,
+            diagnostics: self.diagnostics.clone(),
             ..Default::default()
         };
         open_child(name, &opts)

@@ -5,6 +5,7 @@
 //! data); a stale EXISTS for a missing object is harmless and tolerated. A
 //! map flagged invalid is reported as one corruption.
 
+use crate::block::diagnostics::Diagnostic;
 use crate::block::driver::{CheckReport, Repair};
 use crate::ceph::features;
 use crate::ceph::object_map::{FLAG_OBJECT_MAP_INVALID, OBJECT_NONEXISTENT, OBJECT_PENDING};
@@ -41,7 +42,7 @@ impl RbdImage {
                     report.check_errors += 1;
                     report
                         .messages
-                        .push(format!("ERROR cannot stat {oid}: {e}"));
+                        .push(Diagnostic::Line(format!("ERROR cannot stat {oid}: {e}")));
                     continue;
                 }
             };
@@ -51,18 +52,18 @@ impl RbdImage {
                 && matches!(map.get(object), OBJECT_NONEXISTENT | OBJECT_PENDING)
             {
                 report.corruptions += 1;
-                report.messages.push(format!(
+                report.messages.push(Diagnostic::Line(format!(
                     "ERROR object map says object {object} ({oid}) does not exist, but it does"
-                ));
+                )));
             }
         }
         report.allocated_clusters = Some(allocated);
         if header.has(features::OBJECT_MAP) && flags & FLAG_OBJECT_MAP_INVALID != 0 {
             report.corruptions += 1;
-            report.messages.push(
+            report.messages.push(Diagnostic::Line(
                 "ERROR the object map is flagged invalid (rbd object-map rebuild repairs it)"
                     .into(),
-            );
+            ));
         }
         Ok(report)
     }

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::block::diagnostics::Diagnostics;
 use crate::block::driver::Preallocation;
 use crate::block::driver_names;
 use crate::block::options::{OptDesc, OptType, Options};
@@ -284,7 +285,13 @@ pub fn settings(size: u64, o: &Options) -> Result<Settings> {
 /// Creates the image `name`: its storage (with the options that are not
 /// qcow2's, as QEMU passes them to the protocol), an external data file if
 /// asked, then the layout; a failure removes what was created.
-pub fn create(name: &str, size: u64, options: &Options, opener: &dyn Opener) -> Result<()> {
+pub fn create(
+    name: &str,
+    size: u64,
+    options: &Options,
+    opener: &dyn Opener,
+    diagnostics: &Diagnostics,
+) -> Result<()> {
     let s = settings(size, options)?;
     let storage_options = options.without(FORMAT_OPTIONS);
     opener.create_storage(name, &storage_options)?;
@@ -296,7 +303,7 @@ pub fn create(name: &str, size: u64, options: &Options, opener: &dyn Opener) -> 
     }
     let result = opener
         .open_storage(name, true)
-        .and_then(|file| lay_out(file, &s, opener));
+        .and_then(|file| lay_out(file, &s, opener, diagnostics));
     if result.is_err() {
         opener.remove_storage(name);
         if let Some(df) = &s.data_file {
@@ -306,7 +313,12 @@ pub fn create(name: &str, size: u64, options: &Options, opener: &dyn Opener) -> 
     result
 }
 
-fn lay_out(file: Arc<dyn Storage>, s: &Settings, opener: &dyn Opener) -> Result<()> {
+fn lay_out(
+    file: Arc<dyn Storage>,
+    s: &Settings,
+    opener: &dyn Opener,
+    diagnostics: &Diagnostics,
+) -> Result<()> {
     let cs = 1u64 << s.cluster_bits;
     let mut h = Header::new(s.version, s.cluster_bits, s.refcount_order);
     h.compression_type = s.compression;
@@ -336,6 +348,7 @@ fn lay_out(file: Arc<dyn Storage>, s: &Settings, opener: &dyn Opener) -> Result<
 
     let opts = OpenFlags {
         writable: true,
+        diagnostics: diagnostics.clone(),
         ..Default::default()
     };
     // The fresh image has no backing file yet; it is named at the end.

@@ -244,13 +244,19 @@ impl Qcow2Image {
             _ => None,
         };
 
-        let mut meta = Meta::new(g, file.clone(), h.clone(), opts.writable);
+        let mut meta = Meta::new(
+            g,
+            file.clone(),
+            h.clone(),
+            opts.writable,
+            opts.diagnostics.clone(),
+        );
         meta.l1 = tables::decode_entries(&l1_bytes);
         meta.reftable = tables::decode_entries(&reftable_bytes);
         meta.update_max_reftable_index();
         meta.has_backing = backing.is_some() || h.backing_file.is_some();
         if !opts.check {
-            let t = snapshot_table::parse(h.nb_snapshots, h.size, false, |off, len| {
+            let t = snapshot_table::parse(h.nb_snapshots, h.size, None, |off, len| {
                 meta.read_meta(h.snapshots_offset + off, len)
             })?;
             meta.snapshots = t.snapshots;
@@ -298,8 +304,14 @@ impl Qcow2Image {
         Ok(())
     }
 
+    /// QEMU repairs an image left dirty (lazy refcounts) when it opens it
+    /// for writing, reporting what the repair found.
     fn repair_dirty(&self) -> Result<()> {
         let report = check::run(self, Repair::All)?;
+        let diagnostics = self.lock().diagnostics.clone();
+        for message in report.messages {
+            diagnostics.report(message);
+        }
         if report.check_errors > 0 {
             return Err(Error::os(ErrorKind::Io, libc::EIO));
         }
@@ -459,7 +471,11 @@ impl Qcow2Image {
             backing: self.backing.clone(),
             data_file: self.data_file.clone(),
         };
-        let mut view = Self::open_inner(self.file.clone(), &OpenFlags::default(), &same)?;
+        let flags = OpenFlags {
+            diagnostics: self.lock().diagnostics.clone(),
+            ..Default::default()
+        };
+        let mut view = Self::open_inner(self.file.clone(), &flags, &same)?;
         {
             let m = view.meta.get_mut().unwrap_or_else(|p| p.into_inner());
             let Some(sn) = m.snapshots.iter().find(|s| s.id == id).cloned() else {

@@ -63,11 +63,10 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
         if last * cs < len
             && let Err(e) = m.file.set_len(last * cs, Preallocation::Off)
         {
-            eprintln!(
-                "{}: warning: Failed to truncate the tail of the image: {}",
-                crate::cli::argv::program_name(std::env::args_os().next().as_ref()),
+            m.diagnostics.warning(format!(
+                "Failed to truncate the tail of the image: {}",
                 e.message()
-            );
+            ));
         }
     } else {
         let mut m = img.lock();
