@@ -36,8 +36,8 @@ impl WatchHandler for Responder {
     }
 }
 
-/// A held exclusive lock; release it with [`ExclusiveLock::release`]
-/// (dropping it releases too, ignoring errors).
+/// A held exclusive lock; dropping it releases it, best effort, as librbd
+/// does when the image closes.
 pub struct ExclusiveLock {
     pool: Arc<dyn Pool>,
     header: String,
@@ -46,7 +46,6 @@ pub struct ExclusiveLock {
     me: ClientId,
     responder: Arc<Responder>,
     watch: Option<Box<dyn Watch>>,
-    released: bool,
 }
 
 fn in_use(image: &str, detail: &str) -> Error {
@@ -85,7 +84,6 @@ impl ExclusiveLock {
             me,
             responder,
             watch: Some(watch),
-            released: false,
         };
         lock.take_header_lock(cluster, image)?;
         lock.responder.owner.store(true, Ordering::SeqCst);
@@ -207,15 +205,7 @@ impl ExclusiveLock {
         self.me
     }
 
-    pub fn release(mut self) -> Result<()> {
-        self.release_inner()
-    }
-
-    fn release_inner(&mut self) -> Result<()> {
-        if self.released {
-            return Ok(());
-        }
-        self.released = true;
+    fn release(&mut self) -> Result<()> {
         self.responder.owner.store(false, Ordering::SeqCst);
         let none = SnapContext::default();
         let mut first_error = None;
@@ -250,7 +240,7 @@ impl ExclusiveLock {
 
 impl Drop for ExclusiveLock {
     fn drop(&mut self) {
-        let _ = self.release_inner();
+        let _ = self.release();
     }
 }
 

@@ -80,14 +80,11 @@ impl LocalFile {
             .read(true)
             .write(writable)
             .open(path)
-            .map_err(|e| {
-                Error::io("open", format!("Could not open '{path}'"), e).with_path(path)
-            })?;
+            .map_err(|e| Error::io(format!("Could not open '{path}'"), e))?;
         if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
             return Err(Error::invalid(format!(
                 "'file' driver requires '{path}' to be a regular file"
-            ))
-            .with_path(path));
+            )));
         }
         Ok(LocalFile {
             file,
@@ -104,9 +101,7 @@ impl LocalFile {
             .truncate(true)
             .mode(0o644)
             .open(path)
-            .map_err(|e| {
-                Error::io("create", format!("Could not create '{path}'"), e).with_path(path)
-            })?;
+            .map_err(|e| Error::io(format!("Could not create '{path}'"), e))?;
         let local = LocalFile {
             file,
             path: path.to_string(),
@@ -276,12 +271,7 @@ impl LocalFile {
     }
 
     fn err(&self, operation: &'static str, e: io::Error) -> Error {
-        Error::io(
-            operation,
-            format!("Could not {operation} '{}'", self.path),
-            e,
-        )
-        .with_path(&self.path)
+        Error::io(format!("Could not {operation} '{}'", self.path), e)
     }
 }
 

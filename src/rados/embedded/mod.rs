@@ -102,7 +102,6 @@ impl EmbeddedCluster {
     pub fn open(root: &Path, settings: &[(String, String)]) -> Result<EmbeddedCluster> {
         std::fs::create_dir_all(root.join("objects")).map_err(|e| {
             Error::io(
-                "open",
                 format!("cannot create the embedded store {}", root.display()),
                 e,
             )
