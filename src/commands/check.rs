@@ -29,14 +29,14 @@ pub fn run(a: CheckArgs, console: &Console) -> anyhow::Result<i32> {
         }
     };
     let filename = one_filename("check", &a.args)?;
-    if repair != Repair::None && a.force_share {
+    if repair != Repair::None && a.image.force_share {
         bail!("force-share=on can only be used with read-only images");
     }
     let opts = OpenOptions {
-        format: a.format,
+        format: a.image.format,
         writable: repair != Repair::None,
-        force_share: a.force_share,
-        image_opts: a.image_opts,
+        force_share: a.image.force_share,
+        image_opts: a.image.image_opts,
         check: true,
         diagnostics: console.diagnostics(),
         ..Default::default()
@@ -80,7 +80,7 @@ pub fn run(a: CheckArgs, console: &Console) -> anyhow::Result<i32> {
             text.push_str(&format!("{}\n", qjson::to_pretty_string(&value)));
         }
     }
-    if !a.quiet || output == OutputFormat::Json {
+    if !a.quiet.quiet || output == OutputFormat::Json {
         print(&text)?;
     }
     Ok(exit_code(&report))

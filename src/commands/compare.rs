@@ -32,27 +32,27 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
     let open = |name: &str, format: &Option<String>| {
         let opts = OpenOptions {
             format: format.clone(),
-            force_share: a.force_share,
-            image_opts: a.image_opts,
+            force_share: a.image.force_share,
+            image_opts: a.image.image_opts,
             diagnostics: console.diagnostics(),
             ..Default::default()
         };
         open_image(name, &opts)
     };
-    let (one, two) = match (open(first, &a.format), open(second, &a.second_format)) {
+    let (one, two) = match (open(first, &a.image.format), open(second, &a.second_format)) {
         (Ok(one), Ok(two)) => (one, two),
         (Err(e), _) | (_, Err(e)) => {
             console.error(e);
             return Ok(EXIT_OPEN);
         }
     };
-    let say = |text: &str| if a.quiet { Ok(()) } else { print(text) };
+    let say = |text: &str| if a.quiet.quiet { Ok(()) } else { print(text) };
     let (size1, size2) = (one.size(), two.size());
     if a.strict && size1 != size2 {
         say("Strict mode: Image size mismatch!\n")?;
         return Ok(EXIT_DIFFERENT);
     }
-    let progress = Progress::new(size1.max(size2), a.progress && !a.quiet);
+    let progress = Progress::new(size1.max(size2), a.progress && !a.quiet.quiet);
     let mut outcome = compare(&one, &two, a.strict, &progress);
     if matches!(outcome, Ok(None)) && size1 != size2 {
         say("Warning: Image size mismatch!\n")?;

@@ -31,7 +31,7 @@ pub fn run(a: CreateArgs, console: &Console) -> anyhow::Result<i32> {
         diagnostics: console.diagnostics(),
     };
     let plan = create::plan(&request).map_err(|e| e.prepend(&filename))?;
-    if !a.quiet {
+    if !a.quiet.quiet {
         print(&format!("Formatting '{}', {}\n", filename, plan.describe()))?;
     }
     create::execute(&plan)?;

@@ -12,10 +12,10 @@ pub fn run(a: InfoArgs, console: &Console) -> anyhow::Result<i32> {
     let output = output_format("info", &a.output)?;
     let filename = one_filename("info", &a.args)?;
     let opts = OpenOptions {
-        format: a.format,
+        format: a.image.format,
         writable: false,
-        force_share: a.force_share,
-        image_opts: a.image_opts,
+        force_share: a.image.force_share,
+        image_opts: a.image.image_opts,
         metadata_only: true,
         diagnostics: console.diagnostics(),
         ..Default::default()
@@ -42,7 +42,7 @@ pub fn run(a: InfoArgs, console: &Console) -> anyhow::Result<i32> {
             seen.push(full.clone());
             let chain_opts = OpenOptions {
                 format: last.backing_filename_format.clone(),
-                force_share: a.force_share,
+                force_share: a.image.force_share,
                 metadata_only: true,
                 diagnostics: console.diagnostics(),
                 ..Default::default()

@@ -42,10 +42,10 @@ pub fn run(a: ResizeArgs, console: &Console) -> anyhow::Result<i32> {
     };
     let target = parse_target(size)?;
     let opts = OpenOptions {
-        format: a.format,
+        format: a.image.format,
         writable: true,
-        force_share: a.force_share,
-        image_opts: a.image_opts,
+        force_share: a.image.force_share,
+        image_opts: a.image.image_opts,
         diagnostics: console.diagnostics(),
         ..Default::default()
     };
@@ -77,7 +77,7 @@ pub fn run(a: ResizeArgs, console: &Console) -> anyhow::Result<i32> {
     }
     image.resize(new_size, prealloc)?;
     image.flush()?;
-    if !a.quiet {
+    if !a.quiet.quiet {
         print("Image resized.\n")?;
     }
     Ok(0)

@@ -30,14 +30,14 @@ pub fn run(a: SnapshotArgs, console: &Console) -> anyhow::Result<i32> {
     let action = actions.pop().unwrap_or(Action::List);
     let filename = one_filename("snapshot", &a.args)?;
     let writable = !matches!(action, Action::List);
-    if writable && a.force_share {
+    if writable && a.image.force_share {
         bail!("force-share=on can only be used with read-only images");
     }
     let opts = OpenOptions {
-        format: a.format,
+        format: a.image.format,
         writable,
-        force_share: a.force_share,
-        image_opts: a.image_opts,
+        force_share: a.image.force_share,
+        image_opts: a.image.image_opts,
         diagnostics: console.diagnostics(),
         ..Default::default()
     };
