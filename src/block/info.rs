@@ -33,14 +33,37 @@ pub struct NodeInfo {
     pub children: Vec<(String, NodeInfo)>,
 }
 
-/// The name QEMU gives a format node over a storage named `child`
-/// (`bdrv_refresh_filename`): the storage's own name when it is a plain
-/// one, else a `json:` name wrapping the storage's.
-pub fn format_node_filename(format: &str, child: &str) -> String {
-    match child.strip_prefix("json:") {
-        Some(inner) => format!("json:{{\"driver\": \"{format}\", \"file\": {inner}}}"),
-        None => child.to_string(),
+/// The name QEMU gives a format node (`bdrv_refresh_filename`): its
+/// storage's plain name when the node adds no options of its own, else a
+/// `json:` name of the format's options around the storage's.
+pub fn format_node_filename(format: &str, options: &Map<String, Value>, file: &NodeInfo) -> String {
+    let inner = file.filename.strip_prefix("json:");
+    if options.is_empty() && inner.is_none() {
+        return file.filename.clone();
     }
+    let child = match inner {
+        Some(json) => json.to_string(),
+        None => {
+            qjson::to_compact_string(&json!({"driver": file.format, "filename": file.filename}))
+        }
+    };
+    // QEMU's insertion order: the driver, the format's options, the file.
+    let mut node = Map::new();
+    node.insert("driver".into(), json!(format));
+    node.extend(options.clone());
+    node.insert("file".into(), Value::Null);
+    let fields: Vec<String> = qjson::qdict_order(&node)
+        .into_iter()
+        .map(|(key, value)| {
+            // The storage's own name is already in QEMU's order.
+            let value = match key.as_str() {
+                "file" => child.clone(),
+                _ => qjson::to_compact_string(value),
+            };
+            format!("{}: {value}", qjson::to_compact_string(&json!(key)))
+        })
+        .collect();
+    format!("json:{{{}}}", fields.join(", "))
 }
 
 impl NodeInfo {

@@ -15,8 +15,9 @@ use crate::block::diagnostics::Diagnostics;
 use crate::block::driver::BlockDriver;
 use crate::block::options::{Options, split_escaped};
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::raw::{RawImage, RawWindow};
 use crate::formats::{OpenFlags, Opener};
-use crate::formats::{probe, qcow2::Qcow2Image, raw::RawImage};
+use crate::formats::{probe, qcow2::Qcow2Image};
 use crate::open::format::{Format, Lookup};
 use crate::rbd::name::{self, RbdSpec};
 use crate::storage::Storage;
@@ -62,12 +63,18 @@ pub enum Location {
     Rbd(RbdSpec),
 }
 
+/// The options of QEMU's raw format that a name may carry.
+const RAW_OPTIONS: &[&str] = &["offset", "size"];
+
 /// Where an image lives and in which format, once the name is understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSpec {
     pub location: Location,
     /// The format the name itself asks for (`driver=...`).
     pub format: Option<String>,
+    /// The raw format's `offset` and `size`, as given (strings from
+    /// `--image-opts`, JSON values from `json:`).
+    pub raw_options: Vec<(String, Value)>,
 }
 
 impl ImageSpec {
@@ -91,18 +98,24 @@ impl ImageSpec {
                 return Err(Error::invalid("Invalid JSON object given"));
             };
             let mut pairs = Vec::new();
-            flatten("", &Value::Object(map), &mut pairs)?;
-            return Self::from_pairs(&pairs);
+            flatten("", &Value::Object(map.clone()), &mut pairs)?;
+            let mut spec = Self::from_pairs(&pairs)?;
+            for (key, value) in &mut spec.raw_options {
+                *value = map[key.as_str()].clone();
+            }
+            return Ok(spec);
         }
         if name::is_rbd_name(name) {
             return Ok(ImageSpec {
                 location: Location::Rbd(name::parse_legacy(name)?),
                 format: None,
+                raw_options: Vec::new(),
             });
         }
         Ok(ImageSpec {
             location: Location::File(name.to_string()),
             format: None,
+            raw_options: Vec::new(),
         })
     }
 
@@ -121,8 +134,17 @@ impl ImageSpec {
             return Ok(ImageSpec {
                 location: Location::Rbd(name::parse_structured(pairs)?),
                 format: Some("rbd".into()),
+                raw_options: Vec::new(),
             });
         }
+        // QEMU's raw driver takes `offset` and `size`: a window of its file.
+        let is_raw_option =
+            |key: &str| driver.as_deref() == Some("raw") && RAW_OPTIONS.contains(&key);
+        let raw_options: Vec<(String, Value)> = pairs
+            .iter()
+            .filter(|(k, _)| is_raw_option(k))
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
         if get("file.driver").as_deref() == Some("rbd") {
             let inner: Vec<_> = pairs
                 .iter()
@@ -131,12 +153,14 @@ impl ImageSpec {
             return Ok(ImageSpec {
                 location: Location::Rbd(name::parse_structured(&inner)?),
                 format: driver,
+                raw_options,
             });
         }
         let mut path = None;
         for (key, value) in pairs {
             match key.as_str() {
                 "driver" => {}
+                key if is_raw_option(key) => {}
                 "filename" | "file.filename" | "file" => path = Some(value.clone()),
                 "file.driver" if value == "file" => {}
                 "file.driver" => return Err(Error::invalid(format!("Unknown protocol '{value}'"))),
@@ -149,6 +173,7 @@ impl ImageSpec {
         Ok(ImageSpec {
             location: Location::File(path),
             format: driver,
+            raw_options,
         })
     }
 }
@@ -255,7 +280,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         }
     };
     match format {
-        Format::Raw => RawImage::open(storage, probed),
+        Format::Raw => RawImage::open(storage, probed, &RawWindow::parse(&spec.raw_options)?),
         Format::File | Format::Rbd => RawImage::open_protocol(storage),
         Format::Qcow2 => guard_loop(shown, || {
             let opener = NameOpener {
@@ -353,6 +378,7 @@ mod tests {
         ImageSpec {
             location: Location::File(path.into()),
             format: format.map(str::to_string),
+            raw_options: Vec::new(),
         }
     }
 

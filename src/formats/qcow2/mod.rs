@@ -645,7 +645,7 @@ impl BlockDriver for Qcow2Image {
         };
         let h = &m.header;
         Ok(NodeInfo {
-            filename: crate::block::info::format_node_filename("qcow2", &self.path),
+            filename: crate::block::info::format_node_filename("qcow2", &Map::new(), &file_node),
             format: "qcow2".into(),
             protocol: false,
             virtual_size: self.size(),
