@@ -6,6 +6,7 @@ mod util;
 mod ceph;
 mod cli;
 mod compare;
+mod conformance;
 mod convert;
 mod create;
 mod docs;
