@@ -8,6 +8,7 @@ mod interop;
 mod locking;
 mod matrix;
 mod misuse;
+mod qcow2_in_rbd;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 mod conformance;
 mod crash;
 mod embedded;
+mod qcow2_in_rbd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
