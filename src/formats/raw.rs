@@ -15,12 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Map, Value};
 
-use crate::block::driver::{BlockDriver, CheckReport, Preallocation, Repair};
+use crate::block::driver::{BlockDriver, Check, CheckReport, Preallocation, Repair};
 use crate::block::extent::Extent;
 use crate::block::info::{NodeInfo, format_node_filename};
 use crate::block::options::SIZE_HINT;
 use crate::block::options::{OptDesc, OptType};
-use crate::block::snapshot::SnapshotInfo;
+use crate::block::snapshot::{SnapshotInfo, Snapshots};
 use crate::block::{SECTOR, round_to_sector};
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::probe;
@@ -245,22 +245,6 @@ impl BlockDriver for RawImage {
         self.storage.allocation_unit()
     }
 
-    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
-        self.storage.snapshots()
-    }
-
-    fn snapshot_create(&self, name: &str) -> Result<()> {
-        self.storage.snapshot_create(name)
-    }
-
-    fn snapshot_apply(&self, id: &str) -> Result<()> {
-        self.storage.snapshot_apply(id)
-    }
-
-    fn snapshot_delete(&self, id: &str) -> Result<()> {
-        self.storage.snapshot_delete(id)
-    }
-
     fn info(&self) -> Result<NodeInfo> {
         let file = self.storage.node_info()?;
         if self.protocol {
@@ -281,7 +265,27 @@ impl BlockDriver for RawImage {
             ..Default::default()
         })
     }
+}
 
+impl Snapshots for RawImage {
+    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
+        self.storage.snapshots()
+    }
+
+    fn snapshot_create(&self, name: &str) -> Result<()> {
+        self.storage.snapshot_create(name)
+    }
+
+    fn snapshot_apply(&self, id: &str) -> Result<()> {
+        self.storage.snapshot_apply(id)
+    }
+
+    fn snapshot_delete(&self, id: &str) -> Result<()> {
+        self.storage.snapshot_delete(id)
+    }
+}
+
+impl Check for RawImage {
     fn check(&self, repair: Repair) -> Result<CheckReport> {
         self.storage.check(repair)
     }

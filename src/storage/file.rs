@@ -9,10 +9,11 @@ use std::os::unix::io::AsRawFd;
 
 use serde_json::Map;
 
-use crate::block::driver::Preallocation;
+use crate::block::driver::{Check, Preallocation};
 use crate::block::extent::{Allocation, Extent};
 use crate::block::info::NodeInfo;
 use crate::block::options::{OptDesc, OptType, Options};
+use crate::block::snapshot::Snapshots;
 use crate::block::{SECTOR, round_to_sector};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::Storage;
@@ -392,6 +393,10 @@ impl Storage for LocalFile {
         })
     }
 }
+
+impl Snapshots for LocalFile {}
+
+impl Check for LocalFile {}
 
 #[cfg(test)]
 mod tests {

@@ -22,13 +22,16 @@
 pub mod file;
 pub mod rbd;
 
-use crate::block::driver::{CheckReport, Preallocation, Repair};
+use crate::block::driver::{Check, Preallocation};
 use crate::block::extent::Extent;
 use crate::block::info::NodeInfo;
-use crate::block::snapshot::SnapshotInfo;
-use crate::error::{Error, Result};
+use crate::block::snapshot::Snapshots;
+use crate::error::Result;
 
-pub trait Storage: Send + Sync {
+/// Byte storage; its snapshots and check are the storage's own (RBD's):
+/// a format without snapshots or a check of its own passes them through,
+/// as QEMU's `bdrv_snapshot_*` fall back to the file child.
+pub trait Storage: Snapshots + Check + Send + Sync {
     /// The protocol's name, as `-f` and `info` know it ("file", "rbd").
     fn protocol(&self) -> &'static str;
 
@@ -68,31 +71,4 @@ pub trait Storage: Send + Sync {
 
     /// The protocol node of `info`.
     fn node_info(&self) -> Result<NodeInfo>;
-
-    /// Snapshots the storage itself keeps (RBD's); `None` when it has none.
-    /// A format without snapshots of its own passes these through, as
-    /// QEMU's `bdrv_snapshot_*` fall back to the file child.
-    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
-        Ok(None)
-    }
-
-    fn snapshot_create(&self, _name: &str) -> Result<()> {
-        Err(Error::not_supported())
-    }
-
-    fn snapshot_apply(&self, _id: &str) -> Result<()> {
-        Err(Error::not_supported())
-    }
-
-    fn snapshot_delete(&self, _id: &str) -> Result<()> {
-        Err(Error::not_supported())
-    }
-
-    /// A consistency check of the storage's own metadata (RBD's object
-    /// map); storages without one return `Unsupported`.
-    fn check(&self, _repair: Repair) -> Result<CheckReport> {
-        Err(Error::unsupported(
-            "This image format does not support checks",
-        ))
-    }
 }

@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, json};
 
-use crate::block::driver::{CheckReport, Preallocation, Repair};
+use crate::block::driver::{Check, CheckReport, Preallocation, Repair};
 use crate::block::extent::{Allocation, Extent};
 use crate::block::info::NodeInfo;
 use crate::block::options::{OptDesc, OptType, Options};
 use crate::block::round_to_sector;
-use crate::block::snapshot::SnapshotInfo;
+use crate::block::snapshot::{SnapshotInfo, Snapshots};
 use crate::ceph::features;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::config;
@@ -273,7 +273,9 @@ impl Storage for RbdStorage {
             ..Default::default()
         })
     }
+}
 
+impl Snapshots for RbdStorage {
     fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
         Ok(Some(self.snapshot_infos()))
     }
@@ -291,7 +293,9 @@ impl Storage for RbdStorage {
             .remove_snapshot(id)
             .map_err(|e| e.prepend("Failed to remove the snapshot"))
     }
+}
 
+impl Check for RbdStorage {
     fn check(&self, repair: Repair) -> Result<CheckReport> {
         self.image.check_object_map(repair)
     }

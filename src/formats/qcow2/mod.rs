@@ -31,10 +31,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
 
-use crate::block::driver::{BlockDriver, CheckReport, Preallocation, Repair};
+use crate::block::driver::{BlockDriver, Check, CheckReport, Preallocation, Repair};
 use crate::block::extent::{Allocation, Extent};
 use crate::block::info::NodeInfo;
-use crate::block::snapshot::SnapshotInfo;
+use crate::block::snapshot::{SnapshotInfo, Snapshots};
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::{OpenFlags, Opener};
 use crate::storage::Storage;
@@ -605,30 +605,6 @@ impl BlockDriver for Qcow2Image {
         self.backing.clone()
     }
 
-    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
-        if self.g.has_data_file {
-            return Ok(Some(Vec::new()));
-        }
-        Ok(Some(
-            self.lock().snapshots.iter().map(|s| s.info()).collect(),
-        ))
-    }
-
-    fn snapshot_create(&self, name: &str) -> Result<()> {
-        self.check_writable()?;
-        internal_snapshots::create(self, name)
-    }
-
-    fn snapshot_apply(&self, id: &str) -> Result<()> {
-        self.check_writable()?;
-        internal_snapshots::apply(self, id)
-    }
-
-    fn snapshot_delete(&self, id: &str) -> Result<()> {
-        self.check_writable()?;
-        internal_snapshots::delete(self, id)
-    }
-
     fn snapshot_open(&self, id: &str) -> Result<Arc<dyn BlockDriver>> {
         self.open_snapshot_view(id)
     }
@@ -661,7 +637,35 @@ impl BlockDriver for Qcow2Image {
             children: vec![("file".into(), file_node)],
         })
     }
+}
 
+impl Snapshots for Qcow2Image {
+    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
+        if self.g.has_data_file {
+            return Ok(Some(Vec::new()));
+        }
+        Ok(Some(
+            self.lock().snapshots.iter().map(|s| s.info()).collect(),
+        ))
+    }
+
+    fn snapshot_create(&self, name: &str) -> Result<()> {
+        self.check_writable()?;
+        internal_snapshots::create(self, name)
+    }
+
+    fn snapshot_apply(&self, id: &str) -> Result<()> {
+        self.check_writable()?;
+        internal_snapshots::apply(self, id)
+    }
+
+    fn snapshot_delete(&self, id: &str) -> Result<()> {
+        self.check_writable()?;
+        internal_snapshots::delete(self, id)
+    }
+}
+
+impl Check for Qcow2Image {
     fn check(&self, repair: Repair) -> Result<CheckReport> {
         check::run(self, repair)
     }
