@@ -1,6 +1,9 @@
 //! Opening an image by the name a user typed: a path, an `rbd:` name, a
-//! `json:{...}` object, or `--image-opts` key=value pairs; the format from
-//! `-f`, the name's `driver`, or probing.
+//! `json:{...}` object, or `--image-opts` key=value pairs. The name gives
+//! the storage (a local file or an RBD image); `-f`, the name's `driver`,
+//! or probing the storage's first bytes gives the format laid over it.
+//! Formats reach what an image names (backing files, data files) through
+//! [`NameOpener`], so they never depend on this layer.
 
 pub mod create;
 pub mod format;
