@@ -1,6 +1,8 @@
-//! RBD format 2, implemented over the RADOS client trait: names, Ceph's
-//! encodings, the cls_rbd/cls_lock calls, the object map, and the image
-//! driver itself.
+//! RBD format 2, implemented over the RADOS client trait as librbd does
+//! it: names, the image header, one open image (ImageCtx) with its object
+//! requests, object-map protocol, exclusive lock, snapshots, resize and
+//! clones. Ceph's encodings are in `ceph/`; `storage::rbd` presents an image
+//! as byte storage.
 
 pub mod check;
 pub mod create;
