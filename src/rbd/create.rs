@@ -246,6 +246,7 @@ pub fn create_image(
         ),
     };
     let cluster = crate::rados::config::connect(spec)?;
+    cluster.ensure_pool(&spec.pool, spec.namespace())?;
     let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
     let (default_features, default_order) = cluster_defaults(cluster.as_ref());
     let spec = CreateSpec {
