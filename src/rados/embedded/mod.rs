@@ -35,6 +35,7 @@ pub mod cls;
 pub mod data;
 pub mod db;
 pub mod dir;
+pub mod options;
 pub mod snapset;
 
 use std::collections::HashMap;
@@ -183,8 +184,11 @@ pub struct EmbeddedCluster {
 
 impl EmbeddedCluster {
     /// Opens (creating if needed) the store at `root`. `settings` are the
-    /// name's key=value pairs, answered by `config` (e.g. rbd_default_features).
+    /// name's key=value pairs, checked as a cluster checks them and answered
+    /// by `config` (e.g. rbd_default_features).
     pub fn open(root: &Path, settings: &[(String, String)]) -> Result<EmbeddedCluster> {
+        // First, as librados applies settings before it connects.
+        let settings = options::check(settings)?;
         let cannot = |e: std::io::Error| {
             Error::io(
                 "open",
@@ -221,7 +225,7 @@ impl EmbeddedCluster {
                 gid,
                 pid,
                 start,
-                settings: settings.to_vec(),
+                settings,
                 next_cookie: AtomicU64::new(1),
             }),
         })
