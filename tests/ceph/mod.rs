@@ -8,6 +8,7 @@ mod interop;
 mod locking;
 mod matrix;
 mod misuse;
+mod options;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -53,6 +54,11 @@ impl CephCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         CephCluster { dir }
+    }
+
+    /// Where cluster.sh keeps the cluster's state (conf, admin sockets).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn conf(&self) -> String {

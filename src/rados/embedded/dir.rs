@@ -60,8 +60,9 @@ pub struct Dir {
 
 impl Dir {
     /// The store's root directory, created (0700, parents too) when
-    /// missing. The path the user chose may pass through links of their
-    /// own; nothing below it may.
+    /// missing; an empty one (made for the store, e.g. by mktemp -d) is
+    /// made 0700 too. The path the user chose may pass through links of
+    /// their own; nothing below it may.
     pub fn open_root(path: &Path) -> io::Result<Dir> {
         let missing = std::fs::symlink_metadata(path).is_err();
         if missing {
@@ -76,13 +77,23 @@ impl Dir {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
-        if missing {
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(DIR_MODE))?;
-        }
-        Ok(Dir {
+        let dir = Dir {
             fd,
             path: path.to_path_buf(),
-        })
+        };
+        if missing || dir.is_empty()? {
+            rustix::fs::fchmod(&dir.fd, Mode::from_raw_mode(DIR_MODE))?;
+        }
+        Ok(dir)
+    }
+
+    fn is_empty(&self) -> io::Result<bool> {
+        for entry in rustix::fs::Dir::read_from(&self.fd)? {
+            if ![&b"."[..], b".."].contains(&entry?.file_name().to_bytes()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     pub fn path(&self) -> &Path {

@@ -159,14 +159,13 @@ fn exposure_warning(root: &Dir) -> Result<Option<String>> {
     if root_mode & 0o077 != 0 {
         open.push(format!("{} is {root_mode:04o}", root.path().display()));
     }
-    for name in std::iter::once(db::FILE).chain(db::COMPANIONS) {
-        if let Some(mode) = root
-            .check(name, rustix::fs::FileType::RegularFile)
-            .map_err(fail)?
-            .filter(|m| m & 0o077 != 0)
-        {
-            open.push(format!("{name} is {mode:04o}"));
-        }
+    // SQLite gives the database's mode to its -wal and -shm files.
+    if let Some(mode) = root
+        .check(db::FILE, rustix::fs::FileType::RegularFile)
+        .map_err(fail)?
+        .filter(|m| m & 0o077 != 0)
+    {
+        open.push(format!("{} is {mode:04o}", db::FILE));
     }
     Ok((!open.is_empty()).then(|| {
         format!(
