@@ -173,7 +173,20 @@ fn snapshots_create_apply_delete(b: &Backend) {
 }
 
 fn namespaces_hold_ordinary_images(b: &Backend) {
-    let ns = unique("ns")[4..].to_string();
+    // A short name, and one at the OSD's 256-byte limit in characters the
+    // embedded store escapes into more than one path component can hold.
+    let short = unique("ns")[4..].to_string();
+    let mut long = format!("{short}-");
+    while long.len() + 2 <= 256 {
+        long.push('é');
+    }
+    long.push_str(&"x".repeat(256 - long.len()));
+    for ns in [short, long] {
+        namespace_holds_ordinary_images(b, &ns);
+    }
+}
+
+fn namespace_holds_ordinary_images(b: &Backend, ns: &str) {
     b.create_namespace(&format!("rbd/{ns}"));
     let image = format!("rbd/{ns}/img");
     let dir = tempfile::tempdir().unwrap();
@@ -190,7 +203,18 @@ fn namespaces_hold_ordinary_images(b: &Backend) {
     assert!(b.export(&format!("{image}@s")) == std::fs::read(&src).unwrap());
     b.object_map_check(&image);
     let info = rbdimg_ok(&["info", &b.name(&image)]).stdout;
-    assert!(info.contains(&format!("\"namespace\": \"{ns}\"")), "{info}");
+    // QEMU's JSON writes non-ASCII characters as \uXXXX.
+    let shown: String = ns
+        .chars()
+        .map(|c| match c.is_ascii() {
+            true => c.to_string(),
+            false => format!("\\u{:04X}", c as u32),
+        })
+        .collect();
+    assert!(
+        info.contains(&format!("\"namespace\": \"{shown}\"")),
+        "{info}"
+    );
     // The same image name in the default namespace is another image.
     let other = rbdimg(&["info", &b.name("rbd/img")]);
     assert_eq!(other.code, 1, "{other:#?}");

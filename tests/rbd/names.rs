@@ -3,13 +3,12 @@
 //! the OSD's length limits, a path posing as a pool, and `key=value`
 //! settings librados does not accept.
 
-use super::{Backend, both_backends, rbdimg, rbdimg_ok, source, unique};
+use super::{Backend, both_backends, rbdimg, rbdimg_ok, unique};
 
 both_backends!(
     missing_pools_and_namespaces_are_errors_when_reading,
     names_longer_than_ceph_allows_are_refused,
     a_path_as_a_pool_name_goes_nowhere,
-    long_namespaces_hold_ordinary_images,
     settings_are_checked_as_a_cluster_checks_them,
 );
 
@@ -110,30 +109,6 @@ fn a_path_as_a_pool_name_goes_nowhere(b: &Backend) {
         entries.sort();
         assert_eq!(entries, ["objects", "store.db"]);
     }
-}
-
-/// A namespace at the OSD's limit, in characters the store must escape
-/// into a longer directory name than one path component can hold.
-fn long_namespaces_hold_ordinary_images(b: &Backend) {
-    let mut ns = unique("ns")[4..].to_string();
-    while ns.len() + 2 <= 256 {
-        ns.push('é');
-    }
-    ns.push_str(&"x".repeat(256 - ns.len()));
-    assert_eq!(ns.len(), 256);
-    b.create_namespace(&format!("rbd/{ns}"));
-    let image = format!("rbd/{ns}/img");
-    let dir = tempfile::tempdir().unwrap();
-    let src = source(dir.path());
-    rbdimg_ok(&[
-        "convert",
-        "-O",
-        "raw",
-        src.to_str().unwrap(),
-        &b.name(&image),
-    ]);
-    assert!(b.export(&image) == std::fs::read(&src).unwrap());
-    b.object_map_check(&image);
 }
 
 /// `key=value` settings and what Ceph 16.2's librados says to each: "ok",

@@ -233,17 +233,12 @@ fn iec_cast_u64(s: &str) -> std::result::Result<u64, i32> {
             if unit.len() > 2 || unit.starts_with('B') && unit.ends_with('i') {
                 return Err(EINVAL);
             }
-            let shift = match unit.as_bytes()[0] {
-                b'K' => 10,
-                b'M' => 20,
-                b'G' => 30,
-                b'T' => 40,
-                b'P' => 50,
-                b'E' => 60,
-                b'B' => 0,
-                _ => return Err(EINVAL),
-            };
-            (&s[..at], shift)
+            // Ceph's units are upper case only.
+            let letter = unit.as_bytes()[0];
+            let multiplier = crate::size::suffix_multiplier(letter)
+                .filter(|_| letter.is_ascii_uppercase())
+                .ok_or(EINVAL)?;
+            (&s[..at], multiplier.trailing_zeros())
         }
     };
     let n = strtoll(number).ok_or(EINVAL)?;
