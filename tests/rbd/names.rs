@@ -9,6 +9,7 @@ both_backends!(
     missing_pools_and_namespaces_are_errors_when_reading,
     names_longer_than_ceph_allows_are_refused,
     a_path_as_a_pool_name_goes_nowhere,
+    snapshot_names_are_checked_as_through_qemu,
     settings_are_checked_as_a_cluster_checks_them,
 );
 
@@ -109,6 +110,30 @@ fn a_path_as_a_pool_name_goes_nowhere(b: &Backend) {
         entries.sort();
         assert_eq!(entries, ["objects", "store.db"]);
     }
+}
+
+fn snapshot_names_are_checked_as_through_qemu(b: &Backend) {
+    let image = unique("snapnames");
+    let name = b.name(&image);
+    rbdimg_ok(&["create", &name, "1M"]);
+    // QEMU's rbd driver allows names up to 127 bytes.
+    rbdimg_ok(&["snapshot", "-f", "raw", "-c", &"s".repeat(127), &name]);
+    for (snap, why) in [
+        ("s".repeat(128), "Numerical result out of range"),
+        (String::new(), "Invalid argument"),
+    ] {
+        let out = rbdimg(&["snapshot", "-f", "raw", "-c", &snap, &name]);
+        assert_eq!(
+            (out.code, out.stderr),
+            (
+                1,
+                format!("rbdimg: Could not create snapshot '{snap}': {why}\n")
+            )
+        );
+    }
+    let listed = rbdimg_ok(&["snapshot", "-f", "raw", "-l", &name]).stdout;
+    // The header lines and the one snapshot.
+    assert_eq!(listed.lines().count(), 3, "{listed}");
 }
 
 /// `key=value` settings and what Ceph 16.2's librados says to each: "ok",
