@@ -91,6 +91,7 @@ fn a_path_as_a_pool_name_goes_nowhere(b: &Backend) {
         ("../../etc/x", ".."),
         ("./x", "."),
         (".hidden/x", ".hidden"),
+        ("/x", ""),
     ] {
         let name = b.name(path);
         let out = rbdimg(&["create", &name, "1M"]);
