@@ -104,8 +104,8 @@ impl Drop for Shared {
 
 /// The OSD's limits (`osd_max_object_name_len`,
 /// `osd_max_object_namespace_len`): longer names fail with ENAMETOOLONG.
-pub const MAX_OBJECT_NAME_LEN: usize = 2048;
-pub const MAX_NAMESPACE_LEN: usize = 256;
+const MAX_OBJECT_NAME_LEN: usize = 2048;
+const MAX_NAMESPACE_LEN: usize = 256;
 
 /// Longest directory name the store makes from a namespace (NAME_MAX is 255).
 const NS_CHUNK: usize = 200;
@@ -146,23 +146,15 @@ fn creatable_namespace(name: &str) -> bool {
 }
 
 /// The one-line warning for a store other users can reach, if it is one.
-fn exposure_warning(root: &Dir) -> Result<Option<String>> {
-    let fail = |e: std::io::Error| {
-        Error::io(
-            "open",
-            format!("cannot open the embedded store {}", root.path().display()),
-            e,
-        )
-    };
+fn exposure_warning(root: &Dir) -> std::io::Result<Option<String>> {
     let mut open = Vec::new();
-    let root_mode = root.mode().map_err(fail)?;
+    let root_mode = root.mode()?;
     if root_mode & 0o077 != 0 {
         open.push(format!("{} is {root_mode:04o}", root.path().display()));
     }
     // SQLite gives the database's mode to its -wal and -shm files.
     if let Some(mode) = root
-        .check(db::FILE, rustix::fs::FileType::RegularFile)
-        .map_err(fail)?
+        .check(db::FILE, rustix::fs::FileType::RegularFile)?
         .filter(|m| m & 0o077 != 0)
     {
         open.push(format!("{} is {mode:04o}", db::FILE));
@@ -203,7 +195,7 @@ impl EmbeddedCluster {
         let db = Db::open(&root_dir)?;
         // Printed here, once per process and store, until diagnostics
         // travel as data.
-        if let Some(warning) = exposure_warning(&root_dir)? {
+        if let Some(warning) = exposure_warning(&root_dir).map_err(cannot)? {
             eprintln!("{warning}");
         }
         let pid = std::process::id() as i64;
