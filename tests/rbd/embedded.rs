@@ -40,7 +40,7 @@ fn names_select_the_store_with_no_surprise() {
         args.push(name);
         isolated(cwd, home.path(), env, &args)
     };
-    // No Ceph configuration: the XDG data directory, pool made on first use.
+    // No Ceph configuration: the XDG data directory, pool made by create.
     let out = isolated(cwd, home.path(), &[], &["create", "rbd:rbd/a", "1M"]);
     assert_eq!(out.code, 0, "{out:#?}");
     let default = home.path().join("xdg/rbdimg");

@@ -132,7 +132,7 @@ impl Db {
     }
 }
 
-/// The pool's id, creating the pool on first use.
+/// The pool's id; with `create` a missing pool is made (ensure_pool does).
 pub fn pool_id(tx: &Transaction, name: &str, create: bool) -> Result<Option<i64>> {
     let found: Option<i64> = tx
         .query_row("SELECT id FROM pools WHERE name=?1", [name], |r| r.get(0))
