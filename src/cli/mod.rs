@@ -4,6 +4,7 @@
 //! checked by each command so that their errors read like qemu-img's.
 
 pub mod docs;
+pub mod panic_hook;
 pub mod usage_error;
 
 use clap::{Args, Parser, Subcommand};
