@@ -5,6 +5,7 @@
 //! with rbdimg itself.
 
 mod conformance;
+mod corrupt;
 mod crash;
 mod embedded;
 mod names;
