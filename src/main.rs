@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use rbdimg::cli::panic_hook;
 use rbdimg::cli::usage_error::{self, program_name};
 use rbdimg::commands::{self, Usage};
+use rbdimg::image::notice;
 
 /// Exit code for any failed command, as qemu-img uses.
 const EXIT_FAILURE: u8 = 1;
@@ -16,6 +17,8 @@ fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
     let prog = program_name(argv.first());
     panic_hook::install(&prog);
+    let note_prog = prog.clone();
+    notice::set_sink(move |note| eprintln!("{note_prog}: {note}"));
     let cli = match usage_error::parse(argv) {
         Ok(cli) => cli,
         Err(early) => {

@@ -1,6 +1,7 @@
 //! The exclusive lock as librbd clients see it: a live owner makes rbdimg
 //! say "in use" and change nothing; a dead owner's lock is broken as librbd
-//! breaks it; rbdimg's own lock is visible and released.
+//! breaks it, after waiting as long as qemu-img waits for the dead client's
+//! watch to expire; rbdimg's own lock is visible and released.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,6 +50,7 @@ fn a_live_librbd_owner_means_in_use_and_nothing_changes() {
         .unwrap();
     let _bench = KillOnDrop(bench);
     wait_for_lock(c, &image);
+    let owner = c.tool_ok("rbd", &["lock", "ls", &image]).stdout;
     let dir = tempfile::tempdir().unwrap();
     let src = raw_source(dir.path(), "s.raw", 64 << 20, &[(0, 5, 1 << 20)]);
     for args in [
@@ -72,6 +74,17 @@ fn a_live_librbd_owner_means_in_use_and_nothing_changes() {
     assert!(
         info.contains("size 64 MiB") && info.contains("snapshot_count: 0"),
         "{info}"
+    );
+    // The live owner keeps its lock and is never fenced.
+    assert_eq!(c.tool_ok("rbd", &["lock", "ls", &image]).stdout, owner);
+    let address = owner
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap();
+    let blocklist = c.tool_ok("ceph", &["osd", "blocklist", "ls"]);
+    assert!(
+        !(blocklist.stdout + &blocklist.stderr).contains(address),
+        "live owner {address} was blocklisted"
     );
     // Reading needs no lock.
     rbdimg_ok(&["info", &name]);
@@ -111,4 +124,100 @@ fn librbd_is_refused_while_rbdimg_holds_the_lock() {
     // (Breaking the lock of a killed rbdimg is tested on both backends in tests/rbd.)
     let out = c.tool("rbd", &["resize", "--size", "512M", &image]);
     assert_ne!(out.code, 0, "librbd resized under our lock: {out:#?}");
+}
+
+/// Kills a writer holding `image`'s lock with SIGKILL, then times `taker`
+/// (a command that needs the lock) started at once: it must succeed once
+/// the OSD has dropped the dead client's watch, and leave no lock behind.
+fn take_over_from_killed_writer(
+    c: &CephCluster,
+    image: &str,
+    taker: &[&str],
+) -> (Duration, String) {
+    let name = c.name(image);
+    rbdimg_ok(&["create", &name, "256M"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = spawn_big_convert(dir.path(), &name);
+    wait_for_lock(c, image);
+    writer.0.kill().unwrap();
+    writer.0.wait().unwrap();
+    // The dead client still owns the lock and its watch is still listed.
+    let locks = c.tool_ok("rbd", &["lock", "ls", image]).stdout;
+    let dead = locks
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no lock left by the killed writer: {locks}"))
+        .to_string();
+    let status = c.tool_ok("rbd", &["status", image]).stdout;
+    assert!(status.contains(&format!("watcher={dead}")), "{status}");
+    let started = Instant::now();
+    let out: crate::util::Outcome = Command::new(taker[0])
+        .args(&taker[1..])
+        .output()
+        .unwrap()
+        .into();
+    let took = started.elapsed();
+    assert_eq!(out.code, 0, "{taker:?} after a killed writer: {out:#?}");
+    // Taken over: the dead client is fenced, no lock or watch is left.
+    let blocklist = c.tool_ok("ceph", &["osd", "blocklist", "ls"]);
+    assert!(
+        (blocklist.stdout + &blocklist.stderr).contains(&dead),
+        "{dead} not blocklisted"
+    );
+    let locks = c.tool_ok("rbd", &["lock", "ls", image]).stdout;
+    assert!(!locks.contains("auto "), "{locks}");
+    let status = c.tool_ok("rbd", &["status", image]).stdout;
+    assert!(status.contains("Watchers: none"), "{status}");
+    c.assert_object_map_clean(image);
+    (took, out.stderr)
+}
+
+#[test]
+fn a_killed_writer_is_waited_out_as_qemu_img_waits() {
+    let c = shared();
+    let (ours, theirs) = (unique("killed"), unique("killed-qemu"));
+    let (ours_name, theirs_name) = (c.name(&ours), c.name(&theirs));
+    // Both wait for a watch to expire (about 30 s): side by side.
+    let qemu = std::thread::spawn(move || {
+        take_over_from_killed_writer(
+            shared(),
+            &theirs,
+            &["qemu-img", "resize", "-f", "raw", &theirs_name, "300M"],
+        )
+    });
+    let (took, stderr) = take_over_from_killed_writer(
+        c,
+        &ours,
+        &[
+            crate::util::RBDIMG,
+            "resize",
+            "-f",
+            "raw",
+            &ours_name,
+            "300M",
+        ],
+    );
+    let (qemu_took, _) = qemu.join().unwrap();
+    // One line says what rbdimg waits for; then the resize went through.
+    let waiting: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("which does not answer: waiting up to"))
+        .collect();
+    assert_eq!(waiting.len(), 1, "{stderr}");
+    assert!(waiting[0].starts_with("rbdimg: image "), "{stderr}");
+    let info = c.tool_ok("rbd", &["info", &ours]).stdout;
+    assert!(info.contains("size 300 MiB"), "{info}");
+    // The watch timeout is 30 s after the dead client's last ping (sent
+    // every 5 s): both tools wait for that, within a few seconds.
+    eprintln!("take-over after SIGKILL: rbdimg {took:?}, qemu-img {qemu_took:?}");
+    for t in [took, qemu_took] {
+        assert!(
+            t > Duration::from_secs(15) && t < Duration::from_secs(45),
+            "{t:?}"
+        );
+    }
+    assert!(
+        took < qemu_took + Duration::from_secs(10),
+        "rbdimg waited {took:?}, qemu-img {qemu_took:?}"
+    );
 }

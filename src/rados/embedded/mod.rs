@@ -27,9 +27,10 @@
 //! share a store: metadata transactions are atomic and isolated, data writes
 //! to an image are serialized by its exclusive lock as on Ceph. A client is
 //! alive while its process (pid and start time) is; `notify` reaches the
-//! watchers of our own process through their handlers and lists those of
-//! other live processes as not answering, which is all librbd's lock
-//! protocol needs to tell a live owner from a dead one.
+//! watchers of our own process through their handlers, lists those of
+//! other live processes as answering with an empty payload, and drops
+//! those of dead ones, which is all librbd's lock protocol needs to tell a
+//! live owner from a dead one.
 
 pub mod cls;
 pub mod data;
@@ -605,10 +606,11 @@ impl Pool for EmbeddedPool {
                     });
                 }
             } else if alive(pid, start as u64) {
+                // Its process is alive, which is what an answer proves.
                 watchers.push(Watcher {
                     gid,
                     cookie,
-                    reply: None,
+                    reply: Some(Vec::new()),
                 });
             } else {
                 dead.push(gid);
