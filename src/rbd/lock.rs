@@ -94,6 +94,8 @@ pub struct ExclusiveLock {
     me: ClientId,
     responder: Arc<Responder>,
     watch: Option<Box<dyn Watch>>,
+    /// Nothing to unlock: not taken yet (a failed take must not unlock or
+    /// announce a release), or released already.
     released: bool,
 }
 
@@ -133,9 +135,10 @@ impl ExclusiveLock {
             me,
             responder,
             watch: Some(watch),
-            released: false,
+            released: true,
         };
         lock.take_header_lock(cluster, image)?;
+        lock.released = false;
         lock.responder.owner.store(true, Ordering::SeqCst);
         if let Some(map) = object_map {
             lock.take_object_map_lock(&map)?;
@@ -151,8 +154,11 @@ impl ExclusiveLock {
     fn take_header_lock(&self, cluster: &dyn Cluster, image: &str) -> Result<()> {
         let none = SnapContext::default();
         let call = cls_lock::lock(RBD_LOCK_NAME, &self.cookie, LIBRBD_TAG, "");
-        // Set when an owner first stays silent: how long its watch may live on.
-        let mut deadline: Option<Instant> = None;
+        // A dead owner's watch is gone a watch timeout after its last ping,
+        // at the latest: that (plus one notify) after our first try.
+        let deadline =
+            Instant::now() + watch_timeout(cluster) + Duration::from_millis(NOTIFY_TIMEOUT_MS);
+        let mut announced = false;
         let mut breaks = 0;
         loop {
             match self
@@ -164,19 +170,15 @@ impl ExclusiveLock {
                 Err(e) => return Err(e),
             }
             let lockers = self.librbd_lockers(image)?;
-            // Fewer reads when the owner is gone: one notify lists watchers
-            // and tells live ones from silent ones.
+            // One notify lists the header's watchers and tells the live ones
+            // (they answer) from the silent ones.
             let watchers =
                 self.pool
                     .notify(&self.header, &notify::header_update(), NOTIFY_TIMEOUT_MS)?;
-            let states: Vec<Owner> = lockers
-                .iter()
-                .map(|(locker, handle)| owner_state(locker, *handle, &watchers))
-                .collect();
             let mut silent = None;
-            for ((locker, _), state) in lockers.iter().zip(&states) {
+            for (locker, handle) in &lockers {
                 let who = format!("{} ({})", locker.entity(), locker.address);
-                match state {
+                match owner_state(locker, *handle, &watchers) {
                     Owner::Answers => {
                         return Err(in_use(image, &format!("held by live client {who}")));
                     }
@@ -196,26 +198,22 @@ impl ExclusiveLock {
                 }
                 continue;
             };
-            let now = Instant::now();
-            match deadline {
-                None => {
-                    let wait = watch_timeout(cluster) + Duration::from_millis(NOTIFY_TIMEOUT_MS);
-                    deadline = Some(now + wait);
-                    notice(&format!(
-                        "image {image} is locked by {who}, which does not answer: \
-                         waiting up to {} s for its watch to expire",
-                        wait.as_secs()
-                    ));
-                }
-                Some(at) if now >= at => {
-                    return Err(in_use(
-                        image,
-                        &format!("held by client {who}, which does not answer but keeps its watch"),
-                    ));
-                }
-                // The notify itself waited NOTIFY_TIMEOUT_MS for the owner.
-                Some(_) => {}
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(in_use(
+                    image,
+                    &format!("held by {who}, which does not answer but keeps its watch"),
+                ));
             }
+            if !announced {
+                announced = true;
+                notice(&format!(
+                    "image {image} is locked by {who}, which does not answer: \
+                     waiting up to {} s for its watch to expire",
+                    left.as_secs_f64().ceil()
+                ));
+            }
+            // No pause: each notify waits NOTIFY_TIMEOUT_MS for the owner.
         }
     }
 

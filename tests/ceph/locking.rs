@@ -221,3 +221,42 @@ fn a_killed_writer_is_waited_out_as_qemu_img_waits() {
         "rbdimg waited {took:?}, qemu-img {qemu_took:?}"
     );
 }
+
+#[test]
+fn a_silent_owner_whose_watch_stays_is_in_use() {
+    let c = shared();
+    let image = unique("silent");
+    let name = c.name(&image);
+    rbdimg_ok(&["create", &name, "256M"]);
+    let dir = tempfile::tempdir().unwrap();
+    let owner = spawn_big_convert(dir.path(), &name);
+    wait_for_lock(c, &image);
+    // Frozen, it answers nothing, but its watch lives on for the OSD's 30 s;
+    // told the watch timeout is 3 s, rbdimg gives up 3 s + one notify (5 s)
+    // after its first try.
+    unsafe { libc::kill(owner.0.id() as i32, libc::SIGSTOP) };
+    let locks = c.tool_ok("rbd", &["lock", "ls", &image]).stdout;
+    let started = Instant::now();
+    let out = rbdimg_fails(
+        &[
+            "resize",
+            "-f",
+            "raw",
+            &format!("{name}:osd_client_watch_timeout=3"),
+            "300M",
+        ],
+        "which does not answer but keeps its watch",
+    );
+    let took = started.elapsed();
+    assert!(
+        out.stderr
+            .contains("which does not answer: waiting up to 3 s for its watch to expire"),
+        "{}",
+        out.stderr
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    // Nothing was broken or fenced.
+    assert_eq!(c.tool_ok("rbd", &["lock", "ls", &image]).stdout, locks);
+    let info = c.tool_ok("rbd", &["info", &image]).stdout;
+    assert!(info.contains("size 256 MiB"), "{info}");
+}

@@ -297,8 +297,9 @@ const WAITING: &str = "which does not answer: waiting up to";
 /// requires "in use: held by live client". The embedded store knows the
 /// frozen process is alive. On Ceph a frozen client looks dead: its watch
 /// stays silent and would expire after 30 s (librbd, and rbdimg, would then
-/// break its lock), so the owner is thawed for short moments once rbdimg
-/// says it is waiting: answering then, it is live and keeps its lock.
+/// break its lock), so the owner is thawed for moments (short enough that it
+/// cannot finish its own work) once rbdimg says it is waiting: answering
+/// then, it is live and keeps its lock.
 fn in_use_while_owner_frozen(b: &Backend, pid: i32, args: &[&str]) {
     const LIVE: &str = "is in use: held by live client client.";
     if let Backend::Embedded(_) = b {
@@ -330,7 +331,7 @@ fn in_use_while_owner_frozen(b: &Backend, pid: i32, args: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         unsafe { libc::kill(pid, libc::SIGCONT) };
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(50));
         unsafe { libc::kill(pid, libc::SIGSTOP) };
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -339,7 +340,7 @@ fn in_use_while_owner_frozen(b: &Backend, pid: i32, args: &[&str]) {
             Instant::now() < deadline,
             "{args:?} never saw the owner answer"
         );
-        std::thread::sleep(Duration::from_millis(800));
+        std::thread::sleep(Duration::from_millis(950));
     };
     let stderr = reader.join().unwrap();
     assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
@@ -377,6 +378,10 @@ fn a_live_owner_means_in_use_and_a_dead_one_is_broken(b: &Backend) {
     // A killed owner leaves a dead lock, which the next writer breaks at
     // once (on Ceph once the OSD has dropped the dead client's watch,
     // which the writer waits for, saying so).
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the owner finished before it could be killed"
+    );
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let _ = child.0.wait();
     let out = rbdimg(&["resize", "-f", "raw", &name, "300M"]);
