@@ -9,6 +9,16 @@ use std::time::{Duration, Instant};
 use super::{CephCluster, raw_source, rbdimg, rbdimg_fails, rbdimg_ok, shared, unique};
 use crate::rbd::{KillOnDrop, spawn_big_convert};
 
+/// A new 256 MiB `image` whose lock a running rbdimg convert holds (the
+/// directory holds its source).
+fn held_by_rbdimg(c: &CephCluster, image: &str) -> (tempfile::TempDir, KillOnDrop) {
+    rbdimg_ok(&["create", &c.name(image), "256M"]);
+    let dir = tempfile::tempdir().unwrap();
+    let writer = spawn_big_convert(dir.path(), &c.name(image));
+    wait_for_lock(c, image);
+    (dir, writer)
+}
+
 /// Waits until `image` has an exclusive-lock holder (or panics).
 fn wait_for_lock(c: &CephCluster, image: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -115,11 +125,7 @@ fn an_external_lock_is_reported_not_broken() {
 fn librbd_is_refused_while_rbdimg_holds_the_lock() {
     let c = shared();
     let image = unique("held");
-    let name = c.name(&image);
-    rbdimg_ok(&["create", &name, "256M"]);
-    let dir = tempfile::tempdir().unwrap();
-    let _convert = spawn_big_convert(dir.path(), &name);
-    wait_for_lock(c, &image);
+    let _held = held_by_rbdimg(c, &image);
     // While we hold it, a librbd writer is refused rather than taking over.
     // (Breaking the lock of a killed rbdimg is tested on both backends in tests/rbd.)
     let out = c.tool("rbd", &["resize", "--size", "512M", &image]);
@@ -134,11 +140,7 @@ fn take_over_from_killed_writer(
     image: &str,
     taker: &[&str],
 ) -> (Duration, String) {
-    let name = c.name(image);
-    rbdimg_ok(&["create", &name, "256M"]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut writer = spawn_big_convert(dir.path(), &name);
-    wait_for_lock(c, image);
+    let (_dir, mut writer) = held_by_rbdimg(c, image);
     writer.0.kill().unwrap();
     writer.0.wait().unwrap();
     // The dead client still owns the lock and its watch is still listed.
@@ -227,10 +229,7 @@ fn a_silent_owner_whose_watch_stays_is_in_use() {
     let c = shared();
     let image = unique("silent");
     let name = c.name(&image);
-    rbdimg_ok(&["create", &name, "256M"]);
-    let dir = tempfile::tempdir().unwrap();
-    let owner = spawn_big_convert(dir.path(), &name);
-    wait_for_lock(c, &image);
+    let (_dir, owner) = held_by_rbdimg(c, &image);
     // Frozen, it answers nothing, but its watch lives on for the OSD's 30 s;
     // told the watch timeout is 3 s, rbdimg gives up 3 s + one notify (5 s)
     // after its first try.
