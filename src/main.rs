@@ -1,10 +1,12 @@
 //! rbdimg: parse the command line, run the command, map the outcome to an
-//! exit code. Errors print as "<program>: <message>" like qemu-img's.
+//! exit code. Errors print as "<program>: <message>" like qemu-img's; a
+//! panic on any thread prints "<program>: internal error: ..." and exits 70.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use rbdimg::cli::argv::{self, program_name};
+use rbdimg::cli::panic_hook;
 use rbdimg::commands::{self, Console, Usage};
 
 /// Exit code for any failed command, as qemu-img uses.
@@ -13,6 +15,7 @@ const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
     let prog = program_name(argv.first());
+    panic_hook::install(&prog);
     let cli = match argv::parse(argv) {
         Ok(cli) => cli,
         Err(early) => {

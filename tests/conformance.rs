@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use rbdimg::block::BlockDriver;
+use rbdimg::block::diagnostics::Diagnostics;
 use rbdimg::block::driver::Preallocation;
 use rbdimg::block::extent::Allocation;
 use rbdimg::block::options::Options;
@@ -87,8 +88,9 @@ fn storage_conforms(place: &Place) {
     let name = place.name("storage");
     let mut options = Options::default();
     options.set("size", (16 * MIB).to_string());
-    create_storage(&name, &options).unwrap();
-    let s = open_storage(&name, true).unwrap();
+    let diagnostics = Diagnostics::default();
+    create_storage(&name, &options, &diagnostics).unwrap();
+    let s = open_storage(&name, true, &diagnostics).unwrap();
     let unit = place.unit();
     assert_eq!(s.length().unwrap(), 16 * MIB);
 

@@ -1,6 +1,7 @@
 //! What a driver has to tell the user besides its result: qcow2's
 //! corruption events, the warning that a raw image's format was guessed,
-//! a tail that could not be truncated. Drivers report these as data; the
+//! a tail that could not be truncated, an RBD lock wait for a dead owner,
+//! an embedded store open to other users. Drivers report these as data; the
 //! command layer decides how they print (with the program name QEMU puts
 //! in front of some of them), so no driver writes to stderr itself.
 
@@ -17,6 +18,9 @@ pub enum Diagnostic {
     /// A failure that does not fail the operation: "<program>: <text>"
     /// (QEMU's `error_report`).
     Error(String),
+    /// News while an operation goes on, such as a wait: "<program>: <text>"
+    /// (QEMU's `info_report`).
+    Info(String),
 }
 
 /// Where drivers send diagnostics: a handle shared by every layer and
@@ -62,6 +66,10 @@ impl Diagnostics {
 
     pub fn error(&self, text: impl Into<String>) {
         self.report(Diagnostic::Error(text.into()));
+    }
+
+    pub fn info(&self, text: impl Into<String>) {
+        self.report(Diagnostic::Info(text.into()));
     }
 
     /// The diagnostics kept so far, oldest first (none when forwarded).

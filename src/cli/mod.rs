@@ -5,6 +5,7 @@
 
 pub mod argv;
 pub mod docs;
+pub mod panic_hook;
 
 use clap::{Args, Parser, Subcommand};
 

@@ -81,7 +81,9 @@ impl Console {
         let line = match diagnostic {
             Diagnostic::Line(text) => format!("{text}\n"),
             Diagnostic::Warning(text) => format!("{}: warning: {text}\n", self.program),
-            Diagnostic::Error(text) => format!("{}: {text}\n", self.program),
+            Diagnostic::Error(text) | Diagnostic::Info(text) => {
+                format!("{}: {text}\n", self.program)
+            }
         };
         // A closed stderr is not worth a panic.
         let _ = io::stderr().write_all(line.as_bytes());

@@ -180,7 +180,7 @@ fn execute_inner(plan: &CreatePlan) -> Result<()> {
             "format 'file' inside RBD images is not supported by rbdimg",
         )),
         (_, Format::Raw | Format::File | Format::Rbd) => {
-            super::create_storage(&plan.filename, &plan.options)
+            super::create_storage(&plan.filename, &plan.options, &plan.diagnostics)
         }
         (_, Format::Qcow2) => {
             let opener = NameOpener {

@@ -268,7 +268,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         }
         _ => {}
     }
-    let storage = storage_at(&spec.location, opts.writable)?;
+    let storage = storage_at(&spec.location, opts.writable, &opts.diagnostics)?;
     let (format, probed) = match requested {
         Some(f) => (f, false),
         None => {
@@ -295,10 +295,14 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
 }
 
 /// Opens the storage at `location`.
-fn storage_at(location: &Location, writable: bool) -> Result<Arc<dyn Storage>> {
+fn storage_at(
+    location: &Location,
+    writable: bool,
+    diagnostics: &Diagnostics,
+) -> Result<Arc<dyn Storage>> {
     Ok(match location {
         Location::File(path) => Arc::new(LocalFile::open(path, writable)?),
-        Location::Rbd(spec) => Arc::new(RbdStorage::open(spec, writable)?),
+        Location::Rbd(spec) => Arc::new(RbdStorage::open(spec, writable, diagnostics)?),
     })
 }
 
@@ -326,16 +330,24 @@ fn guard_loop(
 }
 
 /// Storage by name: a local file, or an RBD image for `rbd:` names.
-pub fn open_storage(name: &str, writable: bool) -> Result<Arc<dyn Storage>> {
-    storage_at(&ImageSpec::parse(name, false)?.location, writable)
+pub fn open_storage(
+    name: &str,
+    writable: bool,
+    diagnostics: &Diagnostics,
+) -> Result<Arc<dyn Storage>> {
+    storage_at(
+        &ImageSpec::parse(name, false)?.location,
+        writable,
+        diagnostics,
+    )
 }
 
 /// Creates storage by name with its `-o` options (the size among them).
-pub fn create_storage(name: &str, options: &Options) -> Result<()> {
+pub fn create_storage(name: &str, options: &Options, diagnostics: &Diagnostics) -> Result<()> {
     let size = options.size("size")?.unwrap_or(0);
     match ImageSpec::parse(name, false)?.location {
         Location::File(path) => LocalFile::create_with(&path, size, options).map(drop),
-        Location::Rbd(spec) => RbdStorage::create(&spec, size, options),
+        Location::Rbd(spec) => RbdStorage::create(&spec, size, options, diagnostics),
     }
 }
 
@@ -357,11 +369,11 @@ impl Opener for NameOpener {
     }
 
     fn open_storage(&self, name: &str, writable: bool) -> Result<Arc<dyn Storage>> {
-        open_storage(name, writable)
+        open_storage(name, writable, &self.diagnostics)
     }
 
     fn create_storage(&self, name: &str, options: &Options) -> Result<()> {
-        create_storage(name, options)
+        create_storage(name, options, &self.diagnostics)
     }
 
     fn remove_storage(&self, name: &str) {

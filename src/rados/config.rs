@@ -22,7 +22,8 @@
 //! 1. `store=<dir>` in the name: the embedded store in `<dir>`;
 //! 2. `conf=` or `mon_host=` in the name: that Ceph cluster;
 //! 3. `$CEPH_CONF` set: Ceph;
-//! 4. `$RBDIMG_STORE` set: the embedded store there;
+//! 4. `$RBDIMG_STORE` set: the embedded store there (set but empty is an
+//!    error);
 //! 5. a default ceph.conf (`/etc/ceph/ceph.conf`, `~/.ceph/config`,
 //!    `~/.ceph/ceph.conf`, `./ceph.conf`): Ceph;
 //! 6. otherwise the embedded store at `$XDG_DATA_HOME/rbdimg`, else
@@ -31,6 +32,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::block::diagnostics::Diagnostics;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::Cluster;
 use crate::rados::embedded::{self, EmbeddedCluster};
@@ -83,12 +85,23 @@ pub fn select(spec: &ClientConfig) -> Result<Backend> {
                 "store= names the embedded store and cannot be combined with conf= or mon_host=",
             ));
         }
+        if store.is_empty() {
+            return Err(Error::invalid(
+                "store= needs the embedded store's directory",
+            ));
+        }
         return Ok(Backend::Embedded(PathBuf::from(store)));
     }
     if ceph_in_name || env_set("CEPH_CONF").is_some() {
         return Ok(Backend::Ceph);
     }
-    if let Some(dir) = env_set(STORE_ENV) {
+    if let Some(dir) = std::env::var_os(STORE_ENV) {
+        // Set but empty is a mistake, not a reason to use the default.
+        if dir.is_empty() {
+            return Err(Error::invalid(format!(
+                "{STORE_ENV} is set but empty: set it to the embedded store's directory, or unset it"
+            )));
+        }
         return Ok(Backend::Embedded(PathBuf::from(dir)));
     }
     let home = env_set("HOME").map(PathBuf::from);
@@ -109,10 +122,15 @@ pub fn select(spec: &ClientConfig) -> Result<Backend> {
     })
 }
 
-/// Connects to the cluster `spec` addresses.
-pub fn connect(spec: &ClientConfig) -> Result<Arc<dyn Cluster>> {
+/// Connects to the cluster `spec` addresses; `diagnostics` hears what the
+/// user should know about it (an embedded store open to other users).
+pub fn connect(spec: &ClientConfig, diagnostics: &Diagnostics) -> Result<Arc<dyn Cluster>> {
     if let Backend::Embedded(dir) = select(spec)? {
-        return Ok(Arc::new(EmbeddedCluster::open(&dir, &spec.settings)?));
+        return Ok(Arc::new(EmbeddedCluster::open(
+            &dir,
+            &spec.settings,
+            diagnostics,
+        )?));
     }
     let c = Connect {
         user: spec.user.clone(),

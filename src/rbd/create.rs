@@ -17,9 +17,8 @@ use crate::ceph::object_map::{self, OBJECT_NONEXISTENT};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SnapContext, WriteOp};
 use crate::rbd::header::{header_oid, id_oid};
+use crate::rbd::limits::ORDERS;
 
-/// Valid object orders (object sizes 4 KiB to 32 MiB), as librbd allows.
-pub const ORDERS: std::ops::RangeInclusive<u8> = 12..=25;
 pub const DEFAULT_ORDER: u8 = 22;
 
 #[derive(Debug, Clone)]

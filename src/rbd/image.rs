@@ -11,12 +11,14 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
+use crate::block::diagnostics::Diagnostics;
 use crate::ceph::cls_rbd;
 use crate::ceph::features;
 use crate::ceph::object_map::{self, FLAG_OBJECT_MAP_INVALID, ObjectMap};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SnapContext, config};
 use crate::rbd::header::{Header, Snapshot};
+use crate::rbd::limits;
 use crate::rbd::lock::ExclusiveLock;
 use crate::rbd::name::RbdSpec;
 use crate::rbd::notify::{self, NOTIFY_TIMEOUT_MS};
@@ -37,6 +39,9 @@ pub struct RbdImage {
     /// The object map in use: the head's (kept current while we hold the
     /// lock) or the opened snapshot's; `None` when absent or invalid.
     pub(super) map: Mutex<Option<ObjectMap>>,
+    /// Why a map that should be there could not be used (read-only opens
+    /// do not flag it invalid): `check` reports it.
+    pub(super) map_problem: Mutex<Option<String>>,
     /// Objects whose map update is on its way to the cluster: another
     /// writer of the same object waits until it is durable.
     pub(super) map_busy: Mutex<HashSet<u64>>,
@@ -49,11 +54,17 @@ pub struct RbdImage {
 }
 
 impl RbdImage {
-    /// Opens `spec`; a writable open takes the exclusive lock.
-    pub fn open(spec: &RbdSpec, writable: bool) -> Result<Arc<RbdImage>> {
-        let cluster = config::connect(&spec.client_config())?;
+    /// Opens `spec`; a writable open takes the exclusive lock. What the
+    /// user should hear meanwhile (a store open to others, a wait for a
+    /// dead lock owner) goes to `diagnostics` as it happens.
+    pub fn open(
+        spec: &RbdSpec,
+        writable: bool,
+        diagnostics: &Diagnostics,
+    ) -> Result<Arc<RbdImage>> {
+        let cluster = config::connect(&spec.client_config(), diagnostics)?;
         let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
-        Self::open_in(cluster, pool, spec, writable)
+        Self::open_in(cluster, pool, spec, writable, diagnostics)
     }
 
     fn open_in(
@@ -61,6 +72,7 @@ impl RbdImage {
         pool: Arc<dyn Pool>,
         spec: &RbdSpec,
         writable: bool,
+        diagnostics: &Diagnostics,
     ) -> Result<Arc<RbdImage>> {
         let header = Header::load(pool.as_ref(), &spec.image)?;
         let snapshot = match spec.snapshot() {
@@ -93,18 +105,26 @@ impl RbdImage {
                 libc::ENOTSUP,
             ));
         }
-        let image = Self::assemble(cluster, pool, spec.clone(), header, snapshot)?;
+        let image = Self::assemble(cluster, pool, spec.clone(), header, snapshot, 0)?;
         if writable {
-            image.acquire_lock()?;
+            image.acquire_lock(diagnostics)?;
         }
         image.load_object_map()?;
         Ok(Arc::new(image))
     }
 
+    /// Opens the parent of a clone `depth` links down its chain.
     fn open_parent(
         cluster: &Arc<dyn Cluster>,
         spec: &cls_rbd::ParentSpec,
+        depth: usize,
     ) -> Result<Arc<RbdImage>> {
+        if depth > limits::MAX_PARENT_CHAIN {
+            return Err(Error::corrupt(format!(
+                "parent chain is too long ({})",
+                limits::MAX_PARENT_CHAIN
+            )));
+        }
         let pool = cluster.pool_by_id(spec.pool_id, &spec.namespace)?;
         let header = Header::load_by_id(pool.as_ref(), &spec.image_id, &spec.image_id)?;
         let snap = header
@@ -126,19 +146,28 @@ impl RbdImage {
             snapshot: Some(snap.name.clone()),
             ..Default::default()
         };
-        let image = Self::assemble(cluster.clone(), pool, parent_spec, header, Some(snap))?;
+        let image = Self::assemble(
+            cluster.clone(),
+            pool,
+            parent_spec,
+            header,
+            Some(snap),
+            depth,
+        )?;
         image.load_object_map()?;
         Ok(Arc::new(image))
     }
 
     /// Builds the open image from its loaded header: data pool, parent
-    /// (opened read-only at its snapshot) and snapshot context.
+    /// (opened read-only at its snapshot) and snapshot context. `depth`
+    /// counts the clone links above this image.
     fn assemble(
         cluster: Arc<dyn Cluster>,
         pool: Arc<dyn Pool>,
         spec: RbdSpec,
         header: Header,
         snapshot: Option<Snapshot>,
+        depth: usize,
     ) -> Result<RbdImage> {
         let data = match header.data_pool_id {
             Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
@@ -146,7 +175,7 @@ impl RbdImage {
         };
         let parent = match &header.parent {
             Some(p) => Some((
-                Self::open_parent(&cluster, &p.spec)?,
+                Self::open_parent(&cluster, &p.spec, depth + 1)?,
                 Self::overlap_at(&pool, &header, &snapshot)?,
             )),
             None => None,
@@ -162,6 +191,7 @@ impl RbdImage {
             data,
             state: RwLock::new(State { header, snapc }),
             map: Mutex::new(None),
+            map_problem: Mutex::new(None),
             map_busy: Mutex::new(HashSet::new()),
             map_settled: Condvar::new(),
             snapshot,
@@ -187,7 +217,7 @@ impl RbdImage {
         }
     }
 
-    fn acquire_lock(&self) -> Result<()> {
+    fn acquire_lock(&self, diagnostics: &Diagnostics) -> Result<()> {
         let header = &self.state.read().expect("no poisoning").header;
         if !header.has(features::EXCLUSIVE_LOCK) {
             return Ok(());
@@ -201,6 +231,7 @@ impl RbdImage {
             &header.name,
             &header.header_oid(),
             map,
+            diagnostics,
         )?;
         *self.lock.lock().expect("no poisoning") = Some(lock);
         Ok(())
@@ -227,7 +258,7 @@ impl RbdImage {
                 ObjectMap::decode(&out).map_err(|e| Error::corrupt(format!("object map: {e}")))
             });
         let needed = header.object_count(size);
-        match loaded {
+        let problem = match loaded {
             // A map larger than the image is left over from an interrupted
             // shrink and is accepted, as librbd accepts it.
             Ok(map) if map.len() >= needed => {
@@ -239,15 +270,18 @@ impl RbdImage {
                 if self.holds_lock() && self.snapshot.is_none() {
                     self.settle_pending(&state, &pending)?;
                 }
+                return Ok(());
             }
-            _ if self.holds_lock() => {
-                drop(slot);
-                drop(state);
-                self.invalidate_object_map()?;
-            }
-            // Read-only: fall back to asking RADOS whether objects exist.
-            _ => {}
+            Ok(map) => format!("it covers {} of the {needed} objects", map.len()),
+            Err(e) => e.to_string(),
+        };
+        drop(slot);
+        if self.holds_lock() {
+            drop(state);
+            return self.invalidate_object_map();
         }
+        // Read-only: fall back to asking RADOS whether objects exist.
+        *self.map_problem.lock().expect("no poisoning") = Some(problem);
         Ok(())
     }
 

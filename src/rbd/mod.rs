@@ -1,14 +1,15 @@
 //! RBD format 2, implemented over the RADOS client trait as librbd does
-//! it: names, the image header, one open image (ImageCtx) with its object
-//! requests, object-map protocol, exclusive lock, snapshots, resize and
-//! clones. Ceph's encodings are in `ceph/`; `storage::rbd` presents an image
-//! as byte storage.
+//! it: names, the image header and the limits its values must keep, one
+//! open image (ImageCtx) with its object requests, object-map protocol,
+//! exclusive lock, snapshots, resize and clones. Ceph's encodings are in
+//! `ceph/`; `storage::rbd` presents an image as byte storage.
 
 pub mod check;
 pub mod create;
 pub mod header;
 pub mod image;
 pub mod io;
+pub mod limits;
 pub mod lock;
 pub mod name;
 pub mod notify;

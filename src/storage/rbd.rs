@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, json};
 
+use crate::block::diagnostics::Diagnostics;
 use crate::block::driver::{Check, CheckReport, Preallocation, Repair};
 use crate::block::extent::{Allocation, Extent};
 use crate::block::info::NodeInfo;
@@ -69,10 +70,11 @@ pub struct RbdStorage {
 }
 
 impl RbdStorage {
-    /// Opens the image `spec` names; a writable open takes the exclusive lock.
-    pub fn open(spec: &RbdSpec, writable: bool) -> Result<RbdStorage> {
+    /// Opens the image `spec` names; a writable open takes the exclusive
+    /// lock. What the user should hear meanwhile goes to `diagnostics`.
+    pub fn open(spec: &RbdSpec, writable: bool, diagnostics: &Diagnostics) -> Result<RbdStorage> {
         Ok(RbdStorage {
-            image: RbdImage::open(spec, writable)?,
+            image: RbdImage::open(spec, writable, diagnostics)?,
             filename: spec.json_filename(),
             growing: Mutex::new(()),
         })
@@ -81,8 +83,14 @@ impl RbdStorage {
     /// `create` on an `rbd:` name with `-o` options: QEMU's checks and
     /// wording for `cluster_size`, rbdimg's `features`, the cluster's
     /// defaults otherwise. The size is rounded up to whole sectors, as QEMU
-    /// rounds it.
-    pub fn create(spec: &RbdSpec, size: u64, options: &Options) -> Result<()> {
+    /// rounds it. Creating makes the pool and namespace where the backend
+    /// makes them on demand (the embedded store).
+    pub fn create(
+        spec: &RbdSpec,
+        size: u64,
+        options: &Options,
+        diagnostics: &Diagnostics,
+    ) -> Result<()> {
         if [
             "password-secret",
             "encrypt.format",
@@ -112,7 +120,8 @@ impl RbdStorage {
                     Error::invalid(format!("invalid value for features: '{text}'"))
                 })?),
             };
-        let cluster = config::connect(&spec.client_config())?;
+        let cluster = config::connect(&spec.client_config(), diagnostics)?;
+        cluster.ensure_pool(&spec.pool, spec.namespace())?;
         let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
         let (default_features, default_order) = cluster_defaults(cluster.as_ref());
         let create = CreateSpec {
