@@ -1,6 +1,6 @@
 //! cls_lock, server side: locks live in the object's `lock.<name>` xattr as
 //! `lock_info_t`; the methods' inputs, outputs and errors are Ceph's (the
-//! client halves are in `rbd::cls_lock`).
+//! client halves are in `ceph::cls_lock`).
 
 use std::collections::BTreeMap;
 

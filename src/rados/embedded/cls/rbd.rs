@@ -1,6 +1,6 @@
 //! cls_rbd, server side: the header, id, directory and object-map methods
 //! of Ceph's `rbd` class with pacific's encodings, omap keys and errors
-//! (the client halves are in `rbd::cls_rbd`).
+//! (the client halves are in `ceph::cls_rbd`).
 
 use super::{ClsResult, ObjectCtx, einval, eio};
 use crate::ceph::NOSNAP;
