@@ -1,11 +1,11 @@
 //! Command-line misuse: qemu-img's messages and exit codes, and no panics on
 //! any argument vector.
 
-use crate::util::{RBDIMG, Twin, have_qemu_img, make_raw};
+use crate::util::{Oracle, RBDIMG, Twin, make_raw, require};
 
 #[test]
 fn usage_errors_match_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(|dir| make_raw(&dir.join("a.raw"), 4096, &[]));

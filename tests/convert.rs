@@ -1,7 +1,7 @@
 //! `convert` between raw images against qemu-img: identical bytes, the same
 //! sparseness, the same messages.
 
-use crate::util::{Twin, have_qemu_img, make_raw, qemu_img, rbdimg, rbdimg_ok};
+use crate::util::{Oracle, Twin, make_raw, qemu_img, rbdimg, rbdimg_ok, require};
 
 fn sources(dir: &std::path::Path) {
     // Data, a zero-filled but allocated run, and holes.
@@ -25,7 +25,7 @@ fn sources(dir: &std::path::Path) {
 
 #[test]
 fn data_and_sparseness_match_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(sources);
@@ -117,7 +117,7 @@ fn target_is_zero_skips_zero_ranges() {
 
 #[test]
 fn errors_match_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(sources);

@@ -1,10 +1,10 @@
 //! `create` for raw images against qemu-img: sizes, options and errors.
 
-use crate::util::{Twin, have_qemu_img};
+use crate::util::{Oracle, Twin, require};
 
 #[test]
 fn sizes_parse_like_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(|_| {});
@@ -57,7 +57,7 @@ fn sizes_parse_like_qemu_img() {
 
 #[test]
 fn options_and_messages_match_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(|_| {});

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::util::{Twin, have_qemu_img, make_raw, qemu_img, rbdimg, rbdimg_ok, sh};
+use crate::util::{Oracle, Twin, make_raw, qemu_img, rbdimg, rbdimg_ok, require, sh};
 
 /// qemu-io patterns that exercise data, zeros, partial clusters and
 /// discards.
@@ -82,7 +82,7 @@ fn image_names() -> Vec<String> {
 
 #[test]
 fn images_made_by_qemu_read_back_identically() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let twin = Twin::new(make_variants);
@@ -95,7 +95,7 @@ fn images_made_by_qemu_read_back_identically() {
 
 #[test]
 fn info_matches_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let twin = Twin::new(make_variants);
@@ -110,7 +110,7 @@ fn info_matches_qemu_img() {
 
 #[test]
 fn create_is_byte_identical() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(|dir| make_raw(&dir.join("b.raw"), 1 << 20, &[]));
@@ -204,7 +204,7 @@ fn assert_clean(dir: &Path, image: &str, reference: &str) {
 
 #[test]
 fn converted_images_pass_qemu_check() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -257,7 +257,7 @@ fn converted_images_pass_qemu_check() {
 
 #[test]
 fn writes_over_backing_files_pass_qemu_check() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -318,7 +318,7 @@ fn writes_over_backing_files_pass_qemu_check() {
 
 #[test]
 fn resize_grows_and_shrinks_like_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let twin = Twin::new(|dir| {
@@ -345,7 +345,7 @@ fn resize_grows_and_shrinks_like_qemu_img() {
 
 #[test]
 fn snapshots_interoperate_with_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let twin = Twin::new(|dir| {
@@ -416,7 +416,7 @@ fn snapshots_interoperate_with_qemu_img() {
 
 #[test]
 fn check_agrees_with_qemu_img_on_damaged_images() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     // Leak: drop L1[0]; corruption: zero the refcount of a data cluster.
@@ -476,7 +476,7 @@ PY"#;
 /// at most 255 bytes of a name; so does rbdimg.
 #[test]
 fn long_snapshot_names_are_cut_like_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -627,7 +627,7 @@ fn stress_thread(
 #[test]
 fn concurrent_writers_keep_the_image_consistent() {
     use rbdimg::image::open::{OpenOptions, open_image};
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let variants: &[(&str, u64, &str)] = &[

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{RBDIMG, have_qemu_img, sh};
+use crate::util::{Oracle, RBDIMG, require, sh};
 
 /// Byte patches: (file offset, bytes).
 type Patches<'a> = &'a [(u64, &'a [u8])];
@@ -42,7 +42,7 @@ fn run_limited(dir: &Path, args: &str) -> (i32, String) {
 
 #[test]
 fn corrupted_images_fail_cleanly() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +136,7 @@ fn corrupted_images_fail_cleanly() {
 
 #[test]
 fn broken_tables_are_reported_not_read_as_garbage() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -185,7 +185,7 @@ fn broken_tables_are_reported_not_read_as_garbage() {
 
 #[test]
 fn backing_loops_are_refused() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +228,7 @@ fn bitmap_directory(image: &[u8]) -> u64 {
 /// constraints (at most 512 MiB of bitmap data, an 8 MiB table here).
 #[test]
 fn oversized_bitmap_table_is_not_allocated() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -3,11 +3,11 @@
 use std::time::{Duration, Instant};
 
 use super::{rbdimg, rbdimg_fails, rbdimg_ok, shared, unique};
-use crate::util::{Twin, have_qemu_img};
+use crate::util::{Oracle, Twin, require};
 
 #[test]
 fn errors_match_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuRbd) {
         return;
     }
     let c = shared();
