@@ -51,7 +51,7 @@ pub enum Oracle {
     QemuImg,
     QemuIo,
     /// QEMU's rbd block driver (Debian's qemu-block-extra).
-    QemuRbd,
+    RbdDriver,
 }
 
 impl Oracle {
@@ -68,7 +68,7 @@ impl Oracle {
             Oracle::QemuIo => run("qemu-io", &["--version"]).map(drop),
             // With the driver loaded, the option check fails first; without
             // it, the driver is unknown. Neither reaches a cluster.
-            Oracle::QemuRbd => {
+            Oracle::RbdDriver => {
                 let out = run("qemu-img", &["info", r#"json:{"driver":"rbd"}"#])?;
                 if String::from_utf8_lossy(&out.stderr).contains("Parameter 'pool' is missing") {
                     Ok(())

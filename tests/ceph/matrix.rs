@@ -60,7 +60,7 @@ fn assert_identical(a: &Place, b: &Place) {
     assert_eq!(out.stdout, "Images are identical.\n", "{x} vs {y}");
     // qemu-img cannot open images in rbdimg's embedded store.
     let oracle = if x.starts_with("rbd:") || y.starts_with("rbd:") {
-        Oracle::QemuRbd
+        Oracle::RbdDriver
     } else {
         Oracle::QemuImg
     };

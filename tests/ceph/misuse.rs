@@ -7,7 +7,7 @@ use crate::util::{Oracle, Twin, require};
 
 #[test]
 fn errors_match_qemu_img() {
-    if !require(Oracle::QemuRbd) {
+    if !require(Oracle::RbdDriver) {
         return;
     }
     let c = shared();
