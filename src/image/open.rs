@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::formats::{Format, Lookup, probe, qcow2::Qcow2Image, raw::RawImage};
 use crate::image::driver::BlockDriver;
 use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::options::split_escaped;
+use crate::image::options::parse_list;
 use crate::rbd::image::{Presentation, RbdImage};
 use crate::rbd::name::{self, RbdSpec};
 use crate::storage::file::LocalFile;
@@ -51,15 +51,7 @@ impl ImageSpec {
     /// Parses a filename, `rbd:` name, `json:{...}`, or (with `image_opts`) an option string.
     pub fn parse(name: &str, image_opts: bool) -> Result<ImageSpec> {
         if image_opts {
-            let pairs = split_escaped(name)
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|item| {
-                    let (k, v) = item.split_once('=').unwrap_or((item.as_str(), "on"));
-                    (k.to_string(), v.to_string())
-                })
-                .collect::<Vec<_>>();
-            return Self::from_pairs(&pairs);
+            return Self::from_pairs(&parse_list(name));
         }
         if let Some(json) = name.strip_prefix("json:") {
             let value: Value = serde_json::from_str(json)
