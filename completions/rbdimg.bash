@@ -58,7 +58,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__check)
-            opts="-f -r -q -U -T -h -V --format --output --repair --quiet --force-share --cache --image-opts --help --version"
+            opts="-f -r -q -U -T -h --format --output --repair --quiet --force-share --cache --image-opts --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -100,7 +100,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__compare)
-            opts="-f -F -T -p -q -s -U -h -V --left-format --a-format --right-format --b-format --cache --progress --quiet --strict --force-share --image-opts --help --version"
+            opts="-f -F -T -p -q -s -U -h --left-format --a-format --right-format --b-format --cache --progress --quiet --strict --force-share --image-opts --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,7 +146,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__convert)
-            opts="-f -O -o -n -p -q -S -m -W -c -B -F -l -t -T -U -h -V --source-format --target-format --target-options --no-create --progress --quiet --sparse-size --parallel --oob-writes --compress --target-backing --target-backing-format --source-snapshot --target-is-zero --target-cache --source-cache --force-share --image-opts --target-image-opts --help --version"
+            opts="-f -T -l -S -O -o -t -W -B -F -m -U -q -n -p -c -h --source-image-opts --image-opts --source-format --source-cache --snapshot --sparse-size --output-format --options --output-cache --oob-writes --backing --backing-format --target-image-opts --target-is-zero --parallel --force-share --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -160,19 +160,19 @@ _rbdimg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --target-format)
+                --source-cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -O)
+                -T)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --target-options)
+                --snapshot)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -o)
+                -l)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -184,39 +184,23 @@ _rbdimg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --parallel)
+                --output-format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -m)
+                -O)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --target-backing)
+                --options)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -B)
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --target-backing-format)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -F)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --source-snapshot)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -l)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --target-cache)
+                --output-cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -224,11 +208,27 @@ _rbdimg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --source-cache)
+                --backing)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -T)
+                -B)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -240,7 +240,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__create)
-            opts="-f -o -b -F -u -q -h -V --format --options --backing --backing-format --backing-unsafe --quiet --help --version"
+            opts="-f -o -b -F -u -q -h --format --options --backing --backing-format --backing-unsafe --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -286,7 +286,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__info)
-            opts="-f -U -h -V --format --output --backing-chain --force-share --image-opts --help --version"
+            opts="-f -b -U -h --format --output --backing-chain --force-share --image-opts --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -312,7 +312,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__resize)
-            opts="-f -q -U -h -V --format --shrink --preallocation --quiet --force-share --image-opts --help --version"
+            opts="-f -q -h --format --shrink --preallocation --quiet --image-opts --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -338,7 +338,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__snapshot)
-            opts="-l -a -c -d -f -q -U -h -V --list --apply --create --delete --format --quiet --force-share --image-opts --help --version"
+            opts="-l -a -c -d -f -q -U -h --list --apply --create --delete --format --quiet --force-share --image-opts --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

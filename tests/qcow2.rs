@@ -233,6 +233,11 @@ fn converted_images_pass_qemu_check() {
     ];
     for (i, o) in opts.iter().enumerate() {
         for compress in [false, true] {
+            // qemu-img refuses -c with preallocation (tests/convert.rs
+            // checks rbdimg refuses it the same way).
+            if compress && o.starts_with("preallocation=") {
+                continue;
+            }
             let out = format!("out{i}{}.qcow2", if compress { "c" } else { "" });
             let mut args = vec!["convert", "-O", "qcow2"];
             if compress {

@@ -1,7 +1,13 @@
 //! The command line, defined once: parsing, help, the man page and shell
-//! completions all come from these clap definitions. Option letters and
-//! meanings are qemu-img 10's; positional arguments are collected loosely and
-//! checked by each command so that their errors read like qemu-img's.
+//! completions all come from these clap definitions. Option letters, long
+//! names and meanings are qemu-img 10.0.2's, and so is getopt's way of
+//! reading them: an option that takes a value takes the next word even when
+//! it starts with '-' (`-S -1`), a long name may be abbreviated to any
+//! unambiguous prefix, and a repeated option's last value wins. Within each
+//! command, options sharing a first letter are declared in qemu-img's order,
+//! which is the order getopt lists them in when an abbreviation is
+//! ambiguous. Positional arguments are collected loosely and checked by each
+//! command so that their errors read like qemu-img's.
 
 pub mod docs;
 pub mod usage_error;
@@ -19,9 +25,10 @@ pub const QEMU_COMPAT_VERSION: &str = "10.0.2";
                   images with qemu-img's command line and output. Images are local raw or qcow2 \
                   files, or RBD images named rbd:pool[/namespace]/image[@snap][:key=value...].",
     disable_help_subcommand = true,
-    propagate_version = true,
     subcommand_required = true,
-    arg_required_else_help = false
+    arg_required_else_help = false,
+    args_override_self = true,
+    infer_long_args = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -52,18 +59,34 @@ pub struct CreateArgs {
     #[arg(
         short = 'f',
         long = "format",
+        allow_hyphen_values = true,
         value_name = "FMT",
         default_value = "raw"
     )]
     pub format: String,
     /// Format options, comma separated (-o help lists them)
-    #[arg(short = 'o', long = "options", value_name = "OPTIONS")]
+    #[arg(
+        short = 'o',
+        long = "options",
+        allow_hyphen_values = true,
+        value_name = "OPTIONS"
+    )]
     pub options: Vec<String>,
     /// Backing image of the new image
-    #[arg(short = 'b', long = "backing", value_name = "BACKING_FILE")]
+    #[arg(
+        short = 'b',
+        long = "backing",
+        allow_hyphen_values = true,
+        value_name = "BACKING_FILE"
+    )]
     pub backing: Option<String>,
     /// Format of the backing image
-    #[arg(short = 'F', long = "backing-format", value_name = "BACKING_FMT")]
+    #[arg(
+        short = 'F',
+        long = "backing-format",
+        allow_hyphen_values = true,
+        value_name = "BACKING_FMT"
+    )]
     pub backing_format: Option<String>,
     /// Do not open the backing image (its size must then be given)
     #[arg(short = 'u', long = "backing-unsafe")]
@@ -79,13 +102,23 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// Image format (probed when omitted)
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
+    #[arg(
+        short = 'f',
+        long = "format",
+        allow_hyphen_values = true,
+        value_name = "FMT"
+    )]
     pub format: Option<String>,
     /// Output format: human or json
-    #[arg(long = "output", value_name = "human|json", default_value = "human")]
+    #[arg(
+        long = "output",
+        allow_hyphen_values = true,
+        value_name = "human|json",
+        default_value = "human"
+    )]
     pub output: String,
     /// Show every image of the backing chain
-    #[arg(long = "backing-chain")]
+    #[arg(short = 'b', long = "backing-chain")]
     pub backing_chain: bool,
     /// Open the image even if another process uses it
     #[arg(short = 'U', long = "force-share")]
@@ -100,72 +133,114 @@ pub struct InfoArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
+    /// Source names are option strings
+    #[arg(long = "image-opts", visible_alias = "source-image-opts")]
+    pub image_opts: bool,
     /// Source format (probed when omitted)
-    #[arg(short = 'f', long = "source-format", value_name = "FMT")]
+    #[arg(
+        short = 'f',
+        long = "source-format",
+        allow_hyphen_values = true,
+        value_name = "FMT"
+    )]
     pub format: Option<String>,
+    /// Source cache mode
+    #[arg(
+        short = 'T',
+        long = "source-cache",
+        allow_hyphen_values = true,
+        value_name = "SRC_CACHE"
+    )]
+    pub source_cache: Option<String>,
+    /// Convert a snapshot: snapshot.id=ID,snapshot.name=NAME or a name
+    #[arg(
+        short = 'l',
+        long = "snapshot",
+        allow_hyphen_values = true,
+        value_name = "SNAPSHOT_PARAM"
+    )]
+    pub snapshot: Option<String>,
+    /// Minimum run of zeros to leave sparse (default 4k; 0 writes everything)
+    #[arg(
+        short = 'S',
+        long = "sparse-size",
+        allow_hyphen_values = true,
+        value_name = "SPARSE_SIZE"
+    )]
+    pub sparse_size: Option<String>,
     /// Output format
     #[arg(
         short = 'O',
-        long = "target-format",
+        long = "output-format",
+        allow_hyphen_values = true,
         value_name = "OUTPUT_FMT",
         default_value = "raw"
     )]
     pub output_format: String,
     /// Output format options
-    #[arg(short = 'o', long = "target-options", value_name = "OPTIONS")]
+    #[arg(
+        short = 'o',
+        long = "options",
+        allow_hyphen_values = true,
+        value_name = "OPTIONS"
+    )]
     pub options: Vec<String>,
-    /// Write into an existing target instead of creating it
-    #[arg(short = 'n', long = "no-create")]
-    pub no_create: bool,
-    /// Show progress
-    #[arg(short = 'p', long = "progress")]
-    pub progress: bool,
-    /// Quiet
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
-    /// Minimum run of zeros to leave sparse (default 4k; 0 writes everything)
-    #[arg(short = 'S', long = "sparse-size", value_name = "SPARSE_SIZE")]
-    pub sparse_size: Option<String>,
-    /// Parallel requests in flight (1..16)
-    #[arg(short = 'm', long = "parallel", value_name = "NUM_COROUTINES")]
-    pub parallel: Option<String>,
+    /// Target cache mode
+    #[arg(
+        short = 't',
+        long = "output-cache",
+        allow_hyphen_values = true,
+        value_name = "CACHE"
+    )]
+    pub cache: Option<String>,
     /// Allow writes to complete out of order
     #[arg(short = 'W', long = "oob-writes")]
     pub out_of_order: bool,
-    /// Compress the target (qcow2)
-    #[arg(short = 'c', long = "compress")]
-    pub compress: bool,
     /// Backing image of the target
-    #[arg(short = 'B', long = "target-backing", value_name = "BACKING_FILE")]
+    #[arg(
+        short = 'B',
+        long = "backing",
+        allow_hyphen_values = true,
+        value_name = "BACKING_FILE"
+    )]
     pub backing: Option<String>,
     /// Format of the target's backing image
     #[arg(
         short = 'F',
-        long = "target-backing-format",
+        long = "backing-format",
+        allow_hyphen_values = true,
         value_name = "BACKING_FMT"
     )]
     pub backing_format: Option<String>,
-    /// Convert a snapshot: snapshot.id=ID,snapshot.name=NAME or a name
-    #[arg(short = 'l', long = "source-snapshot", value_name = "SNAPSHOT_PARAM")]
-    pub snapshot: Option<String>,
-    /// The target is known to read as zeros (needs -n)
-    #[arg(long = "target-is-zero")]
-    pub target_is_zero: bool,
-    /// Target cache mode
-    #[arg(short = 't', long = "target-cache", value_name = "CACHE")]
-    pub cache: Option<String>,
-    /// Source cache mode
-    #[arg(short = 'T', long = "source-cache", value_name = "SRC_CACHE")]
-    pub source_cache: Option<String>,
-    /// Open the sources even if another process uses them
-    #[arg(short = 'U', long = "force-share")]
-    pub force_share: bool,
-    /// Source names are option strings
-    #[arg(long = "image-opts")]
-    pub image_opts: bool,
     /// The target name is an option string (needs -n)
     #[arg(long = "target-image-opts")]
     pub target_image_opts: bool,
+    /// The target is known to read as zeros (needs -n)
+    #[arg(long = "target-is-zero")]
+    pub target_is_zero: bool,
+    /// Parallel requests in flight (1..16)
+    #[arg(
+        short = 'm',
+        long = "parallel",
+        allow_hyphen_values = true,
+        value_name = "NUM_COROUTINES"
+    )]
+    pub parallel: Option<String>,
+    /// Open the sources even if another process uses them
+    #[arg(short = 'U', long = "force-share")]
+    pub force_share: bool,
+    /// Quiet
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Write into an existing target instead of creating it
+    #[arg(short = 'n')]
+    pub no_create: bool,
+    /// Show progress
+    #[arg(short = 'p')]
+    pub progress: bool,
+    /// Compress the target (qcow2)
+    #[arg(short = 'c')]
+    pub compress: bool,
     /// SOURCE... TARGET
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
@@ -174,20 +249,26 @@ pub struct ConvertArgs {
 #[derive(Debug, Args)]
 pub struct ResizeArgs {
     /// Image format (probed when omitted)
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
+    #[arg(
+        short = 'f',
+        long = "format",
+        allow_hyphen_values = true,
+        value_name = "FMT"
+    )]
     pub format: Option<String>,
     /// Allow shrinking (data past the new end is lost)
     #[arg(long = "shrink")]
     pub shrink: bool,
     /// How to allocate the new space: off, metadata, falloc, full
-    #[arg(long = "preallocation", value_name = "PREALLOC")]
+    #[arg(
+        long = "preallocation",
+        allow_hyphen_values = true,
+        value_name = "PREALLOC"
+    )]
     pub preallocation: Option<String>,
     /// Quiet
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
-    /// Open the image even if another process uses it (not allowed for writes)
-    #[arg(short = 'U', long = "force-share")]
-    pub force_share: bool,
     /// The filename is an option string
     #[arg(long = "image-opts")]
     pub image_opts: bool,
@@ -202,16 +283,36 @@ pub struct SnapshotArgs {
     #[arg(short = 'l', long = "list")]
     pub list: bool,
     /// Revert the image to a snapshot
-    #[arg(short = 'a', long = "apply", value_name = "SNAPSHOT")]
+    #[arg(
+        short = 'a',
+        long = "apply",
+        allow_hyphen_values = true,
+        value_name = "SNAPSHOT"
+    )]
     pub apply: Option<String>,
     /// Create a snapshot
-    #[arg(short = 'c', long = "create", value_name = "SNAPSHOT")]
+    #[arg(
+        short = 'c',
+        long = "create",
+        allow_hyphen_values = true,
+        value_name = "SNAPSHOT"
+    )]
     pub create: Option<String>,
     /// Delete a snapshot
-    #[arg(short = 'd', long = "delete", value_name = "SNAPSHOT")]
+    #[arg(
+        short = 'd',
+        long = "delete",
+        allow_hyphen_values = true,
+        value_name = "SNAPSHOT"
+    )]
     pub delete: Option<String>,
     /// Image format (probed when omitted)
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
+    #[arg(
+        short = 'f',
+        long = "format",
+        allow_hyphen_values = true,
+        value_name = "FMT"
+    )]
     pub format: Option<String>,
     /// Quiet
     #[arg(short = 'q', long = "quiet")]
@@ -230,13 +331,28 @@ pub struct SnapshotArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Image format (probed when omitted)
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
+    #[arg(
+        short = 'f',
+        long = "format",
+        allow_hyphen_values = true,
+        value_name = "FMT"
+    )]
     pub format: Option<String>,
     /// Output format: human or json
-    #[arg(long = "output", value_name = "human|json", default_value = "human")]
+    #[arg(
+        long = "output",
+        allow_hyphen_values = true,
+        value_name = "human|json",
+        default_value = "human"
+    )]
     pub output: String,
     /// Repair: leaks or all
-    #[arg(short = 'r', long = "repair", value_name = "leaks|all")]
+    #[arg(
+        short = 'r',
+        long = "repair",
+        allow_hyphen_values = true,
+        value_name = "leaks|all"
+    )]
     pub repair: Option<String>,
     /// Quiet
     #[arg(short = 'q', long = "quiet")]
@@ -245,7 +361,12 @@ pub struct CheckArgs {
     #[arg(short = 'U', long = "force-share")]
     pub force_share: bool,
     /// Cache mode
-    #[arg(short = 'T', long = "cache", value_name = "SRC_CACHE")]
+    #[arg(
+        short = 'T',
+        long = "cache",
+        allow_hyphen_values = true,
+        value_name = "SRC_CACHE"
+    )]
     pub cache: Option<String>,
     /// The filename is an option string
     #[arg(long = "image-opts")]
@@ -262,6 +383,7 @@ pub struct CompareArgs {
         short = 'f',
         long = "a-format",
         visible_alias = "left-format",
+        allow_hyphen_values = true,
         value_name = "FMT"
     )]
     pub format: Option<String>,
@@ -270,11 +392,17 @@ pub struct CompareArgs {
         short = 'F',
         long = "b-format",
         visible_alias = "right-format",
+        allow_hyphen_values = true,
         value_name = "FMT"
     )]
     pub second_format: Option<String>,
     /// Cache mode for both images
-    #[arg(short = 'T', long = "cache", value_name = "SRC_CACHE")]
+    #[arg(
+        short = 'T',
+        long = "cache",
+        allow_hyphen_values = true,
+        value_name = "SRC_CACHE"
+    )]
     pub cache: Option<String>,
     /// Show progress
     #[arg(short = 'p', long = "progress")]

@@ -7,7 +7,7 @@ use anyhow::bail;
 use serde_json::{Map, Value, json};
 
 use crate::cli::CheckArgs;
-use crate::commands::{OutputFormat, one_filename, output_format, print, usage};
+use crate::commands::{OutputFormat, is_cache_mode, one_filename, output_format, print, usage};
 use crate::image::ErrorKind;
 use crate::image::driver::{CheckReport, Repair};
 use crate::image::open::{OpenOptions, open_image};
@@ -29,6 +29,9 @@ pub fn run(a: CheckArgs) -> anyhow::Result<i32> {
         }
     };
     let filename = one_filename("check", &a.args)?;
+    if let Some(mode) = a.cache.as_ref().filter(|m| !is_cache_mode(m)) {
+        bail!("Invalid source cache option: {mode}");
+    }
     if repair != Repair::None && a.force_share {
         bail!("force-share=on can only be used with read-only images");
     }

@@ -25,7 +25,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<i32> {
     };
     let prog = crate::cli::usage_error::program_name(std::env::args_os().next().as_ref());
     if let Some(mode) = &a.cache
-        && !crate::commands::convert::CACHE_MODES.contains(&mode.as_str())
+        && !crate::commands::is_cache_mode(mode)
     {
         eprintln!("{prog}: Invalid source cache option: {mode}");
         return Ok(EXIT_OPEN);

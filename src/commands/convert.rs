@@ -6,14 +6,14 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::cli::ConvertArgs;
+use crate::commands::{cvtnum, is_cache_mode};
 use crate::convert::{self, ConvertOptions, progress::Progress};
-use crate::formats::Format;
+use crate::formats::{Format, Lookup};
 use crate::image::BlockDriver;
 use crate::image::create::{self, CreateRequest};
 use crate::image::open::{OpenOptions, open_image};
 use crate::image::options::Options;
 use crate::image::snapshot::SnapshotSelector;
-use crate::size::parse_size;
 
 /// qemu-img's limit on `-S`: 512-byte multiples up to 16 MiB (32768 sectors).
 const MAX_SPARSE: u64 = 32768 * 512;
@@ -24,35 +24,30 @@ const MAX_SPARSE: u64 = 32768 * 512;
 /// memory below qemu-img's default at the same speed.
 const DEFAULT_PARALLEL: u64 = 4;
 
-pub const CACHE_MODES: &[&str] = &["none", "writeback", "unsafe", "directsync", "writethrough"];
-
+/// Checks run in qemu-img's order, so that the first complaint is the one
+/// qemu-img makes: option values as getopt meets them, then combinations,
+/// then the sources, then the target's format and options.
 pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     let parallel = match a.parallel.as_deref() {
         None => DEFAULT_PARALLEL,
-        Some(text) => match parse_size(text) {
-            Ok(n @ 1..=16) => n,
-            Ok(_) => bail!("Invalid number of coroutines specified. Must be between 1 and 16."),
-            Err(_) => bail!("Invalid number of coroutines specified: '{text}'."),
-        },
+        Some(text) => cvtnum("number of coroutines", text, 1, 16)?,
     };
     let sparse_size = match a.sparse_size.as_deref() {
         None => 4096,
         Some(text) => sparse_size(text)?,
     };
-    for mode in [&a.cache, &a.source_cache].into_iter().flatten() {
-        if !CACHE_MODES.contains(&mode.as_str()) {
-            bail!("Invalid cache option: {mode}");
-        }
+    let options = Options::parse(&a.options)?;
+    if a.target_image_opts && !a.no_create {
+        bail!("--target-image-opts requires use of -n flag");
+    }
+    if a.no_create && !a.options.is_empty() {
+        bail!("-o has no effect when skipping image creation");
     }
     if a.target_is_zero && !a.no_create {
         bail!("--target-is-zero requires use of -n flag");
     }
-    if a.target_image_opts && !a.no_create {
-        bail!("--target-image-opts requires use of -n flag");
-    }
-    let options = Options::parse(&a.options)?;
-    let out_format = Format::for_output(&a.output_format)?;
     if options.wants_help() {
+        let out_format = Format::for_output(&a.output_format)?;
         let target = a.args.last().map(String::as_str).unwrap_or("");
         let location = crate::image::open::ImageSpec::parse(target, false)?.location;
         let mut descs = out_format.create_options(crate::image::create::storage_of(&location));
@@ -60,33 +55,12 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
         crate::commands::print(&crate::image::options::help_text(None, &descs))?;
         return Ok(0);
     }
-    if a.compress && !out_format.supports_compression() {
-        bail!("Compression not supported for this file format");
-    }
-    if a.backing.is_some() && !out_format.supports_backing() {
-        bail!(
-            "Backing file not supported for file format '{}'",
-            out_format.name()
-        );
-    }
-    if a.backing.is_some() && a.no_create {
-        bail!("-B makes no sense when -n is used");
-    }
-    let backing_named = a.backing.is_some() || options.get("backing_file").is_some();
-    if backing_named && a.backing_format.is_none() && options.get("backing_fmt").is_none() {
-        bail!("Use of backing file requires explicit backing format");
-    }
     let Some((target_name, source_names)) = a.args.split_last().filter(|(_, s)| !s.is_empty())
     else {
         bail!("Must specify image file name");
     };
-    if a.snapshot.is_some() && source_names.len() > 1 {
-        bail!("No support for concatenating multiple snapshot");
-    }
-    if (a.backing.is_some() || options.get("backing_file").is_some()) && source_names.len() > 1 {
-        bail!(
-            "Having a backing file for the target makes no sense when concatenating multiple input images"
-        );
+    if let Some(mode) = a.source_cache.as_ref().filter(|m| !is_cache_mode(m)) {
+        bail!("Invalid source cache option: {mode}");
     }
 
     let source_opts = OpenOptions {
@@ -101,32 +75,72 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
         sources.push(open_image(name, &source_opts)?);
     }
     if let Some(param) = &a.snapshot {
+        if sources.len() > 1 {
+            bail!("No support for concatenating multiple snapshot");
+        }
         sources[0] = open_snapshot(&sources[0], param)?;
     }
-    let total: u64 = sources.iter().map(|s| s.size()).sum();
 
-    if !a.no_create {
-        let request = CreateRequest {
-            filename: target_name.clone(),
-            format: a.output_format.clone(),
-            options,
-            size: Some(total),
-            backing: a.backing.clone(),
-            backing_format: a.backing_format.clone(),
-            // convert names the backing file without opening it.
-            unsafe_backing: true,
-        };
-        let plan = create::plan(&request)?;
+    // With -n the target's format is only looked up when it is opened.
+    let out_format = match a.no_create {
+        false => Some(Format::for_output(&a.output_format)?),
+        true => match Format::lookup(&a.output_format) {
+            Lookup::Found(f) => Some(f),
+            _ => None,
+        },
+    };
+    let total: u64 = sources.iter().map(|s| s.size()).sum();
+    let create_request = (!a.no_create).then(|| CreateRequest {
+        filename: target_name.clone(),
+        format: a.output_format.clone(),
+        options: options.clone(),
+        size: Some(total),
+        backing: a.backing.clone(),
+        backing_format: a.backing_format.clone(),
+        // convert names the backing file without opening it.
+        unsafe_backing: true,
+    });
+    if let Some(request) = &create_request {
+        create::check_options(request)?;
+    }
+    let backing_file = a.backing.as_deref().or(options.get("backing_file"));
+    if a.target_is_zero && backing_file.is_some() {
+        bail!("Cannot use --target-is-zero when the destination image has a backing file");
+    }
+    if backing_file.is_some() && sources.len() > 1 {
+        bail!(
+            "Having a backing file for the target makes no sense when concatenating multiple input images"
+        );
+    }
+    let backing_format = a.backing_format.as_deref().or(options.get("backing_fmt"));
+    if !a.no_create && backing_file.is_some() && backing_format.is_none() {
+        bail!("Use of backing file requires explicit backing format");
+    }
+    if a.compress {
+        if out_format.is_some_and(|f| !f.supports_compression()) {
+            bail!("Compression not supported for this file format");
+        }
+        if options.get("preallocation").is_some_and(|p| p != "off") {
+            bail!("Compression and preallocation not supported at the same time");
+        }
+    }
+
+    if let Some(request) = &create_request {
+        let plan = create::plan(request)?;
+        check_target_cache(&a)?;
         create::execute_as(
             &plan,
-            &format!("error while converting {}", out_format.name()),
+            &format!("error while converting {}", plan.format.name()),
         )?;
+    } else {
+        check_target_cache(&a)?;
     }
+
     let target_opts = OpenOptions {
         format: if a.target_image_opts {
             None
         } else {
-            Some(out_format.name().to_string())
+            Some(a.output_format.clone())
         },
         writable: true,
         force_share: false,
@@ -143,8 +157,8 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     let opts = ConvertOptions {
         sparse_size,
         // A new target reads as zeros unless a backing file shows through.
-        target_is_zero: (!a.no_create && a.backing.is_none()) || a.target_is_zero,
-        keep_backing_unallocated: a.backing.is_some(),
+        target_is_zero: (!a.no_create && backing_file.is_none()) || a.target_is_zero,
+        keep_backing_unallocated: backing_file.is_some(),
         parallel: parallel as usize,
         out_of_order: a.out_of_order,
         compress_unit: if a.compress {
@@ -162,11 +176,17 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `-t`: qemu-img checks it once the target's options are known.
+fn check_target_cache(a: &ConvertArgs) -> anyhow::Result<()> {
+    match a.cache.as_ref().filter(|m| !is_cache_mode(m)) {
+        Some(mode) => bail!("Invalid cache option: {mode}"),
+        None => Ok(()),
+    }
+}
+
 /// `cvtnum("buffer size for sparse output")` plus qemu-img's alignment rule.
 fn sparse_size(text: &str) -> anyhow::Result<u64> {
-    let Ok(n) = parse_size(text) else {
-        bail!("Invalid buffer size for sparse output specified: '{text}'.");
-    };
+    let n = cvtnum("buffer size for sparse output", text, 0, i64::MAX as u64)?;
     if n % 512 != 0 || n > MAX_SPARSE {
         bail!(
             "Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to {MAX_SPARSE}. \

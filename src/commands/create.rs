@@ -1,13 +1,10 @@
 //! `create [-f fmt] [-o opts] [-b backing -F fmt] [-u] [-q] filename [size]`
 
-use anyhow::bail;
-
 use crate::cli::CreateArgs;
-use crate::commands::{print, usage};
+use crate::commands::{cvtnum, print, usage};
 use crate::formats::Format;
 use crate::image::create::{self, CreateRequest};
 use crate::image::options::{Options, help_text};
-use crate::size::{SizeError, parse_size};
 
 pub fn run(a: CreateArgs) -> anyhow::Result<i32> {
     let options = Options::parse(&a.options)?;
@@ -39,14 +36,7 @@ pub fn run(a: CreateArgs) -> anyhow::Result<i32> {
 
 /// qemu-img's `cvtnum("image size", ...)`.
 pub fn image_size(text: &str) -> anyhow::Result<u64> {
-    match parse_size(text) {
-        Ok(n) if n <= i64::MAX as u64 => Ok(n),
-        Err(SizeError::Invalid) => bail!("Invalid image size specified: '{text}'."),
-        _ => bail!(
-            "Invalid image size specified. Must be between 0 and {}.",
-            i64::MAX
-        ),
-    }
+    cvtnum("image size", text, 0, i64::MAX as u64)
 }
 
 fn option_help(format: &str, filename: Option<&String>) -> anyhow::Result<i32> {

@@ -45,7 +45,6 @@ pub fn run(a: ResizeArgs) -> anyhow::Result<i32> {
     let opts = OpenOptions {
         format: a.format,
         writable: true,
-        force_share: a.force_share,
         image_opts: a.image_opts,
         ..Default::default()
     };

@@ -4,7 +4,7 @@ use anyhow::bail;
 
 use crate::cli::SnapshotArgs;
 use crate::commands::{one_filename, print, usage};
-use crate::image::open::{OpenOptions, open_image};
+use crate::image::open::{ImageSpec, Location, OpenOptions, open_image, raw_guess_warning};
 use crate::image::snapshot::{SnapshotSelector, table_header, table_row};
 use crate::image::{BlockDriver, Error, ErrorKind};
 
@@ -61,6 +61,11 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
             let id = find(&*image, &name).map_err(|e| {
                 let e = match e.kind() {
                     ErrorKind::Unsupported => {
+                        // qemu-img falls back to the file node: it closes the
+                        // probed raw node and opens it again, which warns again.
+                        if probed_raw_file(filename, &opts, &*image) {
+                            eprintln!("{}", raw_guess_warning(filename));
+                        }
                         Error::new(e.kind(), "Block driver does not support snapshots")
                     }
                     _ => e.prepend("Failed to load snapshot"),
@@ -87,6 +92,14 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
     }
     image.flush()?;
     Ok(0)
+}
+
+/// A local file whose format was guessed as raw (no -f, no `driver=`).
+fn probed_raw_file(name: &str, opts: &OpenOptions, image: &dyn BlockDriver) -> bool {
+    let spec = ImageSpec::parse(name, opts.image_opts);
+    opts.format.is_none()
+        && image.format_name() == "raw"
+        && spec.is_ok_and(|s| s.format.is_none() && matches!(s.location, Location::File(_)))
 }
 
 /// The id of the first snapshot with this name (`snapshot -d` matches names
