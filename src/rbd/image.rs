@@ -522,11 +522,18 @@ impl BlockDriver for RbdImage {
             .map_err(|e| e.prepend("Failed to remove the snapshot"))
     }
 
+    /// The object-map check belongs to the rbd node (`-f rbd`): raw over
+    /// rbd has no check, as in qemu-img (which has none for rbd either).
     fn check(
         &self,
         repair: crate::image::driver::Repair,
     ) -> Result<crate::image::driver::CheckReport> {
-        self.check_object_map(repair)
+        match self.presentation {
+            Presentation::Rbd => self.check_object_map(repair),
+            Presentation::Raw => Err(Error::unsupported(
+                "This image format does not support checks",
+            )),
+        }
     }
 
     fn info(&self) -> Result<NodeInfo> {
