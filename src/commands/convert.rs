@@ -167,6 +167,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
             None
         },
     };
+    check_allocation(&sources)?;
     let progress = Progress::new(total, a.progress && !a.quiet);
     convert::convert(&sources, target.as_ref(), &opts, &progress)?;
     // qemu-img's default target cache mode is "unsafe": no final flush.
@@ -174,6 +175,24 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
         target.flush()?;
     }
     Ok(0)
+}
+
+/// qemu-img walks the sources' allocation before it copies anything (to
+/// count the sectors to copy), so a source whose metadata is corrupt fails
+/// with the target created but nothing written to it. The walk reads only
+/// metadata.
+fn check_allocation(sources: &[Arc<dyn BlockDriver>]) -> anyhow::Result<()> {
+    for source in sources {
+        let size = source.size();
+        let mut pos = 0;
+        while pos < size {
+            let extent = source.block_status(pos, size - pos).map_err(|e| {
+                e.prepend(format!("error while reading block status at offset {pos}"))
+            })?;
+            pos += extent.len.max(1);
+        }
+    }
+    Ok(())
 }
 
 /// `-t`: qemu-img checks it once the target's options are known.

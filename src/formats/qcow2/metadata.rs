@@ -276,6 +276,42 @@ impl Meta {
         Ok(())
     }
 
+    /// QEMU's checks of an L2 entry that names a host cluster: aligned, and
+    /// with an external data file, at the guest offset.
+    fn check_host_cluster(
+        &mut self,
+        entry: u64,
+        l2: u64,
+        l2_index: usize,
+        guest_cluster: u64,
+    ) -> Result<()> {
+        let g = self.g;
+        let host = entry & L2E_OFFSET_MASK;
+        if g.offset_into_cluster(host) != 0 {
+            return Err(self.corruption(
+                true,
+                format!(
+                    "Cluster allocation offset {} unaligned (L2 offset: {}, L2 index: {})",
+                    hex(host),
+                    hex(l2),
+                    hex(l2_index as u64)
+                ),
+            ));
+        }
+        if !g.host_cluster_valid(entry, guest_cluster) {
+            return Err(self.corruption(
+                true,
+                format!(
+                    "External data file host cluster offset {} does not match guest cluster offset: {}, L2 index: {})",
+                    hex(host),
+                    hex(guest_cluster),
+                    hex(l2_index as u64)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The L2 table for a guest offset, if one is allocated (read path).
     pub fn l2_for_read(&mut self, offset: u64) -> Result<Option<u64>> {
         let l1_index = self.g.l1_index(offset);
@@ -314,6 +350,9 @@ impl Meta {
                 ),
             ));
         }
+        if t.names_host_cluster() {
+            self.check_host_cluster(entry, l2, l2_index, offset - in_cluster)?;
+        }
         let mapping = match t {
             SubclusterType::Invalid => {
                 return Err(self.corruption(
@@ -343,32 +382,7 @@ impl Meta {
             SubclusterType::UnallocatedPlain | SubclusterType::UnallocatedAlloc => {
                 Mapping::Unallocated
             }
-            SubclusterType::Normal => {
-                let host = entry & L2E_OFFSET_MASK;
-                if g.offset_into_cluster(host) != 0 {
-                    return Err(self.corruption(
-                        true,
-                        format!(
-                            "Cluster allocation offset {} unaligned (L2 offset: {}, L2 index: {})",
-                            hex(host),
-                            hex(l2),
-                            hex(l2_index as u64)
-                        ),
-                    ));
-                }
-                if g.has_data_file && host != offset - in_cluster {
-                    return Err(self.corruption(
-                        true,
-                        format!(
-                            "External data file host cluster offset {} does not match guest cluster offset: {}, L2 index: {})",
-                            hex(host),
-                            hex(offset - in_cluster),
-                            hex(l2_index as u64)
-                        ),
-                    ));
-                }
-                Mapping::Data(host + in_cluster)
-            }
+            SubclusterType::Normal => Mapping::Data((entry & L2E_OFFSET_MASK) + in_cluster),
         };
         // Extend the run over following clusters of the same kind.
         let mut subclusters = u64::from(n);
@@ -379,6 +393,12 @@ impl Meta {
                 let idx = l2_index + i as usize;
                 let (e, b) = self.l2_entry(l2, idx)?;
                 let (t2, n2) = g.subcluster_run(e, b, 0);
+                // An entry QEMU would refuse ends the run, so that the
+                // next lookup starts at it and reports it.
+                let guest = offset - in_cluster + (i << g.cluster_bits);
+                if t2.names_host_cluster() && !g.host_cluster_valid(e, guest) {
+                    break;
+                }
                 let same = match mapping {
                     Mapping::Zero => t2.reads_zero() && g.version >= 3,
                     Mapping::Unallocated => t2.is_unallocated(),
