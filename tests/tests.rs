@@ -11,6 +11,7 @@ mod create;
 mod docs;
 mod fixtures;
 mod info;
+mod names;
 mod qcow2;
 mod qcow2_corrupt;
 mod rbd;

@@ -49,7 +49,7 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     if options.wants_help() {
         let out_format = Format::for_output(&a.output_format)?;
         let target = a.args.last().map(String::as_str).unwrap_or("");
-        let location = crate::image::open::ImageSpec::parse(target, false)?.location;
+        let location = crate::image::spec::ImageSpec::parse(target, false)?.location;
         let mut descs = out_format.create_options(crate::image::create::storage_of(&location));
         descs.sort_by_key(|d| d.name);
         crate::commands::print(&crate::image::options::help_text(None, &descs))?;

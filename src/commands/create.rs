@@ -42,7 +42,7 @@ pub fn image_size(text: &str) -> anyhow::Result<u64> {
 fn option_help(format: &str, filename: Option<&String>) -> anyhow::Result<i32> {
     let format = Format::for_output(format)?;
     let text = if let Some(filename_arg) = filename {
-        let location = crate::image::open::ImageSpec::parse(filename_arg, false)?.location;
+        let location = crate::image::spec::ImageSpec::parse(filename_arg, false)?.location;
         let mut descs = format.create_options(crate::image::create::storage_of(&location));
         descs.sort_by_key(|d| d.name);
         help_text(None, &descs)

@@ -4,8 +4,9 @@ use anyhow::bail;
 
 use crate::cli::SnapshotArgs;
 use crate::commands::{one_filename, print, usage};
-use crate::image::open::{ImageSpec, Location, OpenOptions, open_image, raw_guess_warning};
+use crate::image::open::{OpenOptions, open_image, raw_guess_warning};
 use crate::image::snapshot::{SnapshotSelector, table_header, table_row};
+use crate::image::spec::{ImageSpec, Location};
 use crate::image::{BlockDriver, Error, ErrorKind};
 
 enum Action {

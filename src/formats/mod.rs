@@ -4,6 +4,7 @@
 pub mod probe;
 pub mod qcow2;
 pub mod raw;
+pub mod raw_layer;
 
 use crate::image::error::{Error, ErrorKind, Result};
 use crate::image::options::OptDesc;

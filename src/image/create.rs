@@ -5,8 +5,9 @@
 use crate::formats::{Format, Storage, qcow2, raw::RawImage};
 use crate::image::driver::Preallocation;
 use crate::image::error::{Error, Result};
-use crate::image::open::{ImageSpec, Location, OpenOptions, open_child};
+use crate::image::open::{OpenOptions, open_child};
 use crate::image::options::Options;
+use crate::image::spec::{ImageSpec, Location};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateRequest {

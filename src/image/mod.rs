@@ -8,7 +8,9 @@ pub mod extent;
 pub mod info;
 pub mod open;
 pub mod options;
+pub mod qemu_json;
 pub mod snapshot;
+pub mod spec;
 
 pub use driver::BlockDriver;
 pub use error::{Error, ErrorKind, Result};

@@ -201,31 +201,60 @@ fn opt_value(text: &str) -> (String, &str) {
     (value, "")
 }
 
-/// QemuOpts' `opts_do_parse` (no implied first key): `key=value` items,
-/// where only values unescape ",,"; a bare `key` is `key=on` and a bare
-/// `nokey` is `key=off`; `id` is dropped.
-pub fn parse_list(text: &str) -> Vec<(String, String)> {
-    let mut values = Vec::new();
+/// One `key=value` item of a QemuOpts list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptItem {
+    pub key: String,
+    pub value: String,
+    /// Given as a bare `key` or `nokey`, a form QEMU warns about in
+    /// `--image-opts`.
+    pub short_form: bool,
+}
+
+/// QemuOpts' `opts_do_parse`: `key=value` items, where only values
+/// unescape ",,"; a bare `key` is `key=on` and a bare `nokey` is
+/// `key=off`; `id` is dropped. With `implied`, a first item without `=` is
+/// that key's value (`--image-opts disk.img` is `file=disk.img`).
+pub fn parse_items(text: &str, implied: Option<&str>) -> Vec<OptItem> {
+    let mut items = Vec::new();
     let mut rest = text;
+    let mut implied = implied;
     while !rest.is_empty() {
         let name_len = rest.find(['=', ',']).unwrap_or(rest.len());
         let name = &rest[..name_len];
-        let (key, value, after) = if rest[name_len..].starts_with('=') {
+        let item = |key: &str, value: String, short_form| OptItem {
+            key: key.to_string(),
+            value,
+            short_form,
+        };
+        let (item, after) = if rest[name_len..].starts_with('=') {
             let (value, after) = opt_value(&rest[name_len + 1..]);
-            (name.to_string(), value, after)
+            (item(name, value, false), after)
+        } else if let Some(key) = implied {
+            let (value, after) = opt_value(rest);
+            (item(key, value, false), after)
         } else {
             let after = &rest[name_len..];
             match name.strip_prefix("no") {
-                Some(flag) => (flag.to_string(), "off".to_string(), after),
-                None => (name.to_string(), "on".to_string(), after),
+                Some(flag) => (item(flag, "off".into(), true), after),
+                None => (item(name, "on".into(), true), after),
             }
         };
-        if key != "id" {
-            values.push((key, value));
+        if item.key != "id" {
+            items.push(item);
         }
+        implied = None;
         rest = after.strip_prefix(',').unwrap_or(after);
     }
-    values
+    items
+}
+
+/// The items of a `-o` list as key/value pairs.
+pub fn parse_list(text: &str) -> Vec<(String, String)> {
+    parse_items(text, None)
+        .into_iter()
+        .map(|i| (i.key, i.value))
+        .collect()
 }
 
 /// QemuOpts' `has_help_option`: some comma-separated item is `help` or `?`.
@@ -339,5 +368,18 @@ mod tests {
             [("lazy", "off"), ("k", "v,w")].map(|(k, v)| (k.into(), v.into()))
         );
         assert_eq!(pairs("=x"), [("".into(), "x".into())]);
+        let items = parse_items("a,,b.img,driver=raw,nolocking", Some("file"));
+        let keys: Vec<_> = items
+            .iter()
+            .map(|i| (&*i.key, &*i.value, i.short_form))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("file", "a,b.img", false),
+                ("driver", "raw", false),
+                ("locking", "off", true)
+            ]
+        );
     }
 }
