@@ -1,0 +1,35 @@
+//! `json:` and `--image-opts` names, and `-o` option lists: QEMU's JSON
+//! reader, `qdict_flatten`, the node stack a name describes, and QemuOpts
+//! splitting. The first byte picks the reader; the rest is the text.
+//! Whatever JSON parses must print (QEMU's way) as JSON that reads back the
+//! same.
+
+use rbdimg::image::options::Options;
+use rbdimg::image::qemu_json;
+use rbdimg::image::spec::ImageSpec;
+use rbdimg::qjson;
+
+/// True when the text was accepted.
+pub fn run(data: &[u8]) -> bool {
+    let Some((&mode, rest)) = data.split_first() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(rest);
+    match mode % 3 {
+        0 => {
+            let Ok(value) = qemu_json::parse(&text) else {
+                return false;
+            };
+            let printed = qjson::to_compact_string(&value);
+            let again = qemu_json::parse(&printed)
+                .unwrap_or_else(|e| panic!("{text:?} printed as {printed:?}, which fails: {e}"));
+            assert_eq!(again, value, "{text:?} printed as {printed:?}");
+            if let Some(map) = value.as_object() {
+                let _ = qemu_json::flatten(map);
+            }
+            ImageSpec::parse(&format!("json:{text}"), false).is_ok()
+        }
+        1 => ImageSpec::parse(&text, true).is_ok(),
+        _ => Options::parse(&text.split('\n').collect::<Vec<_>>()).is_ok(),
+    }
+}
