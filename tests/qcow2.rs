@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::rng::Rng;
 use crate::util::{Oracle, Twin, make_raw, qemu_img, rbdimg, rbdimg_ok, require, sh};
 
 /// qemu-io patterns that exercise data, zeros, partial clusters and
@@ -507,31 +508,6 @@ fn long_snapshot_names_are_cut_like_qemu_img() {
             .split_whitespace()
             .nth(1);
         assert_eq!(name, Some(&long[..255]), "{tool}");
-    }
-}
-
-/// splitmix64: a small seeded generator, so that every run issues the same
-/// requests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
     }
 }
 

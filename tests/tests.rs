@@ -1,6 +1,7 @@
 //! The integration test binary: every module runs the built rbdimg, most of
 //! them side by side with the real qemu-img.
 
+mod rng;
 mod util;
 
 mod ceph;

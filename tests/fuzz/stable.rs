@@ -17,6 +17,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
+use rng::Rng;
+
 #[path = "targets/cls_reply.rs"]
 mod cls_reply;
 #[path = "targets/cls_server.rs"]
@@ -31,6 +33,8 @@ mod qcow2_open;
 mod qcow2_tables;
 #[path = "targets/rbd_name.rs"]
 mod rbd_name;
+#[path = "../rng.rs"]
+mod rng;
 
 /// The most one input may make its thread hold: far above what valid
 /// inputs need (QEMU's table limits are 64 MiB; Ceph's largest object map,
@@ -140,27 +144,6 @@ unsafe impl GlobalAlloc for Counting {
 
 // -------------------------------------------------------------- mutation ---
 
-/// splitmix64: a small, well-mixed generator for a reproducible stream.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
-
 /// Values at the edges of integer fields.
 const INTERESTING: &[u64] = &[
     0,
@@ -203,14 +186,18 @@ struct Mutator<'a> {
 }
 
 impl Mutator<'_> {
+    fn below(&mut self, n: usize) -> usize {
+        self.rng.below(n as u64) as usize
+    }
+
     fn pos(&mut self, len: usize) -> usize {
         if len == 0 {
             return 0;
         }
-        if self.rng.below(2) == 0 {
-            self.rng.below(len.min(self.hot))
+        if self.below(2) == 0 {
+            self.below(len.min(self.hot))
         } else {
-            self.rng.below(len)
+            self.below(len)
         }
     }
 
@@ -218,12 +205,12 @@ impl Mutator<'_> {
     /// spliced with `other`.
     fn mutate(&mut self, base: &[u8], other: &[u8]) -> Vec<u8> {
         let mut v = base.to_vec();
-        for _ in 0..1 + self.rng.below(8) {
+        for _ in 0..1 + self.below(8) {
             let len = v.len();
-            match self.rng.below(11) {
+            match self.below(11) {
                 0 if len > 0 => {
                     let p = self.pos(len);
-                    v[p] ^= 1 << self.rng.below(8);
+                    v[p] ^= 1 << self.below(8);
                 }
                 1 if len > 0 => {
                     let p = self.pos(len);
@@ -231,12 +218,12 @@ impl Mutator<'_> {
                 }
                 2 if len > 0 => {
                     let p = self.pos(len);
-                    v[p] = [0, 1, 0x20, 0x7f, 0x80, 0xfe, 0xff][self.rng.below(7)];
+                    v[p] = [0, 1, 0x20, 0x7f, 0x80, 0xfe, 0xff][self.below(7)];
                 }
                 3 => {
-                    let value = INTERESTING[self.rng.below(INTERESTING.len())];
-                    let width = [1, 2, 4, 8][self.rng.below(4)];
-                    let bytes = if self.rng.below(2) == 0 {
+                    let value = INTERESTING[self.below(INTERESTING.len())];
+                    let width = [1, 2, 4, 8][self.below(4)];
+                    let bytes = if self.below(2) == 0 {
                         value.to_be_bytes()[8 - width..].to_vec()
                     } else {
                         value.to_le_bytes()[..width].to_vec()
@@ -246,9 +233,9 @@ impl Mutator<'_> {
                     v.splice(p..end, bytes);
                 }
                 4 | 5 if !self.dictionary.is_empty() => {
-                    let word = self.dictionary[self.rng.below(self.dictionary.len())];
+                    let word = self.dictionary[self.below(self.dictionary.len())];
                     let p = self.pos(len + 1);
-                    let end = if self.rng.below(2) == 0 {
+                    let end = if self.below(2) == 0 {
                         p
                     } else {
                         (p + word.len()).min(len)
@@ -257,35 +244,33 @@ impl Mutator<'_> {
                 }
                 6 if len > 0 => {
                     let p = self.pos(len);
-                    let n = 1 + self.rng.below((len - p).min(64));
+                    let n = 1 + self.below((len - p).min(64));
                     v.drain(p..p + n);
                 }
                 7 if len > 0 => {
                     let p = self.pos(len);
-                    let n = 1 + self.rng.below((len - p).min(64));
+                    let n = 1 + self.below((len - p).min(64));
                     let chunk = v[p..p + n].to_vec();
                     let at = self.pos(len + 1);
                     v.splice(at..at, chunk);
                 }
                 8 if !other.is_empty() => {
-                    let from = self.rng.below(other.len());
-                    let n = 1 + self.rng.below((other.len() - from).min(256));
+                    let from = self.below(other.len());
+                    let n = 1 + self.below((other.len() - from).min(256));
                     let at = self.pos(len + 1);
                     let end = (at + n).min(len);
                     v.splice(at..end, other[from..from + n].iter().copied());
                 }
                 9 => {
-                    let n = self.rng.below(len + 1);
+                    let n = self.below(len + 1);
                     v.truncate(n);
                 }
                 _ => {
-                    let n = 1 + self.rng.below(16);
-                    let byte = if self.rng.below(2) == 0 {
-                        0
-                    } else {
-                        self.rng.next() as u8
-                    };
-                    v.extend(std::iter::repeat_n(byte, n));
+                    let mut tail = vec![0; 1 + self.below(16)];
+                    if self.below(2) == 0 {
+                        self.rng.fill(&mut tail);
+                    }
+                    v.extend(tail);
                 }
             }
         }
@@ -378,8 +363,8 @@ fn fuzz(target: Target) {
     let mut accepted = 0u64;
     for i in 0..iterations {
         let case = seeds + i;
-        let base = &corpus[mutator.rng.below(corpus.len())];
-        let other = &corpus[mutator.rng.below(corpus.len())];
+        let base = &corpus[mutator.below(corpus.len())];
+        let other = &corpus[mutator.below(corpus.len())];
         let input = mutator.mutate(base, other);
         if replay == Some(case) {
             return replayed(&target, case, &input);
@@ -389,7 +374,7 @@ fn fuzz(target: Target) {
             if corpus.len() < 512 {
                 corpus.push(input);
             } else {
-                let slot = seeds as usize + mutator.rng.below(corpus.len() - seeds as usize);
+                let slot = seeds as usize + mutator.below(corpus.len() - seeds as usize);
                 corpus[slot] = input;
             }
         }

@@ -262,7 +262,7 @@ impl Meta {
         self.rb_cache.clear();
     }
 
-    fn check_l2_offset(&mut self, l2: u64, l1_index: u64) -> Result<()> {
+    pub(super) fn check_l2_offset(&mut self, l2: u64, l1_index: u64) -> Result<()> {
         if self.g.offset_into_cluster(l2) != 0 {
             return Err(self.corruption(
                 true,
@@ -285,26 +285,36 @@ impl Meta {
         l2_index: usize,
         guest_cluster: u64,
     ) -> Result<()> {
-        let g = self.g;
         let host = entry & L2E_OFFSET_MASK;
-        if g.offset_into_cluster(host) != 0 {
-            return Err(self.corruption(
-                true,
-                format!(
-                    "Cluster allocation offset {} unaligned (L2 offset: {}, L2 index: {})",
-                    hex(host),
-                    hex(l2),
-                    hex(l2_index as u64)
-                ),
-            ));
-        }
-        if !g.host_cluster_valid(entry, guest_cluster) {
+        self.check_cluster_aligned(host, l2, l2_index)?;
+        if !self.g.host_cluster_valid(entry, guest_cluster) {
             return Err(self.corruption(
                 true,
                 format!(
                     "External data file host cluster offset {} does not match guest cluster offset: {}, L2 index: {})",
                     hex(host),
                     hex(guest_cluster),
+                    hex(l2_index as u64)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A host cluster an L2 entry names must be cluster-aligned.
+    pub(super) fn check_cluster_aligned(
+        &mut self,
+        host: u64,
+        l2: u64,
+        l2_index: usize,
+    ) -> Result<()> {
+        if self.g.offset_into_cluster(host) != 0 {
+            return Err(self.corruption(
+                true,
+                format!(
+                    "Cluster allocation offset {} unaligned (L2 offset: {}, L2 index: {})",
+                    hex(host),
+                    hex(l2),
                     hex(l2_index as u64)
                 ),
             ));
