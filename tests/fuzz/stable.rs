@@ -733,7 +733,7 @@ fn qcow2_header() {
         dictionary: &[b"QFI\xfb"],
         max_len: 4096,
         hot: 128,
-        iterations: 20_000,
+        iterations: 40_000,
     });
 }
 
@@ -746,7 +746,7 @@ fn qcow2_tables() {
         dictionary: &[],
         max_len: 1 << 16,
         hot: 512,
-        iterations: 2_000,
+        iterations: 6_000,
     });
 }
 
@@ -759,7 +759,7 @@ fn qcow2_open() {
         dictionary: &[],
         max_len: 256 << 10,
         hot: 16 << 10,
-        iterations: 400,
+        iterations: 1_500,
     });
 }
 
@@ -772,7 +772,7 @@ fn rbd_name() {
         dictionary: NAME_WORDS,
         max_len: 512,
         hot: 512,
-        iterations: 20_000,
+        iterations: 40_000,
     });
 }
 
@@ -785,7 +785,7 @@ fn image_name() {
         dictionary: NAME_WORDS,
         max_len: 1024,
         hot: 1024,
-        iterations: 20_000,
+        iterations: 100_000,
     });
 }
 
@@ -798,7 +798,7 @@ fn cls_reply() {
         dictionary: &[],
         max_len: 4096,
         hot: 64,
-        iterations: 20_000,
+        iterations: 200_000,
     });
 }
 
@@ -811,7 +811,7 @@ fn cls_server() {
         dictionary: &[],
         max_len: 2048,
         hot: 2048,
-        iterations: 600,
+        iterations: 5_000,
     });
 }
 

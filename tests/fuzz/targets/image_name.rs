@@ -9,7 +9,7 @@ use rbdimg::image::qemu_json;
 use rbdimg::image::spec::ImageSpec;
 use rbdimg::qjson;
 
-/// True when the text was accepted.
+/// True when the text was JSON, or a valid `--image-opts` name.
 pub fn run(data: &[u8]) -> bool {
     let Some((&mode, rest)) = data.split_first() else {
         return false;
@@ -27,9 +27,15 @@ pub fn run(data: &[u8]) -> bool {
             if let Some(map) = value.as_object() {
                 let _ = qemu_json::flatten(map);
             }
-            ImageSpec::parse(&format!("json:{text}"), false).is_ok()
+            let _ = ImageSpec::parse(&format!("json:{text}"), false);
+            true
         }
         1 => ImageSpec::parse(&text, true).is_ok(),
-        _ => Options::parse(&text.split('\n').collect::<Vec<_>>()).is_ok(),
+        // Nearly every text is a valid -o list: none is kept as a new base,
+        // or they would crowd out the JSON ones.
+        _ => {
+            let _ = Options::parse(&text.split('\n').collect::<Vec<_>>());
+            false
+        }
     }
 }
