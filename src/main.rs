@@ -1,11 +1,14 @@
 //! rbdimg: parse the command line, run the command, map the outcome to an
-//! exit code. Errors print as "<program>: <message>" like qemu-img's.
+//! exit code. Errors print as "<program>: <message>" like qemu-img's; a
+//! panic on any thread prints "<program>: internal error: ..." and exits 70.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use rbdimg::cli::panic_hook;
 use rbdimg::cli::usage_error::{self, program_name};
 use rbdimg::commands::{self, Usage};
+use rbdimg::image::notice;
 
 /// Exit code for any failed command, as qemu-img uses.
 const EXIT_FAILURE: u8 = 1;
@@ -13,6 +16,9 @@ const EXIT_FAILURE: u8 = 1;
 fn main() -> ExitCode {
     let argv: Vec<_> = std::env::args_os().collect();
     let prog = program_name(argv.first());
+    panic_hook::install(&prog);
+    let note_prog = prog.clone();
+    notice::set_sink(move |note| eprintln!("{note_prog}: {note}"));
     let cli = match usage_error::parse(argv) {
         Ok(cli) => cli,
         Err(early) => {

@@ -27,7 +27,8 @@ impl fmt::Display for SizeError {
     }
 }
 
-fn suffix_multiplier(c: u8) -> Option<u64> {
+/// The binary multiplier of a unit letter (B K M G T P E, any case).
+pub fn suffix_multiplier(c: u8) -> Option<u64> {
     let shift = match c.to_ascii_uppercase() {
         b'B' => 0,
         b'K' => 10,

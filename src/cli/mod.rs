@@ -10,6 +10,7 @@
 //! command so that their errors read like qemu-img's.
 
 pub mod docs;
+pub mod panic_hook;
 pub mod usage_error;
 
 use clap::{Args, Parser, Subcommand};

@@ -8,6 +8,7 @@ use crate::formats::raw_layer::RawLayer;
 use crate::formats::{Format, Lookup, probe, qcow2::Qcow2Image, raw::RawImage};
 use crate::image::driver::BlockDriver;
 use crate::image::error::{Error, ErrorKind, Result};
+use crate::image::notice;
 use crate::image::spec::{ImageSpec, Location};
 use crate::rbd::image::{Presentation, RbdImage};
 use crate::rbd::name::RbdSpec;
@@ -62,10 +63,7 @@ pub fn open_child(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>
 fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
     let spec = ImageSpec::parse(name, opts.image_opts)?;
     for warning in &spec.warnings {
-        eprintln!(
-            "{}: warning: {warning}",
-            crate::cli::usage_error::program_name(std::env::args_os().next().as_ref())
-        );
+        notice::notice(&format!("warning: {warning}"));
     }
     let requested = opts
         .format

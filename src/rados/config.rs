@@ -21,7 +21,8 @@
 //! 1. `store=<dir>` in the name: the embedded store in `<dir>`;
 //! 2. `conf=` or `mon_host=` in the name: that Ceph cluster;
 //! 3. `$CEPH_CONF` set: Ceph;
-//! 4. `$RBDIMG_STORE` set: the embedded store there;
+//! 4. `$RBDIMG_STORE` set: the embedded store there (set but empty is an
+//!    error);
 //! 5. a default ceph.conf (`/etc/ceph/ceph.conf`, `~/.ceph/config`,
 //!    `~/.ceph/ceph.conf`, `./ceph.conf`): Ceph;
 //! 6. otherwise the embedded store at `$XDG_DATA_HOME/rbdimg`, else
@@ -70,12 +71,23 @@ pub fn select(spec: &RbdSpec) -> Result<Backend> {
                 "store= names the embedded store and cannot be combined with conf= or mon_host=",
             ));
         }
+        if store.is_empty() {
+            return Err(Error::invalid(
+                "store= needs the embedded store's directory",
+            ));
+        }
         return Ok(Backend::Embedded(PathBuf::from(store)));
     }
     if ceph_in_name || env_set("CEPH_CONF").is_some() {
         return Ok(Backend::Ceph);
     }
-    if let Some(dir) = env_set(STORE_ENV) {
+    if let Some(dir) = std::env::var_os(STORE_ENV) {
+        // Set but empty is a mistake, not a reason to use the default.
+        if dir.is_empty() {
+            return Err(Error::invalid(format!(
+                "{STORE_ENV} is set but empty: set it to the embedded store's directory, or unset it"
+            )));
+        }
         return Ok(Backend::Embedded(PathBuf::from(dir)));
     }
     let home = env_set("HOME").map(PathBuf::from);

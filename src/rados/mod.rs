@@ -83,6 +83,13 @@ pub trait Watch: Send + Sync {
 pub trait Cluster: Send + Sync {
     /// An I/O context on `pool` within `namespace` ("" = default).
     fn pool(&self, name: &str, namespace: &str) -> Result<Arc<dyn Pool>>;
+    /// Before an image is created in `pool`/`namespace`: a backend that
+    /// makes pools and namespaces on demand (the embedded store) makes them
+    /// here. A Ceph cluster's belong to its administrator: nothing happens,
+    /// and opening them reports what is missing.
+    fn ensure_pool(&self, _pool: &str, _namespace: &str) -> Result<()> {
+        Ok(())
+    }
     /// The same, by pool id (parents may live in another pool).
     fn pool_by_id(&self, id: i64, namespace: &str) -> Result<Arc<dyn Pool>>;
     /// Our global id (`client.<id>`), as lockers and watchers see us.

@@ -3,7 +3,8 @@
 //! object-map check` compares them. A map entry NONEXISTENT or PENDING for
 //! an object that exists is a corruption (librbd readers would skip its
 //! data); a stale EXISTS for a missing object is harmless and tolerated. A
-//! map flagged invalid is reported as one corruption.
+//! map flagged invalid, or one that cannot be read or is too small, is
+//! reported as one corruption.
 
 use crate::image::driver::{CheckReport, Repair};
 use crate::image::error::{Error, ErrorKind, Result};
@@ -61,6 +62,11 @@ impl RbdImage {
                 "ERROR the object map is flagged invalid (rbd object-map rebuild repairs it)"
                     .into(),
             );
+        } else if let Some(why) = self.map_problem.lock().expect("no poisoning").as_ref() {
+            report.corruptions += 1;
+            report.messages.push(format!(
+                "ERROR the object map cannot be used: {why} (rbd object-map rebuild repairs it)"
+            ));
         }
         Ok(report)
     }

@@ -15,6 +15,7 @@ use crate::image::options::{OptDesc, OptType};
 use crate::rados::{Cluster, Pool, SnapContext, WriteOp};
 use crate::rbd::cls_rbd;
 use crate::rbd::header::{DIRECTORY, features, header_oid, id_oid};
+use crate::rbd::limits::ORDERS;
 use crate::rbd::object_map::{self, OBJECT_NONEXISTENT};
 
 /// The rbd storage's `-o` options: QEMU's (same names, help and order),
@@ -49,8 +50,6 @@ pub const CREATE_OPTIONS: &[OptDesc] = &[
     ),
 ];
 
-/// Valid object orders (object sizes 4 KiB to 32 MiB), as librbd allows.
-pub const ORDERS: std::ops::RangeInclusive<u8> = 12..=25;
 pub const DEFAULT_ORDER: u8 = 22;
 
 #[derive(Debug, Clone)]
@@ -246,6 +245,7 @@ pub fn create_image(
         ),
     };
     let cluster = crate::rados::config::connect(spec)?;
+    cluster.ensure_pool(&spec.pool, spec.namespace())?;
     let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
     let (default_features, default_order) = cluster_defaults(cluster.as_ref());
     let spec = CreateSpec {

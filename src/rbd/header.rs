@@ -6,6 +6,7 @@ use crate::image::error::{Error, ErrorKind, Result};
 use crate::rados::Pool;
 use crate::rbd::cls_rbd::{self, NOSNAP, ParentSpec};
 use crate::rbd::encoding::DecodeError;
+use crate::rbd::limits;
 
 /// Feature bits (`include/rbd/features.h`).
 pub mod features {
@@ -185,20 +186,27 @@ impl Header {
         Self::load_by_id(pool, name, &id)
     }
 
-    /// Reads the metadata of the image with this id (e.g. a clone's parent).
+    /// Reads the metadata of the image with this id (e.g. a clone's parent),
+    /// checking every value against [`limits`].
     pub fn load_by_id(pool: &dyn Pool, name: &str, id: &str) -> Result<Header> {
+        limits::check_id("image id", id)?;
         let oid = header_oid(id);
         let call = |c: cls_rbd::Call| pool.exec(&oid, &c).map_err(strip);
         let (order, size) =
             cls_rbd::decode_size(&call(cls_rbd::get_size(NOSNAP))?).map_err(corrupt("size"))?;
+        limits::check_order(order)?;
+        limits::check_size("size", size)?;
         let (features, _) = cls_rbd::decode_features(&call(cls_rbd::get_features(false))?)
             .map_err(corrupt("features"))?;
+        limits::check_features(features)?;
         let object_prefix = cls_rbd::decode_string(&call(cls_rbd::get_object_prefix())?)
             .map_err(corrupt("prefix"))?;
+        limits::check_object_prefix(&object_prefix)?;
         let flags =
             cls_rbd::decode_u64(&call(cls_rbd::get_flags(NOSNAP))?).map_err(corrupt("flags"))?;
         let (snap_seq, snap_ids) = cls_rbd::decode_snapcontext(&call(cls_rbd::get_snapcontext())?)
             .map_err(corrupt("snapshot context"))?;
+        limits::check_snap_context(snap_seq, &snap_ids)?;
         let (stripe_unit, stripe_count) = if features & features::STRIPINGV2 != 0 {
             cls_rbd::decode_stripe(&call(cls_rbd::get_stripe_unit_count())?)
                 .map_err(corrupt("striping"))?
@@ -215,10 +223,13 @@ impl Header {
             let overlap = cls_rbd::decode_overlap(&call(cls_rbd::parent_overlap_get(NOSNAP))?)
                 .map_err(corrupt("parent overlap"))?;
             match (spec.exists(), overlap) {
-                (true, Some(overlap)) => Some(Parent {
-                    spec,
-                    overlap: overlap.min(size),
-                }),
+                (true, Some(overlap)) => {
+                    limits::check_id("parent image id", &spec.image_id)?;
+                    Some(Parent {
+                        spec,
+                        overlap: overlap.min(size),
+                    })
+                }
                 _ => None,
             }
         } else {
@@ -237,6 +248,7 @@ impl Header {
             }
             let protection = cls_rbd::decode_u8(&call(cls_rbd::get_protection_status(snap))?)
                 .map_err(corrupt("protection"))?;
+            limits::check_snapshot(snap, info.id, &info.name, info.image_size, protection)?;
             let flags =
                 cls_rbd::decode_u64(&call(cls_rbd::get_flags(snap))?).map_err(corrupt("flags"))?;
             snapshots.push(Snapshot {
@@ -248,6 +260,7 @@ impl Header {
                 flags,
             });
         }
+        limits::check_unique_names(snapshots.iter().map(|s| s.name.as_str()))?;
         Ok(Header {
             name: name.to_string(),
             id: id.to_string(),

@@ -20,6 +20,7 @@ use crate::image::snapshot::SnapshotInfo;
 use crate::rados::{Cluster, Pool, SnapContext, config};
 use crate::rbd::cls_rbd;
 use crate::rbd::header::{Header, Snapshot, features};
+use crate::rbd::limits;
 use crate::rbd::lock::ExclusiveLock;
 use crate::rbd::name::RbdSpec;
 use crate::rbd::notify::{self, NOTIFY_TIMEOUT_MS};
@@ -49,6 +50,9 @@ pub struct RbdImage {
     /// The object map in use: the head's (kept current while we hold the
     /// lock) or the opened snapshot's; `None` when absent or invalid.
     pub(super) map: Mutex<Option<ObjectMap>>,
+    /// Why a map that should be there could not be used (read-only opens
+    /// do not flag it invalid): `check` reports it.
+    pub(super) map_problem: Mutex<Option<String>>,
     /// Objects whose map update is on its way to the cluster: another
     /// writer of the same object waits until it is durable.
     pub(super) map_busy: Mutex<HashSet<u64>>,
@@ -122,6 +126,7 @@ impl RbdImage {
             snapshot,
             presentation,
             filename.to_string(),
+            0,
         )?;
         if writable {
             image.acquire_lock()?;
@@ -130,10 +135,18 @@ impl RbdImage {
         Ok(Arc::new(image))
     }
 
+    /// Opens the parent of a clone `depth` links down its chain.
     fn open_parent(
         cluster: &Arc<dyn Cluster>,
         spec: &cls_rbd::ParentSpec,
+        depth: usize,
     ) -> Result<Arc<RbdImage>> {
+        if depth > limits::MAX_PARENT_CHAIN {
+            return Err(Error::corrupt(format!(
+                "parent chain is too long ({})",
+                limits::MAX_PARENT_CHAIN
+            )));
+        }
         let pool = cluster.pool_by_id(spec.pool_id, &spec.namespace)?;
         let header = Header::load_by_id(pool.as_ref(), &spec.image_id, &spec.image_id)?;
         let snap = header
@@ -164,13 +177,16 @@ impl RbdImage {
             Some(snap),
             Presentation::Rbd,
             filename,
+            depth,
         )?;
         image.load_object_map()?;
         Ok(Arc::new(image))
     }
 
     /// Builds the open image from its loaded header: data pool, parent
-    /// (opened read-only at its snapshot) and snapshot context.
+    /// (opened read-only at its snapshot) and snapshot context. `depth`
+    /// counts the clone links above this image.
+    #[allow(clippy::too_many_arguments)]
     fn assemble(
         cluster: Arc<dyn Cluster>,
         pool: Arc<dyn Pool>,
@@ -179,6 +195,7 @@ impl RbdImage {
         snapshot: Option<Snapshot>,
         presentation: Presentation,
         filename: String,
+        depth: usize,
     ) -> Result<RbdImage> {
         let data = match header.data_pool_id {
             Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
@@ -186,7 +203,7 @@ impl RbdImage {
         };
         let parent = match &header.parent {
             Some(p) => Some((
-                Self::open_parent(&cluster, &p.spec)?,
+                Self::open_parent(&cluster, &p.spec, depth + 1)?,
                 Self::overlap_at(&pool, &header, &snapshot)?,
             )),
             None => None,
@@ -202,6 +219,7 @@ impl RbdImage {
             data,
             state: RwLock::new(State { header, snapc }),
             map: Mutex::new(None),
+            map_problem: Mutex::new(None),
             map_busy: Mutex::new(HashSet::new()),
             map_settled: Condvar::new(),
             snapshot,
@@ -269,7 +287,7 @@ impl RbdImage {
                 ObjectMap::decode(&out).map_err(|e| Error::corrupt(format!("object map: {e}")))
             });
         let needed = header.object_count(size);
-        match loaded {
+        let problem = match loaded {
             // A map larger than the image is left over from an interrupted
             // shrink and is accepted, as librbd accepts it.
             Ok(map) if map.len() >= needed => {
@@ -281,15 +299,18 @@ impl RbdImage {
                 if self.holds_lock() && self.snapshot.is_none() {
                     self.settle_pending(&state, &pending)?;
                 }
+                return Ok(());
             }
-            _ if self.holds_lock() => {
-                drop(slot);
-                drop(state);
-                self.invalidate_object_map()?;
-            }
-            // Read-only: fall back to asking RADOS whether objects exist.
-            _ => {}
+            Ok(map) => format!("it covers {} of the {needed} objects", map.len()),
+            Err(e) => e.to_string(),
+        };
+        drop(slot);
+        if self.holds_lock() {
+            drop(state);
+            return self.invalidate_object_map();
         }
+        // Read-only: fall back to asking RADOS whether objects exist.
+        *self.map_problem.lock().expect("no poisoning") = Some(problem);
         Ok(())
     }
 

@@ -83,6 +83,24 @@ fn apply(map: &mut object_map::ObjectMap, start: u64, end: u64, new: u8, current
 /// librbd batches map updates at this many objects.
 const MAP_BATCH: u64 = 262_144;
 
+/// Ends an object's busy state, even if its update unwinds: other writers
+/// of the object wait for it.
+struct Settle<'a> {
+    image: &'a RbdImage,
+    object: u64,
+}
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        self.image
+            .map_busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.object);
+        self.image.map_settled.notify_all();
+    }
+}
+
 impl RbdImage {
     fn check_range(&self, state: &State, offset: u64, len: u64) -> Result<()> {
         let size = self.current_size(state);
@@ -147,14 +165,17 @@ impl RbdImage {
             }
             busy.insert(object);
         }
+        let settled = Settle {
+            image: self,
+            object,
+        };
         let sent = self.send_map_update(state, object, object + 1, new, current);
         if sent.is_ok()
             && let Some(map) = self.map.lock().expect("no poisoning").as_mut()
         {
             apply(map, object, object + 1, new, current);
         }
-        self.map_busy.lock().expect("no poisoning").remove(&object);
-        self.map_settled.notify_all();
+        drop(settled);
         sent.map_err(|e| self.map_update_failed(e))
     }
 

@@ -10,6 +10,7 @@ pub mod encoding;
 pub mod header;
 pub mod image;
 pub mod io;
+pub mod limits;
 pub mod lock;
 pub mod name;
 pub mod notify;

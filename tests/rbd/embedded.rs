@@ -40,7 +40,7 @@ fn names_select_the_store_with_no_surprise() {
         args.push(name);
         isolated(cwd, home.path(), env, &args)
     };
-    // No Ceph configuration: the XDG data directory, pool made on first use.
+    // No Ceph configuration: the XDG data directory, pool made by create.
     let out = isolated(cwd, home.path(), &[], &["create", "rbd:rbd/a", "1M"]);
     assert_eq!(out.code, 0, "{out:#?}");
     let default = home.path().join("xdg/rbdimg");
@@ -109,6 +109,36 @@ fn names_select_the_store_with_no_surprise() {
     assert_eq!(out.code, 1, "{out:#?}");
     std::fs::remove_file(&conf).unwrap();
     assert_eq!(run(&[], "rbd:rbd/a").code, 0);
+}
+
+#[test]
+fn an_empty_store_setting_is_an_error_not_the_default() {
+    let home = tempfile::tempdir().unwrap();
+    let cwd = home.path();
+    let out = isolated(
+        cwd,
+        home.path(),
+        &[("RBDIMG_STORE", "")],
+        &["info", "rbd:rbd/a"],
+    );
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (
+            1,
+            "rbdimg: Could not open 'rbd:rbd/a': RBDIMG_STORE is set but empty: \
+             set it to the embedded store's directory, or unset it\n"
+        )
+    );
+    let out = isolated(cwd, home.path(), &[], &["create", "rbd:rbd/a:store=", "1M"]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr
+            .ends_with("store= needs the embedded store's directory\n"),
+        "{}",
+        out.stderr
+    );
+    // Nothing fell back to the default place.
+    assert!(!home.path().join("xdg").exists());
 }
 
 /// The README's first command, from a `git clone` of this checkout, with no

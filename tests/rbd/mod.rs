@@ -5,8 +5,11 @@
 //! with rbdimg itself.
 
 mod conformance;
+mod corrupt;
 mod crash;
 mod embedded;
+mod names;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,7 +92,8 @@ impl Backend {
         );
     }
 
-    /// Makes `pool/ns` usable (the embedded store creates namespaces on first use).
+    /// Makes `pool/ns` usable (the embedded store creates a namespace with
+    /// its first image).
     pub fn create_namespace(&self, pool_ns: &str) {
         if let Backend::Ceph(c) = self {
             c.tool_ok("rbd", &["namespace", "create", pool_ns]);

@@ -4,24 +4,27 @@
 //! the database (its snapset); clone-on-write copies the head with a
 //! reflink where the filesystem has them, else hole by hole.
 //!
+//! Every file is reached through the namespace directory's descriptor and
+//! never through a link (see `dir.rs`).
+//!
 //! Crash safety: a clone is written to a temporary file and renamed into
 //! place before the transaction that records it commits, and the head is
 //! changed only after that; whole-object replacements go through a rename.
 //! A process killed at any point leaves every recorded clone intact.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{OptionalExtension, Transaction, params};
+use rustix::fs::{FallocateFlags, SeekFrom};
 
 use super::db::{Db, Key, db_error};
+use super::dir::Dir;
 use super::snapset::{SnapSet, Version};
-use crate::image::error::{Error, Result};
+use crate::image::error::{Error, ErrorKind, Result};
 use crate::rados::librados::errno_error;
 use crate::rados::{SnapContext, WriteOp};
 
@@ -61,11 +64,13 @@ pub fn unescape(name: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// An errno failure reads "<what> <oid>: <strerror>"; a refused file
+/// (a link, a FIFO ...) names itself after the colon.
 fn io_error(what: &str, oid: &str, e: io::Error) -> Error {
-    errno_error(
-        e.raw_os_error().unwrap_or(libc::EIO),
-        format!("{what} {oid}"),
-    )
+    match e.raw_os_error() {
+        Some(errno) => errno_error(errno, format!("{what} {oid}")),
+        None => Error::new(ErrorKind::Io, format!("{what} {oid}: {e}")),
+    }
 }
 
 fn enoent(oid: &str) -> Error {
@@ -75,13 +80,16 @@ fn enoent(oid: &str) -> Error {
 /// The files of one pool namespace, with the per-process state that makes
 /// the hot path free of database work.
 pub struct DataDir {
-    root: PathBuf,
+    /// The store's `objects/` directory and the path below it.
+    objects: Arc<Dir>,
+    components: Vec<String>,
+    /// The namespace directory, once it exists.
+    dir: Mutex<Option<Arc<Dir>>>,
     /// A lower bound of each object's snapset seq. Seqs only grow, so this
     /// stays correct whatever other processes do.
     seqs: Mutex<HashMap<String, u64>>,
-    made: Mutex<bool>,
     /// Heads written since the last flush.
-    dirty: Mutex<HashSet<PathBuf>>,
+    dirty: Mutex<HashSet<String>>,
 }
 
 pub fn load_snapset(tx: &Transaction, k: Key) -> Result<SnapSet> {
@@ -109,14 +117,10 @@ pub fn save_snapset(tx: &Transaction, k: Key, ss: &SnapSet) -> Result<()> {
     Ok(())
 }
 
-/// Copies `from` to `to` keeping holes: a reflink when the filesystem can,
-/// else data extent by data extent.
-pub fn copy_sparse(from: &Path, to: &Path) -> io::Result<()> {
-    let src = File::open(from)?;
-    let dst = File::create(to)?;
-    // SAFETY: FICLONE takes the source descriptor; both files are open.
-    let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-    if rc == 0 {
+/// Copies `src` into the empty `dst` keeping holes: a reflink when the
+/// filesystem can, else data extent by data extent.
+pub fn copy_sparse(src: &File, dst: &File) -> io::Result<()> {
+    if rustix::fs::ioctl_ficlone(dst, src).is_ok() {
         return Ok(());
     }
     let size = src.metadata()?.len();
@@ -124,14 +128,10 @@ pub fn copy_sparse(from: &Path, to: &Path) -> io::Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = 0u64;
     while pos < size {
-        // SAFETY: lseek on our own descriptor.
-        let data = unsafe { libc::lseek(src.as_raw_fd(), pos as i64, libc::SEEK_DATA) };
-        if data < 0 {
+        let Ok(start) = rustix::fs::seek(src, SeekFrom::Data(pos)) else {
             break; // only a hole remains
-        }
-        // SAFETY: as above.
-        let hole = unsafe { libc::lseek(src.as_raw_fd(), data, libc::SEEK_HOLE) };
-        let (start, end) = (data as u64, (hole.max(data) as u64).min(size));
+        };
+        let end = rustix::fs::seek(src, SeekFrom::Hole(start))?.min(size);
         let mut at = start;
         while at < end {
             let n = ((end - at) as usize).min(buf.len());
@@ -145,47 +145,69 @@ pub fn copy_sparse(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 impl DataDir {
-    pub fn new(root: PathBuf) -> DataDir {
+    /// The directory `objects/<components...>` of the store.
+    pub fn new(objects: Arc<Dir>, components: Vec<String>) -> DataDir {
         DataDir {
-            root,
+            objects,
+            components,
+            dir: Mutex::new(None),
             seqs: Mutex::new(HashMap::new()),
-            made: Mutex::new(false),
             dirty: Mutex::new(HashSet::new()),
         }
     }
 
-    fn head(&self, oid: &str) -> PathBuf {
-        self.root.join(escape(oid))
+    fn head(oid: &str) -> String {
+        escape(oid)
     }
 
-    fn clone_path(&self, oid: &str, id: u64) -> PathBuf {
-        self.root.join(format!("{}@{id:x}", escape(oid)))
+    fn clone_name(oid: &str, id: u64) -> String {
+        format!("{}@{id:x}", escape(oid))
     }
 
-    fn temp(&self, oid: &str) -> PathBuf {
-        self.root
-            .join(format!("{}@tmp{}", escape(oid), std::process::id()))
+    fn temp(oid: &str) -> String {
+        format!("{}@tmp{}", escape(oid), std::process::id())
     }
 
-    fn ensure_dir(&self) -> Result<()> {
-        let mut made = self.made.lock().expect("no poisoning");
-        if !*made {
-            fs::create_dir_all(&self.root)
-                .map_err(|e| io_error("cannot create", &self.root.to_string_lossy(), e))?;
-            *made = true;
+    /// The namespace directory (created when `create`); None while it does
+    /// not exist.
+    fn dir(&self, create: bool) -> Result<Option<Arc<Dir>>> {
+        let mut cached = self.dir.lock().expect("no poisoning");
+        if let Some(dir) = cached.as_ref() {
+            return Ok(Some(dir.clone()));
         }
-        Ok(())
+        let fail = |e: io::Error| {
+            Error::io(
+                "open",
+                format!("embedded store directory {}", self.objects.path().display()),
+                e,
+            )
+        };
+        let mut dir: Option<Dir> = None;
+        for name in &self.components {
+            let parent = dir.as_ref().unwrap_or(&self.objects);
+            match parent.subdir(name, create).map_err(fail)? {
+                Some(d) => dir = Some(d),
+                None => return Ok(None),
+            }
+        }
+        let dir = Arc::new(dir.expect("a namespace directory has components"));
+        *cached = Some(dir.clone());
+        Ok(Some(dir))
     }
 
-    /// The file holding `oid` as of `snap`, or None if it did not exist.
-    fn version_path(&self, db: &Db, k: Key, snap: u64) -> Result<Option<PathBuf>> {
+    fn existing_dir(&self, oid: &str) -> Result<Arc<Dir>> {
+        self.dir(false)?.ok_or_else(|| enoent(oid))
+    }
+
+    /// The file name holding `oid` as of `snap`, or None if it did not exist.
+    fn version_name(&self, db: &Db, k: Key, snap: u64) -> Result<Option<String>> {
         if snap == crate::rados::SNAP_HEAD {
-            return Ok(Some(self.head(k.oid)));
+            return Ok(Some(Self::head(k.oid)));
         }
         let ss = db.read(|tx| load_snapset(tx, k))?;
         Ok(match ss.resolve(snap) {
-            Version::Head => Some(self.head(k.oid)),
-            Version::Clone(id) => Some(self.clone_path(k.oid, id)),
+            Version::Head => Some(Self::head(k.oid)),
+            Version::Clone(id) => Some(Self::clone_name(k.oid, id)),
             Version::Absent => None,
         })
     }
@@ -199,33 +221,50 @@ impl DataDir {
         buf: &mut [u8],
         snap: u64,
     ) -> Result<usize> {
-        let path = self
-            .version_path(db, k, snap)?
+        let rerr = |e: io::Error| io_error("error reading", k.oid, e);
+        let name = self
+            .version_name(db, k, snap)?
             .ok_or_else(|| enoent(k.oid))?;
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(enoent(k.oid)),
-            Err(e) => return Err(io_error("error reading", k.oid, e)),
-        };
-        let size = file
-            .metadata()
-            .map_err(|e| io_error("error reading", k.oid, e))?
-            .len();
+        let file = self
+            .existing_dir(k.oid)?
+            .open_read(&name)
+            .map_err(rerr)?
+            .ok_or_else(|| enoent(k.oid))?;
+        let size = file.metadata().map_err(rerr)?.len();
         let n = size.saturating_sub(offset).min(buf.len() as u64) as usize;
-        file.read_exact_at(&mut buf[..n], offset)
-            .map_err(|e| io_error("error reading", k.oid, e))?;
+        file.read_exact_at(&mut buf[..n], offset).map_err(rerr)?;
         Ok(n)
     }
 
     pub fn stat(&self, db: &Db, k: Key, snap: u64) -> Result<u64> {
-        let path = self
-            .version_path(db, k, snap)?
+        let name = self
+            .version_name(db, k, snap)?
             .ok_or_else(|| enoent(k.oid))?;
-        match fs::metadata(&path) {
-            Ok(m) => Ok(m.len()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(enoent(k.oid)),
-            Err(e) => Err(io_error("error reading", k.oid, e)),
-        }
+        self.existing_dir(k.oid)?
+            .size(&name)
+            .map_err(|e| io_error("error reading", k.oid, e))?
+            .ok_or_else(|| enoent(k.oid))
+    }
+
+    /// Whether the head exists (a refused file is an error, not absence).
+    fn head_exists(&self, oid: &str) -> Result<bool> {
+        let Some(dir) = self.dir(false)? else {
+            return Ok(false);
+        };
+        Ok(dir
+            .size(&Self::head(oid))
+            .map_err(|e| io_error("error reading", oid, e))?
+            .is_some())
+    }
+
+    /// Copies version `from` of `oid` over `to` through a temporary file.
+    fn copy_over(&self, dir: &Dir, oid: &str, from: &str, to: &str) -> io::Result<()> {
+        let src = dir
+            .open_read(from)?
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let temp = Self::temp(oid);
+        copy_sparse(&src, &dir.create_fresh(&temp)?)?;
+        dir.rename(&temp, to)
     }
 
     /// Brings the object up to `snapc`, cloning the head first when the
@@ -241,15 +280,13 @@ impl DataDir {
         {
             return Ok(());
         }
-        self.ensure_dir()?;
-        let head = self.head(k.oid);
+        let dir = self.dir(true)?.expect("created");
+        let head = Self::head(k.oid);
         let seq = db.write(|tx| {
             let mut ss = load_snapset(tx, k)?;
             let before = ss.clone();
-            if let Some(id) = ss.make_writeable(snapc, head.exists()) {
-                let temp = self.temp(k.oid);
-                copy_sparse(&head, &temp)
-                    .and_then(|()| fs::rename(&temp, self.clone_path(k.oid, id)))
+            if let Some(id) = ss.make_writeable(snapc, self.head_exists(k.oid)?) {
+                self.copy_over(&dir, k.oid, &head, &Self::clone_name(k.oid, id))
                     .map_err(|e| io_error("error cloning", k.oid, e))?;
             }
             if ss != before {
@@ -265,32 +302,30 @@ impl DataDir {
     }
 
     fn open_head(&self, oid: &str) -> Result<File> {
-        self.ensure_dir()?;
-        let path = self.head(oid);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+        let name = Self::head(oid);
+        let file = self
+            .dir(true)?
+            .expect("created")
+            .open_write(&name)
             .map_err(|e| io_error("error writing", oid, e))?;
-        self.dirty.lock().expect("no poisoning").insert(path);
+        self.dirty.lock().expect("no poisoning").insert(name);
         Ok(file)
     }
 
     /// Applies `ops` in order (rbdimg sends one op per data-object request).
     pub fn operate(&self, db: &Db, k: Key, ops: &[WriteOp], snapc: &SnapContext) -> Result<()> {
         let oid = k.oid;
-        let head = self.head(oid);
+        let head = Self::head(oid);
         let werr = |e: io::Error| io_error("error writing", oid, e);
         for op in ops {
             match *op {
                 WriteOp::AssertExists => {
-                    if !head.exists() {
+                    if !self.head_exists(oid)? {
                         return Err(enoent(oid));
                     }
                 }
                 WriteOp::CreateExclusive => {
-                    if head.exists() {
+                    if self.head_exists(oid)? {
                         return Err(errno_error(libc::EEXIST, format!("create on {oid}")));
                     }
                     self.prepare(db, k, snapc)?;
@@ -304,10 +339,11 @@ impl DataDir {
                 }
                 WriteOp::WriteFull(data) => {
                     self.prepare(db, k, snapc)?;
-                    self.ensure_dir()?;
-                    let temp = self.temp(oid);
-                    fs::write(&temp, data)
-                        .and_then(|()| fs::rename(&temp, &head))
+                    let dir = self.dir(true)?.expect("created");
+                    let temp = Self::temp(oid);
+                    dir.create_fresh(&temp)
+                        .and_then(|f| f.write_all_at(data, 0))
+                        .and_then(|()| dir.rename(&temp, &head))
                         .map_err(werr)?;
                     self.dirty
                         .lock()
@@ -315,7 +351,7 @@ impl DataDir {
                         .insert(head.clone());
                 }
                 WriteOp::Zero { offset, len } => {
-                    if !head.exists() {
+                    if !self.head_exists(oid)? {
                         continue;
                     }
                     self.prepare(db, k, snapc)?;
@@ -331,15 +367,11 @@ impl DataDir {
                     self.open_head(oid)?.set_len(size).map_err(werr)?;
                 }
                 WriteOp::Remove => {
-                    if !head.exists() {
+                    if !self.head_exists(oid)? {
                         return Err(errno_error(libc::ENOENT, format!("remove on {oid}")));
                     }
                     self.prepare(db, k, snapc)?;
-                    match fs::remove_file(&head) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(werr(e)),
-                    }
+                    self.existing_dir(oid)?.remove(&head).map_err(werr)?;
                     self.dirty.lock().expect("no poisoning").remove(&head);
                 }
                 WriteOp::Exec(call) => {
@@ -359,44 +391,45 @@ impl DataDir {
     /// Restores the object to its state at `snap` (removed if it did not exist).
     pub fn rollback(&self, db: &Db, k: Key, snap: u64, snapc: &SnapContext) -> Result<()> {
         self.prepare(db, k, snapc)?;
-        let head = self.head(k.oid);
+        let head = Self::head(k.oid);
         let werr = |e: io::Error| io_error("error rolling back", k.oid, e);
         let ss = db.read(|tx| load_snapset(tx, k))?;
         match ss.resolve(snap) {
             Version::Head => {}
             Version::Clone(id) => {
-                let temp = self.temp(k.oid);
-                copy_sparse(&self.clone_path(k.oid, id), &temp)
-                    .and_then(|()| fs::rename(&temp, &head))
+                let dir = self.dir(true)?.expect("created");
+                self.copy_over(&dir, k.oid, &Self::clone_name(k.oid, id), &head)
                     .map_err(werr)?;
                 self.dirty.lock().expect("no poisoning").insert(head);
             }
-            Version::Absent => match fs::remove_file(&head) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(werr(e)),
-            },
+            Version::Absent => {
+                if let Some(dir) = self.dir(false)? {
+                    dir.remove(&head).map_err(werr)?;
+                }
+            }
         }
         Ok(())
     }
 
     /// Forgets clone files no snapshot needs any more.
     pub fn remove_clones(&self, oid: &str, ids: &[u64]) {
-        for id in ids {
-            let _ = fs::remove_file(self.clone_path(oid, *id));
+        if let Ok(Some(dir)) = self.dir(false) {
+            for id in ids {
+                let _ = dir.remove(&Self::clone_name(oid, *id));
+            }
         }
     }
 
     /// Object names with a head file.
     pub fn list(&self) -> Result<Vec<String>> {
-        let entries = match fs::read_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_error("error listing", &self.root.to_string_lossy(), e)),
+        let Some(dir) = self.dir(false)? else {
+            return Ok(Vec::new());
         };
-        Ok(entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        let names = dir
+            .files()
+            .map_err(|e| io_error("error listing", &dir.path().to_string_lossy(), e))?;
+        Ok(names
+            .into_iter()
             .filter(|n| !n.contains('@'))
             .filter_map(|n| unescape(&n))
             .collect())
@@ -404,35 +437,25 @@ impl DataDir {
 
     /// Makes every head written since the last flush durable.
     pub fn flush(&self) -> Result<()> {
-        let dirty: Vec<PathBuf> = self.dirty.lock().expect("no poisoning").drain().collect();
-        for path in &dirty {
-            match File::open(path).and_then(|f| f.sync_data()) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error("error flushing", &path.to_string_lossy(), e)),
+        let dirty: Vec<String> = self.dirty.lock().expect("no poisoning").drain().collect();
+        let Some(dir) = self.dir(false)?.filter(|_| !dirty.is_empty()) else {
+            return Ok(());
+        };
+        for name in &dirty {
+            let ferr = |e: io::Error| io_error("error flushing", name, e);
+            if let Some(file) = dir.open_read(name).map_err(ferr)? {
+                file.sync_data().map_err(ferr)?;
             }
         }
-        if !dirty.is_empty()
-            && let Ok(dir) = File::open(&self.root)
-        {
-            let _ = dir.sync_all();
-        }
+        let _ = dir.sync();
         Ok(())
     }
 }
 
 /// Deallocates a range (reads as zeros), writing zeros where holes cannot be punched.
 fn punch(file: &File, offset: u64, len: u64) -> io::Result<()> {
-    // SAFETY: fallocate on our own descriptor.
-    let rc = unsafe {
-        libc::fallocate(
-            file.as_raw_fd(),
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            offset as i64,
-            len as i64,
-        )
-    };
-    if rc == 0 {
+    let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+    if rustix::fs::fallocate(file, flags, offset, len).is_ok() {
         return Ok(());
     }
     let zeros = vec![0u8; (len as usize).min(1 << 20)];
@@ -448,6 +471,7 @@ fn punch(file: &File, offset: u64, len: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     /// The first bytes of an object version, as a vector.
     fn read_back(data: &DataDir, db: &Db, k: Key, snap: u64) -> Result<Vec<u8>> {
@@ -470,8 +494,10 @@ mod tests {
     #[test]
     fn clone_on_write_read_at_snapshots_rollback_and_trim() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("db")).unwrap();
-        let data = DataDir::new(dir.path().join("objects"));
+        let root = Dir::open_root(dir.path()).unwrap();
+        let db = Db::open(&root).unwrap();
+        let objects = Arc::new(root.subdir("objects", true).unwrap().unwrap());
+        let data = DataDir::new(objects, vec!["1".into(), "default".into()]);
         let k = Key {
             pool: 1,
             ns: "",
@@ -531,7 +557,8 @@ mod tests {
             .unwrap();
         assert_eq!(gone, vec![2]);
         data.remove_clones(k.oid, &gone);
-        assert!(!data.clone_path(k.oid, 2).exists());
+        let clone = DataDir::clone_name(k.oid, 2);
+        assert!(!dir.path().join("objects/1/default").join(clone).exists());
         assert_eq!(read_back(&data, &db, k, 3).unwrap(), b"v2");
     }
 
@@ -543,7 +570,7 @@ mod tests {
         f.set_len(8 << 20).unwrap();
         f.write_all_at(b"hello", 5 << 20).unwrap();
         f.write_all_at(b"x", 0).unwrap();
-        copy_sparse(&a, &b).unwrap();
+        copy_sparse(&File::open(&a).unwrap(), &File::create(&b).unwrap()).unwrap();
         assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
         use std::os::unix::fs::MetadataExt;
         assert!(fs::metadata(&b).unwrap().blocks() * 512 < 1 << 20);

@@ -4,13 +4,16 @@
 //! omap, xattrs), the snapsets of data objects, and the registry of live
 //! clients and their watches.
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+use rustix::fs::FileType;
 
 use super::cls::Staged;
+use super::dir::Dir;
 use crate::image::error::{Error, ErrorKind, Result};
 
 const SCHEMA: &str = "
@@ -39,6 +42,11 @@ CREATE TABLE IF NOT EXISTS watches(
     PRIMARY KEY(pool, ns, oid, gid, cookie)) WITHOUT ROWID;
 ";
 
+/// The database's file in the store's root, and the companions SQLite
+/// opens beside it by path.
+pub const FILE: &str = "store.db";
+pub const COMPANIONS: [&str; 3] = ["store.db-wal", "store.db-shm", "store.db-journal"];
+
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -59,13 +67,29 @@ pub struct Db {
 }
 
 impl Db {
-    pub fn open(path: &Path) -> Result<Db> {
-        let conn = Connection::open(path).map_err(|e| {
+    /// Opens (creating) the database in the store's root. SQLite opens
+    /// files by path, so first the database and its companions must be
+    /// regular files or absent, never links; the database is created here
+    /// (0600), and SQLite gives its -wal and -shm files the same mode.
+    pub fn open(root: &Dir) -> Result<Db> {
+        let path = root.path().join(FILE);
+        let cannot = |e: &dyn std::fmt::Display| {
             Error::new(
                 ErrorKind::Io,
                 format!("cannot open the embedded store {}: {e}", path.display()),
             )
-        })?;
+        };
+        for name in COMPANIONS {
+            root.check(name, FileType::RegularFile)
+                .map_err(|e| cannot(&e))?;
+        }
+        drop(root.open_write(FILE).map_err(|e| cannot(&e))?);
+        // Not SQLITE_OPEN_URI: a store path starting "file:" is a path.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| cannot(&e))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
         // WAL lets readers run beside one writer; NORMAL syncs at checkpoints,
         // which survives any process crash.
@@ -108,7 +132,7 @@ impl Db {
     }
 }
 
-/// The pool's id, creating the pool on first use.
+/// The pool's id; with `create` a missing pool is made (ensure_pool does).
 pub fn pool_id(tx: &Transaction, name: &str, create: bool) -> Result<Option<i64>> {
     let found: Option<i64> = tx
         .query_row("SELECT id FROM pools WHERE name=?1", [name], |r| r.get(0))

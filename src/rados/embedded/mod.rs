@@ -5,22 +5,38 @@
 //!  <store>/store.db                 SQLite (WAL): pools, non-data objects
 //!                                   (bytes, omap, xattrs), snapsets of data
 //!                                   objects, live clients and their watches
-//!  <store>/objects/<pool>/<ns>/     data objects (rbd_data.*) as sparse files,
-//!                                   <oid> for the head, <oid>@<hex> per clone
+//!  <store>/objects/<pool id>/<ns>/  data objects (rbd_data.*) as sparse files,
+//!                                   <oid> for the head, <oid>@<hex> per clone;
+//!                                   <ns> is `default` or `ns_<escaped name>`
 //! ```
+//!
+//! The store is private and follows no links: below the root the user
+//! chose, every directory and file is opened relative to its parent's
+//! descriptor without following links, and what the store creates is 0700
+//! (directories) or 0600 (files) whatever the umask (`dir.rs`). An existing
+//! store that others can reach gets a warning, not a silent chmod.
+//!
+//! It is as strict as a cluster where a cluster is strict: the name's
+//! settings are checked against Ceph's option table (`options.rs`), the
+//! OSD's name limits apply, and a missing pool or namespace is an error,
+//! except that creating an image makes its pool and namespace (with names
+//! Ceph accepts) since the store has no `ceph osd pool create`.
 //!
 //! Object classes (cls_rbd, cls_lock) run here, inside the same database
 //! transaction as the rest of a compound op. Several rbdimg processes may
 //! share a store: metadata transactions are atomic and isolated, data writes
 //! to an image are serialized by its exclusive lock as on Ceph. A client is
 //! alive while its process (pid and start time) is; `notify` reaches the
-//! watchers of our own process through their handlers and lists those of
-//! other live processes as not answering, which is all librbd's lock
-//! protocol needs to tell a live owner from a dead one.
+//! watchers of our own process through their handlers, lists those of
+//! other live processes as answering with an empty payload, and drops
+//! those of dead ones, which is all librbd's lock protocol needs to tell a
+//! live owner from a dead one.
 
 pub mod cls;
 pub mod data;
 pub mod db;
+pub mod dir;
+pub mod options;
 pub mod snapset;
 
 use std::collections::HashMap;
@@ -33,6 +49,7 @@ use rusqlite::params;
 use self::cls::{Caller, ObjectCtx};
 use self::data::{DataDir, is_data_object};
 use self::db::{Db, Key, db_error};
+use self::dir::Dir;
 use crate::image::error::{Error, Result};
 use crate::rados::librados::errno_error;
 use crate::rados::{
@@ -52,6 +69,9 @@ fn alive(pid: i64, start: u64) -> bool {
     process_start(pid) == Some(start)
 }
 
+/// librbd's list of a pool's namespaces (in the default namespace).
+const NAMESPACE_DIRECTORY: &str = "rbd_namespace";
+
 type Handlers = HashMap<(u64, u64), Arc<dyn WatchHandler>>;
 
 /// Watch handlers of this process, by "store|pool|ns|oid" and (gid, cookie).
@@ -62,6 +82,7 @@ fn handlers() -> &'static Mutex<HashMap<String, Handlers>> {
 
 struct Shared {
     root: PathBuf,
+    objects: Arc<Dir>,
     db: Db,
     gid: u64,
     pid: i64,
@@ -82,14 +103,71 @@ impl Drop for Shared {
     }
 }
 
-/// The directory of a pool namespace's data objects.
-fn data_dir(root: &Path, pool: i64, namespace: &str) -> DataDir {
-    let ns_dir = if namespace.is_empty() {
-        "default".to_string()
+/// The OSD's limits (`osd_max_object_name_len`,
+/// `osd_max_object_namespace_len`): longer names fail with ENAMETOOLONG.
+const MAX_OBJECT_NAME_LEN: usize = 2048;
+const MAX_NAMESPACE_LEN: usize = 256;
+
+/// Longest directory name the store makes from a namespace (NAME_MAX is 255).
+const NS_CHUNK: usize = 200;
+
+/// The directories (below `objects/`) of a pool namespace's data objects:
+/// `<pool id>/default`, or `<pool id>/ns_<escaped name>`, where a long
+/// escaped name continues in nested `+<rest>` directories.
+fn data_dir(objects: &Arc<Dir>, pool: i64, namespace: &str) -> DataDir {
+    let mut components = vec![pool.to_string()];
+    if namespace.is_empty() {
+        components.push("default".into());
     } else {
-        format!("ns_{}", data::escape(namespace))
-    };
-    DataDir::new(root.join("objects").join(pool.to_string()).join(ns_dir))
+        let escaped = data::escape(namespace);
+        // Escaped text is ASCII: any byte index is a char boundary.
+        for (i, chunk) in escaped.as_bytes().chunks(NS_CHUNK).enumerate() {
+            let chunk = std::str::from_utf8(chunk).expect("ASCII");
+            components.push(if i == 0 {
+                format!("ns_{chunk}")
+            } else {
+                format!("+{chunk}")
+            });
+        }
+    }
+    DataDir::new(objects.clone(), components)
+}
+
+/// A pool the store makes on demand: Ceph takes any non-empty name, but
+/// reserves names starting with '.' for itself, so those (and `..`) must
+/// already exist.
+fn creatable_pool(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('.') && !name.contains('\0')
+}
+
+/// A namespace the store makes on demand: librbd requires a name, the OSD
+/// bounds its length.
+fn creatable_namespace(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAMESPACE_LEN && !name.contains('\0')
+}
+
+/// The one-line warning for a store other users can reach, if it is one.
+fn exposure_warning(root: &Dir) -> std::io::Result<Option<String>> {
+    let mut open = Vec::new();
+    let root_mode = root.mode()?;
+    if root_mode & 0o077 != 0 {
+        open.push(format!("{} is {root_mode:04o}", root.path().display()));
+    }
+    // SQLite gives the database's mode to its -wal and -shm files.
+    if let Some(mode) = root
+        .check(db::FILE, rustix::fs::FileType::RegularFile)?
+        .filter(|m| m & 0o077 != 0)
+    {
+        open.push(format!("{} is {mode:04o}", db::FILE));
+    }
+    Ok((!open.is_empty()).then(|| {
+        format!(
+            "rbdimg: warning: the embedded store is open to other users ({}); \
+             `chmod -R go= {}` makes it private",
+            open.join(", "),
+            root.path().display()
+        )
+    }))
 }
 
 pub struct EmbeddedCluster {
@@ -98,16 +176,29 @@ pub struct EmbeddedCluster {
 
 impl EmbeddedCluster {
     /// Opens (creating if needed) the store at `root`. `settings` are the
-    /// name's key=value pairs, answered by `config` (e.g. rbd_default_features).
+    /// name's key=value pairs, checked as a cluster checks them and answered
+    /// by `config` (e.g. rbd_default_features).
     pub fn open(root: &Path, settings: &[(String, String)]) -> Result<EmbeddedCluster> {
-        std::fs::create_dir_all(root.join("objects")).map_err(|e| {
+        // First, as librados applies settings before it connects.
+        let settings = options::check(settings)?;
+        let cannot = |e: std::io::Error| {
             Error::io(
                 "open",
-                format!("cannot create the embedded store {}", root.display()),
+                format!("cannot open the embedded store {}", root.display()),
                 e,
             )
-        })?;
-        let db = Db::open(&root.join("store.db"))?;
+        };
+        let root_dir = Dir::open_root(root).map_err(cannot)?;
+        let objects = root_dir
+            .subdir("objects", true)
+            .map_err(cannot)?
+            .expect("created");
+        let db = Db::open(&root_dir)?;
+        // Printed here, once per process and store, until diagnostics
+        // travel as data.
+        if let Some(warning) = exposure_warning(&root_dir).map_err(cannot)? {
+            eprintln!("{warning}");
+        }
         let pid = std::process::id() as i64;
         let start = process_start(pid).unwrap_or(0);
         let gid = db.write(|tx| {
@@ -121,11 +212,12 @@ impl EmbeddedCluster {
         Ok(EmbeddedCluster {
             shared: Arc::new(Shared {
                 root: root.to_path_buf(),
+                objects: Arc::new(objects),
                 db,
                 gid,
                 pid,
                 start,
-                settings: settings.to_vec(),
+                settings,
                 next_cookie: AtomicU64::new(1),
             }),
         })
@@ -137,36 +229,59 @@ impl EmbeddedCluster {
             id,
             name,
             namespace: namespace.to_string(),
-            data: data_dir(&self.shared.root, id, namespace),
+            data: data_dir(&self.shared.objects, id, namespace),
         })
     }
 }
 
 impl Cluster for EmbeddedCluster {
-    /// Pools (and namespaces) are created on first use.
     fn pool(&self, name: &str, namespace: &str) -> Result<Arc<dyn Pool>> {
-        if name.is_empty() {
-            return Err(errno_error(libc::ENOENT, "error opening pool ".into()));
-        }
-        let id = self.shared.db.write(|tx| {
-            let id = db::pool_id(tx, name, true)?.expect("created");
-            if !namespace.is_empty() {
-                let k = Key {
-                    pool: id,
-                    ns: namespace,
-                    oid: crate::rbd::header::DIRECTORY,
-                };
-                let before = db::load(tx, k)?;
-                if !before.omap.contains_key("state") {
-                    let mut after = before.clone();
-                    after.exists = true;
-                    after.omap.insert("state".into(), vec![0]);
-                    db::store(tx, k, &before, &after)?;
-                }
-            }
-            Ok(id)
-        })?;
+        let id = self
+            .shared
+            .db
+            .read(|tx| db::pool_id(tx, name, false))?
+            .ok_or_else(|| errno_error(libc::ENOENT, format!("error opening pool {name}")))?;
         Ok(self.open_pool(id, name.to_string(), namespace))
+    }
+
+    /// Makes the pool and namespace an image is about to be created in, as
+    /// `ceph osd pool create` and `rbd namespace create` would; names the
+    /// store does not make are left for the open to report as missing.
+    fn ensure_pool(&self, name: &str, namespace: &str) -> Result<()> {
+        if !creatable_pool(name) {
+            return Ok(());
+        }
+        self.shared.db.write(|tx| {
+            let id = db::pool_id(tx, name, true)?.expect("created");
+            if !creatable_namespace(namespace) {
+                return Ok(());
+            }
+            // librbd's Namespace::create: listed in the default namespace's
+            // rbd_namespace, with a ready image directory of its own.
+            let listed = Key {
+                pool: id,
+                ns: "",
+                oid: NAMESPACE_DIRECTORY,
+            };
+            let directory = Key {
+                pool: id,
+                ns: namespace,
+                oid: crate::rbd::header::DIRECTORY,
+            };
+            let before = db::load(tx, listed)?;
+            let mut after = before.clone();
+            after.exists = true;
+            after.omap.entry(format!("name_{namespace}")).or_default();
+            db::store(tx, listed, &before, &after)?;
+            let before = db::load(tx, directory)?;
+            if !before.omap.contains_key("state") {
+                let mut after = before.clone();
+                cls::call(&mut after, "rbd", "dir_state_set", &[0])
+                    .map_err(|e| errno_error(e, "rbd.dir_state_set on rbd_directory".into()))?;
+                db::store(tx, directory, &before, &after)?;
+            }
+            Ok(())
+        })
     }
 
     fn pool_by_id(&self, id: i64, namespace: &str) -> Result<Arc<dyn Pool>> {
@@ -258,6 +373,15 @@ impl EmbeddedPool {
         )
     }
 
+    /// The OSD refuses an over-long object or namespace name before
+    /// anything else; `what` words the failure as the librados backend does.
+    fn check_names(&self, oid: &str, what: impl FnOnce() -> String) -> Result<()> {
+        if oid.len() > MAX_OBJECT_NAME_LEN || self.namespace.len() > MAX_NAMESPACE_LEN {
+            return Err(errno_error(libc::ENAMETOOLONG, what()));
+        }
+        Ok(())
+    }
+
     fn load(&self, oid: &str) -> Result<cls::Staged> {
         self.shared.db.read(|tx| db::load(tx, self.key(oid)))
     }
@@ -303,6 +427,7 @@ impl Pool for EmbeddedPool {
     }
 
     fn read_into(&self, oid: &str, offset: u64, buf: &mut [u8], snap: u64) -> Result<usize> {
+        self.check_names(oid, || format!("error reading {oid}"))?;
         if is_data_object(oid) {
             return self
                 .data
@@ -317,6 +442,7 @@ impl Pool for EmbeddedPool {
     }
 
     fn stat(&self, oid: &str, snap: u64) -> Result<u64> {
+        self.check_names(oid, || format!("error reading {oid}"))?;
         if is_data_object(oid) {
             return self.data.stat(&self.shared.db, self.key(oid), snap);
         }
@@ -327,6 +453,7 @@ impl Pool for EmbeddedPool {
 
     fn exec(&self, oid: &str, call: &Call) -> Result<Vec<u8>> {
         let what = || format!("{}.{} on {oid}", call.class, call.method);
+        self.check_names(oid, what)?;
         if is_data_object(oid) {
             return Err(errno_error(libc::EOPNOTSUPP, what()));
         }
@@ -337,6 +464,7 @@ impl Pool for EmbeddedPool {
     }
 
     fn operate(&self, oid: &str, ops: &[WriteOp], snapc: &SnapContext) -> Result<()> {
+        self.check_names(oid, || describe_ops(oid, ops))?;
         if is_data_object(oid) {
             return self
                 .data
@@ -398,12 +526,13 @@ impl Pool for EmbeddedPool {
             Ok(freed)
         })?;
         for (ns, oid, ids) in freed {
-            data_dir(&self.shared.root, self.id, &ns).remove_clones(&oid, &ids);
+            data_dir(&self.shared.objects, self.id, &ns).remove_clones(&oid, &ids);
         }
         Ok(())
     }
 
     fn rollback(&self, oid: &str, snap: u64, snapc: &SnapContext) -> Result<()> {
+        self.check_names(oid, || format!("error rolling back {oid}"))?;
         if is_data_object(oid) {
             return self
                 .data
@@ -414,6 +543,7 @@ impl Pool for EmbeddedPool {
     }
 
     fn watch(&self, oid: &str, handler: Arc<dyn WatchHandler>) -> Result<Box<dyn Watch>> {
+        self.check_names(oid, || format!("error watching {oid}"))?;
         let cookie = self.shared.next_cookie.fetch_add(1, Ordering::SeqCst);
         let gid = self.shared.gid;
         self.shared.db.write(|tx| {
@@ -442,6 +572,7 @@ impl Pool for EmbeddedPool {
     }
 
     fn notify(&self, oid: &str, payload: &[u8], _timeout_ms: u64) -> Result<Vec<Watcher>> {
+        self.check_names(oid, || format!("error notifying {oid}"))?;
         let rows: Vec<(i64, i64, i64, i64)> = self.shared.db.read(|tx| {
             let mut stmt = tx
                 .prepare_cached(
@@ -475,10 +606,11 @@ impl Pool for EmbeddedPool {
                     });
                 }
             } else if alive(pid, start as u64) {
+                // Its process is alive, which is what an answer proves.
                 watchers.push(Watcher {
                     gid,
                     cookie,
-                    reply: None,
+                    reply: Some(Vec::new()),
                 });
             } else {
                 dead.push(gid);
