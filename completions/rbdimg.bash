@@ -58,7 +58,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__check)
-            opts="-f -U -r -q -T -h -V --format --force-share --image-opts --output --repair --quiet --cache --help --version"
+            opts="-f -r -q -U -T -h --image-opts --format --output --repair --quiet --force-share --cache --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -100,7 +100,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__compare)
-            opts="-U -F -T -p -q -s -f -h -V --force-share --right-format --b-format --cache --progress --quiet --strict --left-format --a-format --image-opts --help --version"
+            opts="-F -T -p -q -s -f -U -h --right-format --b-format --cache --progress --quiet --strict --left-format --a-format --image-opts --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -146,25 +146,25 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__convert)
-            opts="-U -O -o -n -p -q -S -m -W -c -B -F -l -t -T -f -h -V --force-share --target-format --target-options --no-create --progress --quiet --sparse-size --parallel --oob-writes --compress --target-backing --target-backing-format --source-snapshot --target-is-zero --target-cache --source-cache --target-image-opts --source-format --image-opts --help --version"
+            opts="-T -l -S -O -o -t -W -B -F -m -q -n -p -c -f -U -h --source-cache --snapshot --sparse-size --output-format --options --output-cache --oob-writes --backing --backing-format --target-image-opts --target-is-zero --parallel --quiet --source-format --source-image-opts --image-opts --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --target-format)
+                --source-cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -O)
+                -T)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --target-options)
+                --snapshot)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -o)
+                -l)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -176,39 +176,23 @@ _rbdimg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --parallel)
+                --output-format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -m)
+                -O)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --target-backing)
+                --options)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -B)
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --target-backing-format)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -F)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --source-snapshot)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -l)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --target-cache)
+                --output-cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -216,11 +200,27 @@ _rbdimg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --source-cache)
+                --backing)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                -T)
+                -B)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --parallel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -m)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -240,7 +240,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__create)
-            opts="-f -o -b -F -u -q -h -V --format --options --backing --backing-format --backing-unsafe --quiet --help --version"
+            opts="-f -o -b -F -u -q -h --format --options --backing --backing-format --backing-unsafe --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -286,7 +286,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__info)
-            opts="-f -U -h -V --format --force-share --image-opts --output --backing-chain --help --version"
+            opts="-f -b -U -h --image-opts --format --output --backing-chain --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -312,7 +312,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__resize)
-            opts="-f -U -q -h -V --format --force-share --image-opts --shrink --preallocation --quiet --help --version"
+            opts="-f -q -h --image-opts --format --shrink --preallocation --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -338,7 +338,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__snapshot)
-            opts="-l -a -c -d -f -U -q -h -V --list --apply --create --delete --format --force-share --image-opts --quiet --help --version"
+            opts="-l -a -c -d -f -q -U -h --list --apply --create --delete --image-opts --format --quiet --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

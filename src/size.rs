@@ -47,6 +47,17 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     // strtoull skips leading white space before digits; the fraction-only
     // form (".5k") goes through strtod, which QEMU makes reject it.
     let trimmed = text.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    // strtoull reads "-1" as a number, which QEMU then refuses as out of
+    // range; with anything after the digits the whole text is invalid.
+    if let Some(negative) = trimmed.strip_prefix('-')
+        && negative.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(if negative.bytes().all(|c| c.is_ascii_digit()) {
+            SizeError::Overflow
+        } else {
+            SizeError::Invalid
+        });
+    }
     let text = if trimmed.starts_with(|c: char| c.is_ascii_digit() || c == '+') {
         trimmed
     } else {
@@ -74,7 +85,14 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
         }
         0
     } else {
-        text[..digits].parse().map_err(|_| SizeError::Overflow)?
+        // Out of range, unless more follows: then it is not a size at all.
+        text[..digits].parse().map_err(|_| {
+            if digits == s.len() {
+                SizeError::Overflow
+            } else {
+                SizeError::Invalid
+            }
+        })?
     };
     // The fraction, as 64.64 fixed point like QEMU (via a double).
     let mut fraction: u64 = 0;
@@ -180,7 +198,14 @@ mod tests {
         assert_eq!(parse_size("1.5"), Err(SizeError::Invalid));
         assert_eq!(parse_size("1e3"), Err(SizeError::Invalid));
         assert_eq!(parse_size("1Q"), Err(SizeError::Invalid));
-        assert_eq!(parse_size("-1"), Err(SizeError::Invalid));
+        // strtoull reads "-1", which QEMU refuses as out of range (qemu-img
+        // prints "Must be between 0 and ..."); "-1k" is not a number at all.
+        assert_eq!(parse_size("-1"), Err(SizeError::Overflow));
+        assert_eq!(parse_size(" -0"), Err(SizeError::Overflow));
+        assert_eq!(parse_size("-1k"), Err(SizeError::Invalid));
+        assert_eq!(parse_size("-x"), Err(SizeError::Invalid));
+        assert_eq!(parse_size("99999999999999999999"), Err(SizeError::Overflow));
+        assert_eq!(parse_size("99999999999999999999k"), Err(SizeError::Invalid));
         assert_eq!(parse_size(""), Err(SizeError::Invalid));
         assert_eq!(parse_size("0x1k"), Err(SizeError::Invalid));
         assert_eq!(parse_size("1kk"), Err(SizeError::Invalid));

@@ -1,10 +1,10 @@
 //! `compare` against qemu-img: messages, offsets and exit codes.
 
-use crate::util::{Twin, have_qemu_img, make_raw};
+use crate::util::{Oracle, Twin, make_raw, require};
 
 #[test]
 fn compare_matches_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(|dir| {

@@ -1,10 +1,10 @@
 //! `create` for raw images against qemu-img: sizes, options and errors.
 
-use crate::util::{Twin, have_qemu_img};
+use crate::util::{Oracle, Twin, require};
 
 #[test]
 fn sizes_parse_like_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(|_| {});
@@ -57,7 +57,7 @@ fn sizes_parse_like_qemu_img() {
 
 #[test]
 fn options_and_messages_match_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(|_| {});
@@ -141,5 +141,45 @@ fn options_and_messages_match_qemu_img() {
         if twin.ours().join(file).exists() {
             twin.assert_same(&["info", "-f", "raw", file]);
         }
+    }
+}
+
+/// `-o` lists as qemu-img reads them: `is_valid_option_list` on each `-o`
+/// (issue 9: `-o ','` was accepted), then QemuOpts' item rules — only
+/// values unescape ",,", a bare `key` is `key=on`, `nokey` is `key=off`,
+/// `id` is ignored — for create and convert alike.
+#[test]
+fn option_lists_parse_like_qemu_opts() {
+    if !require(Oracle::QemuImg) {
+        return;
+    }
+    let twin = Twin::new(|dir| std::fs::write(dir.join("a.raw"), [1u8; 4096]).unwrap());
+    let lists = [
+        ",",
+        "",
+        ",size=1M",
+        "cluster_size=4k,",
+        "cluster_size=4k,,",
+        "cluster_size=4k,,,",
+        "cluster_size=4k,,x",
+        "a,,b=c",
+        "nolazy_refcounts",
+        "lazy_refcounts",
+        "lazy_refcounts=on,nolazy_refcounts",
+        "=x",
+        "help,size=1",
+        "x=help",
+        "nohelp",
+        "id=foo",
+        "compat=1.1,,",
+        "compat=1.1,id=x,,y",
+    ];
+    for (i, list) in lists.iter().enumerate() {
+        let name = format!("o{i}.qcow2");
+        twin.assert_same(&["create", "-f", "qcow2", "-o", list, &name, "1M"]);
+        twin.assert_same(&["create", "-f", "qcow2", "-o", "size=1M", "-o", list, &name]);
+        let out = format!("c{i}.qcow2");
+        twin.assert_same(&["convert", "-O", "qcow2", "-o", list, "a.raw", &out]);
+        twin.assert_same(&["info", "--output=json", &out]);
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{Twin, have_qemu_img};
+use crate::util::{Oracle, Twin, require};
 
 /// Every committed image and its format.
 const FIXTURES: &[(&str, &str)] = &[
@@ -25,7 +25,7 @@ fn fixtures_dir() -> &'static Path {
 
 #[test]
 fn fixtures_regenerate_identically() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -47,7 +47,7 @@ fn fixtures_regenerate_identically() {
 
 #[test]
 fn fixtures_read_like_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     // In a subdirectory, so that relative backing names must be resolved

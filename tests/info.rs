@@ -1,6 +1,6 @@
 //! `info` on raw images, human and JSON, against qemu-img.
 
-use crate::util::{Twin, have_qemu_img, make_raw};
+use crate::util::{Oracle, Twin, make_raw, require};
 
 fn twin_with_images() -> Twin {
     Twin::new(|dir| {
@@ -18,7 +18,7 @@ fn twin_with_images() -> Twin {
 
 #[test]
 fn human_and_json_match_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = twin_with_images();
@@ -48,7 +48,7 @@ fn human_and_json_match_qemu_img() {
 
 #[test]
 fn image_opts_and_json_names_match_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = twin_with_images();
@@ -71,7 +71,7 @@ fn image_opts_and_json_names_match_qemu_img() {
 
 #[test]
 fn errors_match_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = twin_with_images();

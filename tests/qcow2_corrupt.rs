@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{RBDIMG, have_qemu_img, sh};
+use crate::util::{Oracle, RBDIMG, Twin, make_raw, require, sh};
 
 /// Byte patches: (file offset, bytes).
 type Patches<'a> = &'a [(u64, &'a [u8])];
@@ -42,7 +42,7 @@ fn run_limited(dir: &Path, args: &str) -> (i32, String) {
 
 #[test]
 fn corrupted_images_fail_cleanly() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +136,7 @@ fn corrupted_images_fail_cleanly() {
 
 #[test]
 fn broken_tables_are_reported_not_read_as_garbage() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -185,7 +185,7 @@ fn broken_tables_are_reported_not_read_as_garbage() {
 
 #[test]
 fn backing_loops_are_refused() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +228,7 @@ fn bitmap_directory(image: &[u8]) -> u64 {
 /// constraints (at most 512 MiB of bitmap data, an 8 MiB table here).
 #[test]
 fn oversized_bitmap_table_is_not_allocated() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -254,5 +254,66 @@ fn oversized_bitmap_table_is_not_allocated() {
     for args in ["info bm.qcow2", "convert -O raw bm.qcow2 bm.raw"] {
         let (code, stderr) = run_limited(d, args);
         assert_eq!(code, 0, "{args}: {stderr}");
+    }
+}
+
+/// Issue 9: garbage in L1 entries, and an L2 entry with the zero flag and
+/// an unaligned offset, are corruption on every read path, as QEMU's
+/// `qcow2_get_host_offset` says (compare exits 3 with "Sector allocation
+/// test failed", convert fails on block status); check reports and
+/// repairs exactly what qemu-img does (entries with reserved bits are
+/// reported, never "repaired").
+#[test]
+fn broken_l1_and_l2_entries_match_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
+        return;
+    }
+    // The 4 KiB-cluster image of `damaged`: L1 at 0x3000, L2 at 0x4000,
+    // data from 0x5000; every patch is one big-endian table entry.
+    let cases: &[(&str, u64, u64)] = &[
+        ("l1garbage", 0x3008, 0xdead_beef_dead_beef),
+        ("l1garbage0", 0x3000, 0xdead_beef_dead_beef),
+        ("l1reserved", 0x3000, 0x8000_0000_0000_40fe),
+        ("l1high", 0x3000, 0xff00_0000_0000_4000),
+        ("l2zerounaligned", 0x4000, 0x0000_0000_0000_5201),
+        ("l2unaligned", 0x4000, 0x8000_0000_0000_5200),
+        ("l2zeroplain", 0x4000, 0x0000_0000_0000_0001),
+        ("l2reserved", 0x4000, 0x8000_0000_0000_50fe),
+        ("l2compressedgarbage", 0x4000, 0x4fff_ffff_ffff_ffff),
+        ("l2far", 0x4000, 0x8000_0100_0000_0000),
+    ];
+    let twin = Twin::new(|dir| {
+        make_raw(&dir.join("ref.raw"), 4 << 20, &[(0, 7, 1 << 20)]);
+        for (name, at, entry) in cases {
+            damaged(
+                dir,
+                &format!("{name}.qcow2"),
+                &[(*at, &entry.to_be_bytes())],
+            );
+        }
+    });
+    for (name, _, _) in cases {
+        let image = format!("{name}.qcow2");
+        for args in [
+            &["compare", "ref.raw", image.as_str()][..],
+            &["compare", image.as_str(), "ref.raw"],
+            &["info", image.as_str()],
+            &["info", "--output=json", image.as_str()],
+            &["convert", "-O", "raw", image.as_str(), "out.raw"],
+            &["check", image.as_str()],
+            &["check", "--output=json", image.as_str()],
+        ] {
+            twin.assert_same(args);
+        }
+        twin.assert_same_file("out.raw");
+        for repair in ["leaks", "all"] {
+            let copy = format!("{name}-{repair}.qcow2");
+            for dir in [twin.ours(), twin.theirs()] {
+                std::fs::copy(dir.join(&image), dir.join(&copy)).unwrap();
+            }
+            twin.assert_same(&["check", "-r", repair, &copy]);
+            twin.assert_same_file(&copy);
+            twin.assert_same(&["check", &copy]);
+        }
     }
 }

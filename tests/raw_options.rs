@@ -2,16 +2,7 @@
 //! and `json:{"driver":"raw",...}`): the image is a window of its file.
 //! Every command runs next to qemu-img on identical files.
 
-use crate::util::{Twin, have_qemu_img, make_raw};
-
-/// qemu-img is the oracle here: under CI its absence is a failure.
-fn oracle() -> bool {
-    assert!(
-        have_qemu_img() || std::env::var_os("CI").is_none(),
-        "qemu-img is missing under CI"
-    );
-    have_qemu_img()
-}
+use crate::util::{Oracle, Twin, make_raw, require};
 
 fn twin() -> Twin {
     Twin::new(|dir| {
@@ -35,7 +26,7 @@ const WINDOWS: &[&str] = &[
 
 #[test]
 fn windows_open_and_show_as_qemu_img_shows_them() {
-    if !oracle() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = twin();
@@ -54,7 +45,7 @@ fn windows_open_and_show_as_qemu_img_shows_them() {
 
 #[test]
 fn windows_convert_compare_and_resize_as_qemu_img_does() {
-    if !oracle() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = twin();

@@ -1,11 +1,11 @@
 //! `resize` of raw images against qemu-img, including its argv quirk (the
 //! size is the last argument, so "-512" is a size, not an option).
 
-use crate::util::{Twin, have_qemu_img, make_raw, rbdimg_ok};
+use crate::util::{Oracle, Twin, make_raw, rbdimg_ok, require};
 
 #[test]
 fn resize_matches_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(|dir| {

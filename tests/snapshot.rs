@@ -1,10 +1,10 @@
 //! `snapshot` on raw images: qemu-img's messages for a format without them.
 
-use crate::util::{Twin, have_qemu_img, make_raw};
+use crate::util::{Oracle, Twin, make_raw, require};
 
 #[test]
 fn raw_has_no_snapshots_like_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(|dir| make_raw(&dir.join("a.raw"), 1 << 20, &[]));
@@ -25,7 +25,7 @@ fn raw_has_no_snapshots_like_qemu_img() {
 
 #[test]
 fn raw_has_no_check_like_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::QemuImg) {
         return;
     }
     let twin = Twin::new(|dir| make_raw(&dir.join("a.raw"), 1 << 20, &[]));

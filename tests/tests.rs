@@ -1,6 +1,7 @@
 //! The integration test binary: every module runs the built rbdimg, most of
 //! them side by side with the real qemu-img.
 
+mod rng;
 mod util;
 
 mod ceph;
@@ -12,6 +13,7 @@ mod create;
 mod docs;
 mod fixtures;
 mod info;
+mod names;
 mod qcow2;
 mod qcow2_corrupt;
 mod raw_options;

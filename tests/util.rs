@@ -45,20 +45,58 @@ pub fn rbdimg_ok(dir: &Path, args: &[&str]) -> Outcome {
     out
 }
 
-/// True when the real qemu-img is on PATH; says so loudly when it is not,
-/// since every oracle comparison is then skipped.
-pub fn have_qemu_img() -> bool {
-    static FOUND: OnceLock<bool> = OnceLock::new();
-    *FOUND.get_or_init(|| {
-        let found = Command::new("qemu-img")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            eprintln!("\n*** qemu-img NOT FOUND: comparisons against qemu-img are SKIPPED ***\n");
+/// A program the tests use as the reference for what is right.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oracle {
+    QemuImg,
+    QemuIo,
+    /// QEMU's rbd block driver (Debian's qemu-block-extra).
+    RbdDriver,
+}
+
+impl Oracle {
+    /// Whether it is installed, or why not.
+    fn probe(self) -> Result<(), String> {
+        let run = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .output()
+                .map_err(|_| format!("{program} is not on PATH"))
+        };
+        match self {
+            Oracle::QemuImg => run("qemu-img", &["--version"]).map(drop),
+            Oracle::QemuIo => run("qemu-io", &["--version"]).map(drop),
+            // With the driver loaded, the option check fails first; without
+            // it, the driver is unknown. Neither reaches a cluster.
+            Oracle::RbdDriver => {
+                let out = run("qemu-img", &["info", r#"json:{"driver":"rbd"}"#])?;
+                if String::from_utf8_lossy(&out.stderr).contains("Parameter 'pool' is missing") {
+                    Ok(())
+                } else {
+                    Err("qemu-img has no rbd driver (install qemu-block-extra)".to_string())
+                }
+            }
         }
-        found
-    })
+    }
+}
+
+/// True when `oracle` is installed. When it is missing, a test that needs
+/// it must not count as passed: under `CI=true` this fails the test with
+/// the reason; elsewhere it says loudly that the test is skipped and
+/// returns false (the caller returns).
+pub fn require(oracle: Oracle) -> bool {
+    static FOUND: [OnceLock<Result<(), String>>; 3] = [const { OnceLock::new() }; 3];
+    match FOUND[oracle as usize].get_or_init(|| oracle.probe()) {
+        Ok(()) => true,
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("oracle missing under CI=true: {why} (tests/run.sh installs it)")
+        }
+        Err(why) => {
+            let test = std::thread::current().name().unwrap_or("?").to_string();
+            eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+            false
+        }
+    }
 }
 
 pub fn qemu_img(dir: &Path, args: &[&str]) -> Outcome {

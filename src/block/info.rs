@@ -34,20 +34,34 @@ pub struct NodeInfo {
 }
 
 /// The name QEMU gives a format node (`bdrv_refresh_filename`): its
-/// storage's plain name when the node adds no options of its own, else a
-/// `json:` name of the format's options around the storage's.
+/// storage's plain name when the node adds no options of its own and sits
+/// on a protocol node, else a `json:` name of the format's options around
+/// its child's.
 pub fn format_node_filename(format: &str, options: &Map<String, Value>, file: &NodeInfo) -> String {
-    let inner = file.filename.strip_prefix("json:");
-    if options.is_empty() && inner.is_none() {
+    if options.is_empty() && file.protocol && !file.filename.starts_with("json:") {
         return file.filename.clone();
     }
-    let child = match inner {
-        Some(json) => json.to_string(),
-        None => {
-            qjson::to_compact_string(&json!({"driver": file.format, "filename": file.filename}))
+    format!("json:{}", node_json(format, options, &full_options(file)))
+}
+
+/// A node's full open options as QEMU prints them in a parent's `json:`
+/// name: its own `json:` name, a protocol's driver and filename, or a
+/// format's driver over its file child's options.
+fn full_options(node: &NodeInfo) -> String {
+    if let Some(json) = node.filename.strip_prefix("json:") {
+        return json.to_string();
+    }
+    match node.children.iter().find(|(role, _)| role == "file") {
+        Some((_, file)) if !node.protocol => {
+            node_json(&node.format, &Map::new(), &full_options(file))
         }
-    };
-    // QEMU's insertion order: the driver, the format's options, the file.
+        _ => qjson::to_compact_string(&json!({"driver": node.format, "filename": node.filename})),
+    }
+}
+
+/// `{"driver": format, <options>, "file": <file>}` in QEMU's key order,
+/// `file` being a child's options already printed in QEMU's order.
+fn node_json(format: &str, options: &Map<String, Value>, file: &str) -> String {
     let mut node = Map::new();
     node.insert("driver".into(), json!(format));
     node.extend(options.clone());
@@ -55,15 +69,14 @@ pub fn format_node_filename(format: &str, options: &Map<String, Value>, file: &N
     let fields: Vec<String> = qjson::qdict_order(&node)
         .into_iter()
         .map(|(key, value)| {
-            // The storage's own name is already in QEMU's order.
             let value = match key.as_str() {
-                "file" => child.clone(),
+                "file" => file.to_string(),
                 _ => qjson::to_compact_string(value),
             };
             format!("{}: {value}", qjson::to_compact_string(&json!(key)))
         })
         .collect();
-    format!("json:{{{}}}", fields.join(", "))
+    format!("{{{}}}", fields.join(", "))
 }
 
 impl NodeInfo {

@@ -45,6 +45,7 @@ impl OptDesc {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     values: Vec<(String, String)>,
+    help: bool,
 }
 
 /// The hint QEMU adds under a bad size value.
@@ -52,29 +53,23 @@ pub const SIZE_HINT: &str = "Optional suffix k, M, G, T, P or E means kilo-, meg
                              and exabytes, respectively.";
 
 impl Options {
-    /// Parses one or more `-o` arguments.
+    /// Parses one or more `-o` arguments as qemu-img does: each must be a
+    /// valid list on its own, then they are joined with commas.
     pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Options> {
-        let mut values = Vec::new();
-        for arg in args {
-            for item in split_escaped(arg.as_ref()) {
-                if item.is_empty() {
-                    continue;
-                }
-                match item.split_once('=') {
-                    Some((k, v)) => values.push((k.to_string(), v.to_string())),
-                    // QemuOpts: a bare key is a boolean "on" ("help" is handled by callers).
-                    None => values.push((item.clone(), "on".to_string())),
-                }
-            }
+        let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
+        if let Some(bad) = args.iter().find(|a| !is_valid_list(a)) {
+            return Err(Error::invalid(format!("Invalid option list: {bad}")));
         }
-        Ok(Options { values })
+        let joined = args.join(",");
+        Ok(Options {
+            values: parse_list(&joined),
+            help: has_help(&joined),
+        })
     }
 
     /// True when the user asked for the option list (`-o help` / `-o ?`).
     pub fn wants_help(&self) -> bool {
-        self.values
-            .iter()
-            .any(|(k, v)| (k == "help" || k == "?") && v == "on")
+        self.help
     }
 
     pub fn is_empty(&self) -> bool {
@@ -143,6 +138,7 @@ impl Options {
                 .filter(|(k, _)| !descs.iter().any(|d| d.name == k))
                 .cloned()
                 .collect(),
+            help: false,
         }
     }
 
@@ -184,6 +180,7 @@ impl Options {
 fn check_value(desc: &OptDesc, value: &str) -> Result<()> {
     let probe = Options {
         values: vec![(desc.name.to_string(), value.to_string())],
+        help: false,
     };
     match desc.ty {
         OptType::Str => Ok(()),
@@ -203,23 +200,99 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
     }
 }
 
-/// Splits on single commas; ",," stands for a literal comma.
-pub fn split_escaped(text: &str) -> Vec<String> {
-    let mut items = vec![String::new()];
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ',' {
-            if chars.peek() == Some(&',') {
-                chars.next();
-                items.last_mut().expect("never empty").push(',');
-            } else {
-                items.push(String::new());
-            }
+/// qemu-img's `is_valid_option_list`: not empty, no leading comma, and
+/// no odd run of trailing commas (a lone trailing comma is not an escape).
+fn is_valid_list(text: &str) -> bool {
+    let trailing = text.len() - text.trim_end_matches(',').len();
+    !text.is_empty() && !text.starts_with(',') && trailing.is_multiple_of(2)
+}
+
+/// QemuOpts' `get_opt_value`: text up to the next single comma, with
+/// ",," read as a literal comma; returns the value and the rest (which
+/// starts at that comma, or is empty).
+fn opt_value(text: &str) -> (String, &str) {
+    let mut value = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(',') {
+        value.push_str(&rest[..i]);
+        if rest[i + 1..].starts_with(',') {
+            value.push(',');
+            rest = &rest[i + 2..];
         } else {
-            items.last_mut().expect("never empty").push(c);
+            return (value, &rest[i..]);
         }
     }
+    value.push_str(rest);
+    (value, "")
+}
+
+/// One `key=value` item of a QemuOpts list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptItem {
+    pub key: String,
+    pub value: String,
+    /// Given as a bare `key` or `nokey`, a form QEMU warns about in
+    /// `--image-opts`.
+    pub short_form: bool,
+}
+
+/// QemuOpts' `opts_do_parse`: `key=value` items, where only values
+/// unescape ",,"; a bare `key` is `key=on` and a bare `nokey` is
+/// `key=off`; `id` is dropped. With `implied`, a first item without `=` is
+/// that key's value (`--image-opts disk.img` is `file=disk.img`).
+pub fn parse_items(text: &str, implied: Option<&str>) -> Vec<OptItem> {
+    let mut items = Vec::new();
+    let mut rest = text;
+    let mut implied = implied;
+    while !rest.is_empty() {
+        let name_len = rest.find(['=', ',']).unwrap_or(rest.len());
+        let name = &rest[..name_len];
+        let item = |key: &str, value: String, short_form| OptItem {
+            key: key.to_string(),
+            value,
+            short_form,
+        };
+        let (item, after) = if rest[name_len..].starts_with('=') {
+            let (value, after) = opt_value(&rest[name_len + 1..]);
+            (item(name, value, false), after)
+        } else if let Some(key) = implied {
+            let (value, after) = opt_value(rest);
+            (item(key, value, false), after)
+        } else {
+            let after = &rest[name_len..];
+            match name.strip_prefix("no") {
+                Some(flag) => (item(flag, "off".into(), true), after),
+                None => (item(name, "on".into(), true), after),
+            }
+        };
+        if item.key != "id" {
+            items.push(item);
+        }
+        implied = None;
+        rest = after.strip_prefix(',').unwrap_or(after);
+    }
     items
+}
+
+/// The items of a `-o` list as key/value pairs.
+pub fn parse_list(text: &str) -> Vec<(String, String)> {
+    parse_items(text, None)
+        .into_iter()
+        .map(|i| (i.key, i.value))
+        .collect()
+}
+
+/// QemuOpts' `has_help_option`: some comma-separated item is `help` or `?`.
+fn has_help(text: &str) -> bool {
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (item, after) = opt_value(rest);
+        if item == "help" || item == "?" {
+            return true;
+        }
+        rest = after.strip_prefix(',').unwrap_or(after);
+    }
+    false
 }
 
 /// The text `-o help` prints. Without a filename qemu-img lists only the
@@ -295,5 +368,46 @@ mod tests {
     fn help_is_recognised() {
         assert!(Options::parse(&["help"]).unwrap().wants_help());
         assert!(Options::parse(&["?"]).unwrap().wants_help());
+        assert!(Options::parse(&["size=1", "help"]).unwrap().wants_help());
+        assert!(!Options::parse(&["nohelp"]).unwrap().wants_help());
+        assert!(!Options::parse(&["x=help"]).unwrap().wants_help());
+    }
+
+    #[test]
+    fn malformed_lists_are_refused_as_qemu_img_refuses_them() {
+        for bad in [",", "", ",size=1", "size=1,", "size=1,,,"] {
+            assert_eq!(
+                Options::parse(&["size=1", bad]).unwrap_err().to_string(),
+                format!("Invalid option list: {bad}")
+            );
+        }
+        assert!(Options::parse(&["size=1,,"]).is_ok());
+    }
+
+    #[test]
+    fn items_split_as_qemu_opts_splits_them() {
+        let pairs = |text: &str| parse_list(text);
+        assert_eq!(
+            pairs("a,,b=c"),
+            [("a", "on"), ("", "on"), ("b", "c")].map(|(k, v)| (k.into(), v.into()))
+        );
+        assert_eq!(
+            pairs("nolazy,id=x,k=v,,w,"),
+            [("lazy", "off"), ("k", "v,w")].map(|(k, v)| (k.into(), v.into()))
+        );
+        assert_eq!(pairs("=x"), [("".into(), "x".into())]);
+        let items = parse_items("a,,b.img,driver=raw,nolocking", Some("file"));
+        let keys: Vec<_> = items
+            .iter()
+            .map(|i| (&*i.key, &*i.value, i.short_form))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("file", "a,b.img", false),
+                ("driver", "raw", false),
+                ("locking", "off", true)
+            ]
+        );
     }
 }

@@ -76,10 +76,23 @@ fn translate(
     args: &[OsString],
     err: clap::Error,
 ) -> EarlyExit {
-    let known_sub = subcommand.filter(|s| super::command().find_subcommand(s).is_some());
+    let command = super::command();
+    let sub = subcommand.and_then(|s| command.find_subcommand(s));
+    let known_sub = sub.map(|c| c.get_name());
     let invalid_arg = || match err.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(s)) => s.clone(),
         _ => String::new(),
+    };
+    // The long name getopt resolved a typed `--name[=value]` to.
+    let long_name = |typed: &str| {
+        let name = typed.split('=').next().unwrap_or(typed);
+        let names = sub
+            .map(|c| long_candidates(c, &name[2..]))
+            .unwrap_or_default();
+        match names.as_slice() {
+            [one] => format!("--{one}"),
+            _ => name.to_string(),
+        }
     };
     match err.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => EarlyExit {
@@ -98,12 +111,34 @@ fn translate(
         ErrorKind::UnknownArgument => {
             let arg = invalid_arg();
             let text = match arg.strip_prefix("--") {
-                Some(_) => format!("unrecognized option '{arg}'"),
+                Some(typed) => {
+                    let typed = typed.split('=').next().unwrap_or(typed);
+                    let names = sub.map(|c| long_candidates(c, typed)).unwrap_or_default();
+                    if names.len() > 1 {
+                        let list: Vec<String> = names.iter().map(|n| format!("'--{n}'")).collect();
+                        format!(
+                            "option '--{typed}' is ambiguous; possibilities: {}",
+                            list.join(" ")
+                        )
+                    } else {
+                        format!("unrecognized option '{arg}'")
+                    }
+                }
                 None => format!(
                     "invalid option -- '{}'",
                     arg.trim_start_matches('-').chars().next().unwrap_or('?')
                 ),
             };
+            getopt_failure(prog, known_sub, &text)
+        }
+        ErrorKind::TooManyValues => {
+            // A flag given a value: `--image-opts=x`.
+            let typed = args
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .find(|a| a.starts_with("--") && a.contains('='))
+                .unwrap_or_default();
+            let text = format!("option '{}' doesn't allow an argument", long_name(&typed));
             getopt_failure(prog, known_sub, &text)
         }
         ErrorKind::InvalidValue | ErrorKind::NoEquals => {
@@ -113,10 +148,7 @@ fn translate(
                 .map(|a| a.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let text = match typed.strip_prefix("--") {
-                Some(_) => format!(
-                    "option '{}' requires an argument",
-                    typed.split('=').next().unwrap_or(&typed)
-                ),
+                Some(_) => format!("option '{}' requires an argument", long_name(&typed)),
                 None => format!(
                     "option requires an argument -- '{}'",
                     typed.chars().last().unwrap_or('?')
@@ -134,6 +166,26 @@ fn translate(
             usage_failure(prog, known_sub, first)
         }
     }
+}
+
+/// The long names (or aliases) of `command` that `typed` abbreviates, one
+/// per option, in declaration order: an exact name alone, as getopt_long
+/// resolves it.
+fn long_candidates(command: &clap::Command, typed: &str) -> Vec<String> {
+    let names = |a: &clap::Arg| -> Vec<String> {
+        a.get_long()
+            .into_iter()
+            .chain(a.get_all_aliases().unwrap_or_default())
+            .map(str::to_string)
+            .collect()
+    };
+    let args: Vec<Vec<String>> = command.get_arguments().map(names).collect();
+    if let Some(exact) = args.iter().flatten().find(|n| *n == typed) {
+        return vec![exact.clone()];
+    }
+    args.iter()
+        .filter_map(|names| names.iter().find(|n| n.starts_with(typed)).cloned())
+        .collect()
 }
 
 /// getopt's own messages name the command: "qemu-img info: invalid option -- 'z'".

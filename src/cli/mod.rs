@@ -1,7 +1,14 @@
 //! The command line, defined once: parsing, help, the man page and shell
-//! completions all come from these clap definitions. Option letters and
-//! meanings are qemu-img 10's; positional arguments are collected loosely and
-//! checked by each command so that their errors read like qemu-img's.
+//! completions all come from these clap definitions. Option letters, long
+//! names and meanings are qemu-img 10.0.2's, and so is getopt's way of
+//! reading them: an option that takes a value takes the next word even when
+//! it starts with '-' (`-S -1`), a long name may be abbreviated to any
+//! unambiguous prefix, and a repeated option's last value wins. Within each
+//! command, options sharing a first letter are declared in qemu-img's order,
+//! which is the order getopt lists them in when an abbreviation is
+//! ambiguous (the shared structs below are flattened where that order
+//! puts them). Positional arguments are collected loosely and checked by
+//! each command so that their errors read like qemu-img's.
 
 pub mod argv;
 pub mod docs;
@@ -20,9 +27,10 @@ pub const QEMU_COMPAT_VERSION: &str = "10.0.2";
                   images with qemu-img's command line and output. Images are local raw or qcow2 \
                   files, or RBD images named rbd:pool[/namespace]/image[@snap][:key=value...].",
     disable_help_subcommand = true,
-    propagate_version = true,
     subcommand_required = true,
-    arg_required_else_help = false
+    arg_required_else_help = false,
+    args_override_self = true,
+    infer_long_args = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -38,12 +46,17 @@ pub enum Command {
     /// Convert an image file or snapshot into another image
     #[command(
         mut_arg("format", |a| a.long("source-format").help("Source format (probed when omitted)")),
-        mut_arg("image_opts", |a| a.help("Source names are option strings")),
+        mut_arg("image_opts", |a| a
+            .visible_alias("source-image-opts")
+            .help("Source names are option strings")),
+        mut_arg("force_share", |a| a.help("Open the sources even if another process uses them")),
     )]
     Convert(ConvertArgs),
     /// Resize a disk image
     Resize(ResizeArgs),
     /// List, apply, create or delete internal snapshots
+    #[command(mut_arg("force_share", |a| a
+        .help("Open the image even if another process uses it (listing only)")))]
     Snapshot(SnapshotArgs),
     /// Check an image for consistency
     Check(CheckArgs),
@@ -54,24 +67,37 @@ pub enum Command {
             .visible_alias("left-format")
             .help("Format of the first image (probed when omitted)")),
         mut_arg("image_opts", |a| a.help("The filenames are option strings")),
+        mut_arg("force_share", |a| a.help("Open the images even if another process uses them")),
     )]
     Compare(CompareArgs),
 }
 
-/// How the commands that open existing images name them: qemu-img's `-f`,
-/// `-U` and `--image-opts`, defined once (convert and compare rename `-f`'s
-/// long form, as qemu-img does).
+/// How the commands that open existing images name them: qemu-img's
+/// `--image-opts` and `-f`, defined once (convert and compare rename `-f`'s
+/// long form, as qemu-img does). `--image-opts` comes first: convert's
+/// `--source-image-opts` precedes `--source-format` in qemu-img.
 #[derive(Debug, Args)]
 pub struct ImageArgs {
-    /// Image format (probed when omitted)
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<String>,
-    /// Open images even if another process uses them (read-only opens only)
-    #[arg(short = 'U', long = "force-share")]
-    pub force_share: bool,
     /// The filename is an option string (driver=...,file.filename=...)
     #[arg(long = "image-opts")]
     pub image_opts: bool,
+    /// Image format (probed when omitted)
+    #[arg(
+        short = 'f',
+        long = "format",
+        allow_hyphen_values = true,
+        value_name = "FMT"
+    )]
+    pub format: Option<String>,
+}
+
+/// qemu-img's `-U`, for the commands that have it (all that open an
+/// existing image but resize).
+#[derive(Debug, Args)]
+pub struct ForceShareArg {
+    /// Open the image even if another process uses it
+    #[arg(short = 'U', long = "force-share")]
+    pub force_share: bool,
 }
 
 /// qemu-img's `-q`, for the commands that have it.
@@ -88,18 +114,34 @@ pub struct CreateArgs {
     #[arg(
         short = 'f',
         long = "format",
+        allow_hyphen_values = true,
         value_name = "FMT",
         default_value = "raw"
     )]
     pub format: String,
     /// Format options, comma separated (-o help lists them)
-    #[arg(short = 'o', long = "options", value_name = "OPTIONS")]
+    #[arg(
+        short = 'o',
+        long = "options",
+        allow_hyphen_values = true,
+        value_name = "OPTIONS"
+    )]
     pub options: Vec<String>,
     /// Backing image of the new image
-    #[arg(short = 'b', long = "backing", value_name = "BACKING_FILE")]
+    #[arg(
+        short = 'b',
+        long = "backing",
+        allow_hyphen_values = true,
+        value_name = "BACKING_FILE"
+    )]
     pub backing: Option<String>,
     /// Format of the backing image
-    #[arg(short = 'F', long = "backing-format", value_name = "BACKING_FMT")]
+    #[arg(
+        short = 'F',
+        long = "backing-format",
+        allow_hyphen_values = true,
+        value_name = "BACKING_FMT"
+    )]
     pub backing_format: Option<String>,
     /// Do not open the backing image (its size must then be given)
     #[arg(short = 'u', long = "backing-unsafe")]
@@ -116,11 +158,18 @@ pub struct InfoArgs {
     #[command(flatten)]
     pub image: ImageArgs,
     /// Output format: human or json
-    #[arg(long = "output", value_name = "human|json", default_value = "human")]
+    #[arg(
+        long = "output",
+        allow_hyphen_values = true,
+        value_name = "human|json",
+        default_value = "human"
+    )]
     pub output: String,
     /// Show every image of the backing chain
-    #[arg(long = "backing-chain")]
+    #[arg(short = 'b', long = "backing-chain")]
     pub backing_chain: bool,
+    #[command(flatten)]
+    pub share: ForceShareArg,
     /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
@@ -130,62 +179,101 @@ pub struct InfoArgs {
 pub struct ConvertArgs {
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Source cache mode
+    #[arg(
+        short = 'T',
+        long = "source-cache",
+        allow_hyphen_values = true,
+        value_name = "SRC_CACHE"
+    )]
+    pub source_cache: Option<String>,
+    /// Convert a snapshot: snapshot.id=ID,snapshot.name=NAME or a name
+    #[arg(
+        short = 'l',
+        long = "snapshot",
+        allow_hyphen_values = true,
+        value_name = "SNAPSHOT_PARAM"
+    )]
+    pub snapshot: Option<String>,
+    /// Minimum run of zeros to leave sparse (default 4k; 0 writes everything)
+    #[arg(
+        short = 'S',
+        long = "sparse-size",
+        allow_hyphen_values = true,
+        value_name = "SPARSE_SIZE"
+    )]
+    pub sparse_size: Option<String>,
     /// Output format
     #[arg(
         short = 'O',
-        long = "target-format",
+        long = "output-format",
+        allow_hyphen_values = true,
         value_name = "OUTPUT_FMT",
         default_value = "raw"
     )]
     pub output_format: String,
     /// Output format options
-    #[arg(short = 'o', long = "target-options", value_name = "OPTIONS")]
+    #[arg(
+        short = 'o',
+        long = "options",
+        allow_hyphen_values = true,
+        value_name = "OPTIONS"
+    )]
     pub options: Vec<String>,
-    /// Write into an existing target instead of creating it
-    #[arg(short = 'n', long = "no-create")]
-    pub no_create: bool,
-    /// Show progress
-    #[arg(short = 'p', long = "progress")]
-    pub progress: bool,
-    #[command(flatten)]
-    pub quiet: QuietArg,
-    /// Minimum run of zeros to leave sparse (default 4k; 0 writes everything)
-    #[arg(short = 'S', long = "sparse-size", value_name = "SPARSE_SIZE")]
-    pub sparse_size: Option<String>,
-    /// Parallel requests in flight (1..16)
-    #[arg(short = 'm', long = "parallel", value_name = "NUM_COROUTINES")]
-    pub parallel: Option<String>,
+    /// Target cache mode
+    #[arg(
+        short = 't',
+        long = "output-cache",
+        allow_hyphen_values = true,
+        value_name = "CACHE"
+    )]
+    pub cache: Option<String>,
     /// Allow writes to complete out of order
     #[arg(short = 'W', long = "oob-writes")]
     pub out_of_order: bool,
-    /// Compress the target (qcow2)
-    #[arg(short = 'c', long = "compress")]
-    pub compress: bool,
     /// Backing image of the target
-    #[arg(short = 'B', long = "target-backing", value_name = "BACKING_FILE")]
+    #[arg(
+        short = 'B',
+        long = "backing",
+        allow_hyphen_values = true,
+        value_name = "BACKING_FILE"
+    )]
     pub backing: Option<String>,
     /// Format of the target's backing image
     #[arg(
         short = 'F',
-        long = "target-backing-format",
+        long = "backing-format",
+        allow_hyphen_values = true,
         value_name = "BACKING_FMT"
     )]
     pub backing_format: Option<String>,
-    /// Convert a snapshot: snapshot.id=ID,snapshot.name=NAME or a name
-    #[arg(short = 'l', long = "source-snapshot", value_name = "SNAPSHOT_PARAM")]
-    pub snapshot: Option<String>,
-    /// The target is known to read as zeros (needs -n)
-    #[arg(long = "target-is-zero")]
-    pub target_is_zero: bool,
-    /// Target cache mode
-    #[arg(short = 't', long = "target-cache", value_name = "CACHE")]
-    pub cache: Option<String>,
-    /// Source cache mode
-    #[arg(short = 'T', long = "source-cache", value_name = "SRC_CACHE")]
-    pub source_cache: Option<String>,
     /// The target name is an option string (needs -n)
     #[arg(long = "target-image-opts")]
     pub target_image_opts: bool,
+    /// The target is known to read as zeros (needs -n)
+    #[arg(long = "target-is-zero")]
+    pub target_is_zero: bool,
+    /// Parallel requests in flight (1..16)
+    #[arg(
+        short = 'm',
+        long = "parallel",
+        allow_hyphen_values = true,
+        value_name = "NUM_COROUTINES"
+    )]
+    pub parallel: Option<String>,
+    #[command(flatten)]
+    pub share: ForceShareArg,
+    #[command(flatten)]
+    pub quiet: QuietArg,
+    /// Write into an existing target instead of creating it
+    #[arg(short = 'n')]
+    pub no_create: bool,
+    /// Show progress
+    #[arg(short = 'p')]
+    pub progress: bool,
+    /// Compress the target (qcow2)
+    #[arg(short = 'c')]
+    pub compress: bool,
     /// SOURCE... TARGET
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
@@ -199,7 +287,11 @@ pub struct ResizeArgs {
     #[arg(long = "shrink")]
     pub shrink: bool,
     /// How to allocate the new space: off, metadata, falloc, full
-    #[arg(long = "preallocation", value_name = "PREALLOC")]
+    #[arg(
+        long = "preallocation",
+        allow_hyphen_values = true,
+        value_name = "PREALLOC"
+    )]
     pub preallocation: Option<String>,
     #[command(flatten)]
     pub quiet: QuietArg,
@@ -214,18 +306,35 @@ pub struct SnapshotArgs {
     #[arg(short = 'l', long = "list")]
     pub list: bool,
     /// Revert the image to a snapshot
-    #[arg(short = 'a', long = "apply", value_name = "SNAPSHOT")]
+    #[arg(
+        short = 'a',
+        long = "apply",
+        allow_hyphen_values = true,
+        value_name = "SNAPSHOT"
+    )]
     pub apply: Option<String>,
     /// Create a snapshot
-    #[arg(short = 'c', long = "create", value_name = "SNAPSHOT")]
+    #[arg(
+        short = 'c',
+        long = "create",
+        allow_hyphen_values = true,
+        value_name = "SNAPSHOT"
+    )]
     pub create: Option<String>,
     /// Delete a snapshot
-    #[arg(short = 'd', long = "delete", value_name = "SNAPSHOT")]
+    #[arg(
+        short = 'd',
+        long = "delete",
+        allow_hyphen_values = true,
+        value_name = "SNAPSHOT"
+    )]
     pub delete: Option<String>,
     #[command(flatten)]
     pub image: ImageArgs,
     #[command(flatten)]
     pub quiet: QuietArg,
+    #[command(flatten)]
+    pub share: ForceShareArg,
     /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
@@ -236,15 +345,32 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub image: ImageArgs,
     /// Output format: human or json
-    #[arg(long = "output", value_name = "human|json", default_value = "human")]
+    #[arg(
+        long = "output",
+        allow_hyphen_values = true,
+        value_name = "human|json",
+        default_value = "human"
+    )]
     pub output: String,
     /// Repair: leaks or all
-    #[arg(short = 'r', long = "repair", value_name = "leaks|all")]
+    #[arg(
+        short = 'r',
+        long = "repair",
+        allow_hyphen_values = true,
+        value_name = "leaks|all"
+    )]
     pub repair: Option<String>,
     #[command(flatten)]
     pub quiet: QuietArg,
+    #[command(flatten)]
+    pub share: ForceShareArg,
     /// Cache mode
-    #[arg(short = 'T', long = "cache", value_name = "SRC_CACHE")]
+    #[arg(
+        short = 'T',
+        long = "cache",
+        allow_hyphen_values = true,
+        value_name = "SRC_CACHE"
+    )]
     pub cache: Option<String>,
     /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
@@ -260,11 +386,17 @@ pub struct CompareArgs {
         short = 'F',
         long = "b-format",
         visible_alias = "right-format",
+        allow_hyphen_values = true,
         value_name = "FMT"
     )]
     pub second_format: Option<String>,
     /// Cache mode for both images
-    #[arg(short = 'T', long = "cache", value_name = "SRC_CACHE")]
+    #[arg(
+        short = 'T',
+        long = "cache",
+        allow_hyphen_values = true,
+        value_name = "SRC_CACHE"
+    )]
     pub cache: Option<String>,
     /// Show progress
     #[arg(short = 'p', long = "progress")]
@@ -274,6 +406,8 @@ pub struct CompareArgs {
     /// Strict: differing sizes or allocation are differences too
     #[arg(short = 's', long = "strict")]
     pub strict: bool,
+    #[command(flatten)]
+    pub share: ForceShareArg,
     /// FILENAME1 FILENAME2
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,

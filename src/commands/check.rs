@@ -8,7 +8,9 @@ use serde_json::{Map, Value, json};
 
 use crate::block::driver::{CheckReport, Repair};
 use crate::cli::CheckArgs;
-use crate::commands::{Console, OutputFormat, one_filename, output_format, print, usage};
+use crate::commands::{
+    Console, OutputFormat, is_cache_mode, one_filename, output_format, print, usage,
+};
 use crate::error::ErrorKind;
 use crate::open::{OpenOptions, open_image};
 use crate::qjson;
@@ -29,13 +31,16 @@ pub fn run(a: CheckArgs, console: &Console) -> anyhow::Result<i32> {
         }
     };
     let filename = one_filename("check", &a.args)?;
-    if repair != Repair::None && a.image.force_share {
+    if let Some(mode) = a.cache.as_ref().filter(|m| !is_cache_mode(m)) {
+        bail!("Invalid source cache option: {mode}");
+    }
+    if repair != Repair::None && a.share.force_share {
         bail!("force-share=on can only be used with read-only images");
     }
     let opts = OpenOptions {
         format: a.image.format,
         writable: repair != Repair::None,
-        force_share: a.image.force_share,
+        force_share: a.share.force_share,
         image_opts: a.image.image_opts,
         check: true,
         diagnostics: console.diagnostics(),

@@ -1,8 +1,9 @@
 //! `compare [-f fmt] [-F fmt] [-T cache] [-p] [-q] [-s] [-U] filename1 filename2`
 //!
 //! qemu-img's algorithm and exit codes: 0 identical, 1 different, 2 an image
-//! could not be opened, 4 a read failed. Ranges both images report as zeros
-//! are not read; a range only one side allocates must read as zeros there.
+//! could not be opened, 3 an allocation lookup failed (a corrupt image), 4 a
+//! read failed. Ranges both images report as zeros are not read; a range
+//! only one side allocates must read as zeros there.
 
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ use crate::open::{OpenOptions, open_image};
 
 const EXIT_DIFFERENT: i32 = 1;
 const EXIT_OPEN: i32 = 2;
+/// Block status failed (qemu-img's "Sector allocation test failed").
+const EXIT_STATUS: i32 = 3;
 const EXIT_READ: i32 = 4;
 /// The most compared at once, as qemu-img.
 const STEP: u64 = 2 << 20;
@@ -24,7 +27,7 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
         return Err(usage("compare", "Expecting two image file names"));
     };
     if let Some(mode) = &a.cache
-        && !crate::commands::convert::CACHE_MODES.contains(&mode.as_str())
+        && !crate::commands::is_cache_mode(mode)
     {
         console.error(format!("Invalid source cache option: {mode}"));
         return Ok(EXIT_OPEN);
@@ -32,7 +35,7 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
     let open = |name: &str, format: &Option<String>| {
         let opts = OpenOptions {
             format: format.clone(),
-            force_share: a.image.force_share,
+            force_share: a.share.force_share,
             image_opts: a.image.image_opts,
             diagnostics: console.diagnostics(),
             ..Default::default()
@@ -53,16 +56,16 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
         return Ok(EXIT_DIFFERENT);
     }
     let progress = Progress::new(size1.max(size2), a.progress && !a.quiet.quiet);
-    let mut outcome = compare(&one, &two, a.strict, &progress);
+    let images = [(&one, first.as_str()), (&two, second.as_str())];
+    let mut outcome = compare(images, a.strict, &progress);
     if matches!(outcome, Ok(None)) && size1 != size2 {
         say("Warning: Image size mismatch!\n")?;
         let (larger, from) = if size1 > size2 {
-            (&one, size2)
+            (images[0], size2)
         } else {
-            (&two, size1)
+            (images[1], size1)
         };
-        outcome =
-            first_nonzero(larger, from, larger.size(), &progress).map(|o| o.map(Mismatch::Content));
+        outcome = first_nonzero(larger, from, &progress).map(|o| o.map(Mismatch::Content));
     }
     progress.finish();
     match outcome {
@@ -75,9 +78,9 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
             say(&format!("{message}\n"))?;
             return Ok(EXIT_DIFFERENT);
         }
-        Err(e) => {
-            console.error(e);
-            return Ok(EXIT_READ);
+        Err(failure) => {
+            console.error(failure.message);
+            return Ok(failure.code);
         }
     }
     say("Images are identical.\n")?;
@@ -92,20 +95,51 @@ enum Mismatch {
     Strict(String),
 }
 
+/// Why the comparison stopped: qemu-img's message and exit code.
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+/// An image and the name the user gave it.
+type Named<'a> = (&'a Arc<dyn BlockDriver>, &'a str);
+
+/// Block status, or qemu-img's exit 3 when the image cannot say.
+fn status(
+    (image, name): Named,
+    offset: u64,
+    len: u64,
+) -> Result<crate::block::extent::Extent, Failure> {
+    image.block_status(offset, len).map_err(|_| Failure {
+        code: EXIT_STATUS,
+        message: format!("Sector allocation test failed for {name}"),
+    })
+}
+
+/// Reads `buf` at `offset`, or qemu-img's exit 4.
+fn read((image, _): Named, buf: &mut [u8], offset: u64) -> Result<(), Failure> {
+    image.read_at(buf, offset).map_err(|e| Failure {
+        code: EXIT_READ,
+        message: format!(
+            "Error while reading offset {offset} of {}: {e}",
+            image.filename()
+        ),
+    })
+}
+
 /// The first difference over the common length, `None` when equal.
 fn compare(
-    one: &Arc<dyn BlockDriver>,
-    two: &Arc<dyn BlockDriver>,
+    [one, two]: [Named; 2],
     strict: bool,
     progress: &Progress,
-) -> crate::error::Result<Option<Mismatch>> {
-    let total = one.size().min(two.size());
+) -> Result<Option<Mismatch>, Failure> {
+    let total = one.0.size().min(two.0.size());
     let (mut a, mut b) = (vec![0u8; STEP as usize], vec![0u8; STEP as usize]);
     let mut offset = 0;
     while offset < total {
         let left = total - offset;
-        let s1 = one.block_status(offset, left)?;
-        let s2 = two.block_status(offset, left)?;
+        let s1 = status(one, offset, left)?;
+        let s2 = status(two, offset, left)?;
         if strict && s1.allocation != s2.allocation {
             return Ok(Some(Mismatch::Strict(format!(
                 "Strict mode: Offset {offset} block status mismatch!"
@@ -114,18 +148,8 @@ fn compare(
         let n = s1.len.min(s2.len).clamp(1, STEP);
         if !(s1.allocation.reads_as_zero() && s2.allocation.reads_as_zero()) {
             let (a, b) = (&mut a[..n as usize], &mut b[..n as usize]);
-            one.read_at(a, offset).map_err(|e| {
-                e.prepend(format!(
-                    "Error while reading offset {offset} of {}",
-                    one.filename()
-                ))
-            })?;
-            two.read_at(b, offset).map_err(|e| {
-                e.prepend(format!(
-                    "Error while reading offset {offset} of {}",
-                    two.filename()
-                ))
-            })?;
+            read(one, a, offset)?;
+            read(two, b, offset)?;
             if let Some(i) = a
                 .chunks(SECTOR)
                 .zip(b.chunks(SECTOR))
@@ -140,26 +164,17 @@ fn compare(
     Ok(None)
 }
 
-/// The first sector in `[from, to)` of `image` that is not all zeros.
-fn first_nonzero(
-    image: &Arc<dyn BlockDriver>,
-    from: u64,
-    to: u64,
-    progress: &Progress,
-) -> crate::error::Result<Option<u64>> {
+/// The first sector from `from` to the end of `image` that is not all zeros.
+fn first_nonzero(image: Named, from: u64, progress: &Progress) -> Result<Option<u64>, Failure> {
+    let to = image.0.size();
     let mut buf = vec![0u8; STEP as usize];
     let mut offset = from;
     while offset < to {
-        let status = image.block_status(offset, to - offset)?;
+        let status = status(image, offset, to - offset)?;
         let n = status.len.clamp(1, STEP);
         if !status.allocation.reads_as_zero() {
             let buf = &mut buf[..n as usize];
-            image.read_at(buf, offset).map_err(|e| {
-                e.prepend(format!(
-                    "Error while reading offset {offset} of {}",
-                    image.filename()
-                ))
-            })?;
+            read(image, buf, offset)?;
             if let Some(i) = buf.chunks(SECTOR).position(|s| s.iter().any(|&x| x != 0)) {
                 return Ok(Some(offset + (i * SECTOR) as u64));
             }

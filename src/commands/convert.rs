@@ -1,20 +1,32 @@
 //! `convert [-f fmt] [-O fmt] [-o opts] [-n] [-p] [-q] [-S size] [-m N] [-W] [-c]
 //! [-B backing] [-l snapshot] [--target-is-zero] [-t cache] [-T cache] [-U] src... dst`
+//!
+//! qemu-img checks a convert in three rounds, and so does this file, so that
+//! when several things are wrong the first complaint is qemu-img's:
+//!
+//! ```text
+//!   validate()          the command line alone: option values as getopt
+//!                       meets them, then their combinations  -> ConvertConfig
+//!   open the sources    (a missing source is reported before the rest),
+//!                       load -l's snapshot (one source only)
+//!   target_plan()       what needs the sources: the target's format, -o,
+//!                       the backing file, -c, -t
+//! ```
 
 use std::sync::Arc;
 
 use anyhow::bail;
 
 use crate::block::BlockDriver;
+use crate::block::diagnostics::Diagnostics;
 use crate::block::options::{Options, help_text};
 use crate::block::snapshot::SnapshotSelector;
 use crate::cli::ConvertArgs;
-use crate::commands::Console;
+use crate::commands::{Console, cvtnum, is_cache_mode};
 use crate::convert::{self, ConvertOptions, progress::Progress};
-use crate::open::create::{self, CreateRequest};
-use crate::open::format::Format;
+use crate::open::create::{self, CreatePlan, CreateRequest};
+use crate::open::format::{Format, Lookup};
 use crate::open::{OpenOptions, open_image};
-use crate::size::parse_size;
 
 /// qemu-img's limit on `-S`: 512-byte multiples up to 16 MiB (32768 sectors).
 const MAX_SPARSE: u64 = 32768 * 512;
@@ -24,8 +36,6 @@ const MAX_SPARSE: u64 = 32768 * 512;
 /// each slot costs about 4 MiB (6 MiB with librados' copy), so 4 keeps peak
 /// memory below qemu-img's default at the same speed.
 const DEFAULT_PARALLEL: u64 = 4;
-
-pub const CACHE_MODES: &[&str] = &["none", "writeback", "unsafe", "directsync", "writethrough"];
 
 /// A convert job as the command line asks for it, validated before any
 /// image is opened.
@@ -39,7 +49,9 @@ struct ConvertConfig {
     image_opts: bool,
     /// `-l`: the snapshot of the (single) source to convert.
     snapshot: Option<SnapshotSelector>,
-    out_format: Format,
+    /// `-O` as given: qemu-img looks it up once the sources are open (and
+    /// with `-n` only when it opens the target).
+    out_format: String,
     /// `-o`, with `-B`/`-F` not yet merged in (`create::plan` does that).
     options: Options,
     /// `-n`: write into an existing target.
@@ -53,13 +65,13 @@ struct ConvertConfig {
     out_of_order: bool,
     compress: bool,
     progress: bool,
-    /// Any target cache mode but "unsafe" flushes the target at the end.
-    flush: bool,
+    /// `-t`: checked with the target's options.
+    target_cache: Option<String>,
 }
 
 /// What the command line asks for: a conversion, or `-o help`'s text.
 enum Request {
-    Convert(ConvertConfig),
+    Convert(Box<ConvertConfig>),
     OptionHelp(String),
 }
 
@@ -73,15 +85,12 @@ pub fn run(a: ConvertArgs, console: &Console) -> anyhow::Result<i32> {
     }
 }
 
-/// Checks the command line in qemu-img's order, with its messages.
+/// The checks qemu-img makes before it opens anything, in its order and
+/// with its messages.
 fn validate(a: ConvertArgs, console: &Console) -> anyhow::Result<Request> {
     let parallel = match a.parallel.as_deref() {
         None => DEFAULT_PARALLEL,
-        Some(text) => match parse_size(text) {
-            Ok(n @ 1..=16) => n,
-            Ok(_) => bail!("Invalid number of coroutines specified. Must be between 1 and 16."),
-            Err(_) => bail!("Invalid number of coroutines specified: '{text}'."),
-        },
+        Some(text) => cvtnum("number of coroutines", text, 1, 16)?,
     };
     let sparse_size = match a.sparse_size.as_deref() {
         None => 4096,
@@ -98,60 +107,37 @@ fn validate(a: ConvertArgs, console: &Console) -> anyhow::Result<Request> {
             }
         },
     };
-    for mode in [&a.cache, &a.source_cache].into_iter().flatten() {
-        if !CACHE_MODES.contains(&mode.as_str()) {
-            bail!("Invalid cache option: {mode}");
-        }
+    let options = Options::parse(&a.options)?;
+    if a.target_image_opts && !a.no_create {
+        bail!("--target-image-opts requires use of -n flag");
+    }
+    if a.no_create && !a.options.is_empty() {
+        bail!("-o has no effect when skipping image creation");
     }
     if a.target_is_zero && !a.no_create {
         bail!("--target-is-zero requires use of -n flag");
     }
-    if a.target_image_opts && !a.no_create {
-        bail!("--target-image-opts requires use of -n flag");
-    }
-    let options = Options::parse(&a.options)?;
-    let out_format = Format::for_output(&a.output_format)?;
     if options.wants_help() {
+        let out_format = Format::for_output(&a.output_format)?;
         let target = a.args.last().map(String::as_str).unwrap_or("");
-        let location = crate::open::ImageSpec::parse(target, false)?.location;
-        let descs = out_format.create_options(crate::open::create::storage_of(&location));
+        let location = crate::open::spec::ImageSpec::parse(target, false)?.location;
+        let descs = out_format.create_options(create::storage_of(&location));
         return Ok(Request::OptionHelp(help_text(None, &descs)));
-    }
-    if a.compress && !out_format.supports_compression() {
-        bail!("Compression not supported for this file format");
-    }
-    if a.backing.is_some() && !out_format.supports_backing() {
-        bail!(
-            "Backing file not supported for file format '{}'",
-            out_format.name()
-        );
-    }
-    if a.backing.is_some() && a.no_create {
-        bail!("-B makes no sense when -n is used");
-    }
-    let backing_named = a.backing.is_some() || options.get("backing_file").is_some();
-    if backing_named && a.backing_format.is_none() && options.get("backing_fmt").is_none() {
-        bail!("Use of backing file requires explicit backing format");
     }
     let Some((target, sources)) = a.args.split_last().filter(|(_, s)| !s.is_empty()) else {
         bail!("Must specify image file name");
     };
-    if snapshot.is_some() && sources.len() > 1 {
-        bail!("No support for concatenating multiple snapshot");
+    if let Some(mode) = a.source_cache.as_ref().filter(|m| !is_cache_mode(m)) {
+        bail!("Invalid source cache option: {mode}");
     }
-    if backing_named && sources.len() > 1 {
-        bail!(
-            "Having a backing file for the target makes no sense when concatenating multiple input images"
-        );
-    }
-    Ok(Request::Convert(ConvertConfig {
+    Ok(Request::Convert(Box::new(ConvertConfig {
         sources: sources.to_vec(),
         target: target.clone(),
         source_format: a.image.format,
-        force_share: a.image.force_share,
+        force_share: a.share.force_share,
         image_opts: a.image.image_opts,
         snapshot,
-        out_format,
+        out_format: a.output_format,
         options,
         no_create: a.no_create,
         backing: a.backing,
@@ -163,9 +149,82 @@ fn validate(a: ConvertArgs, console: &Console) -> anyhow::Result<Request> {
         out_of_order: a.out_of_order,
         compress: a.compress,
         progress: a.progress && !a.quiet.quiet,
-        // qemu-img's default target cache mode is "unsafe": no final flush.
-        flush: a.cache.as_deref().unwrap_or("unsafe") != "unsafe",
-    }))
+        target_cache: a.cache,
+    })))
+}
+
+impl ConvertConfig {
+    /// The target's backing file, from `-B` or `-o backing_file`.
+    fn backing_file(&self) -> Option<&str> {
+        self.backing.as_deref().or(self.options.get("backing_file"))
+    }
+
+    /// The checks qemu-img makes once the sources are open and a snapshot
+    /// of them loaded, in its order:
+    /// what the target will be, and (without `-n`) how it is created.
+    fn target_plan(
+        &self,
+        sources: usize,
+        total: u64,
+        diagnostics: Diagnostics,
+    ) -> anyhow::Result<Option<CreatePlan>> {
+        // With -n the target's format is only looked up when it is opened.
+        let out_format = match self.no_create {
+            false => Some(Format::for_output(&self.out_format)?),
+            true => match Format::lookup(&self.out_format) {
+                Lookup::Found(f) => Some(f),
+                _ => None,
+            },
+        };
+        let request = (!self.no_create).then(|| CreateRequest {
+            filename: self.target.clone(),
+            format: self.out_format.clone(),
+            options: self.options.clone(),
+            size: Some(total),
+            backing: self.backing.clone(),
+            backing_format: self.backing_format.clone(),
+            // convert names the backing file without opening it.
+            unsafe_backing: true,
+            diagnostics,
+        });
+        if let Some(request) = &request {
+            create::check_options(request)?;
+        }
+        let backing_file = self.backing_file();
+        if self.target_is_zero && backing_file.is_some() {
+            bail!("Cannot use --target-is-zero when the destination image has a backing file");
+        }
+        if backing_file.is_some() && sources > 1 {
+            bail!(
+                "Having a backing file for the target makes no sense when concatenating multiple input images"
+            );
+        }
+        let backing_format = self
+            .backing_format
+            .as_deref()
+            .or(self.options.get("backing_fmt"));
+        if !self.no_create && backing_file.is_some() && backing_format.is_none() {
+            bail!("Use of backing file requires explicit backing format");
+        }
+        if self.compress {
+            if out_format.is_some_and(|f| !f.supports_compression()) {
+                bail!("Compression not supported for this file format");
+            }
+            if self
+                .options
+                .get("preallocation")
+                .is_some_and(|p| p != "off")
+            {
+                bail!("Compression and preallocation not supported at the same time");
+            }
+        }
+        let plan = request.as_ref().map(create::plan).transpose()?;
+        // qemu-img checks -t once the target's options are known.
+        if let Some(mode) = self.target_cache.as_ref().filter(|m| !is_cache_mode(m)) {
+            bail!("Invalid cache option: {mode}");
+        }
+        Ok(plan)
+    }
 }
 
 /// Opens the sources, creates the target unless `-n`, copies.
@@ -182,34 +241,24 @@ fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
     for name in &c.sources {
         sources.push(open_image(name, &source_opts)?);
     }
+    if c.snapshot.is_some() && sources.len() > 1 {
+        bail!("No support for concatenating multiple snapshot");
+    }
     if let Some(selector) = &c.snapshot {
         sources[0] = open_snapshot(&sources[0], selector)?;
     }
     let total: u64 = sources.iter().map(|s| s.size()).sum();
-
-    if !c.no_create {
-        let request = CreateRequest {
-            filename: c.target.clone(),
-            format: c.out_format.name().to_string(),
-            options: c.options.clone(),
-            size: Some(total),
-            backing: c.backing.clone(),
-            backing_format: c.backing_format.clone(),
-            // convert names the backing file without opening it.
-            unsafe_backing: true,
-            diagnostics: console.diagnostics(),
-        };
-        let plan = create::plan(&request)?;
+    if let Some(plan) = c.target_plan(sources.len(), total, console.diagnostics())? {
         create::execute_as(
             &plan,
-            &format!("error while converting {}", c.out_format.name()),
+            &format!("error while converting {}", plan.format.name()),
         )?;
     }
     let target_opts = OpenOptions {
         format: if c.target_image_opts {
             None
         } else {
-            Some(c.out_format.name().to_string())
+            Some(c.out_format.clone())
         },
         writable: true,
         force_share: false,
@@ -224,11 +273,12 @@ fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
             target.size()
         );
     }
+    let backing_file = c.backing_file();
     let opts = ConvertOptions {
         sparse_size: c.sparse_size,
         // A new target reads as zeros unless a backing file shows through.
-        target_is_zero: (!c.no_create && c.backing.is_none()) || c.target_is_zero,
-        keep_backing_unallocated: c.backing.is_some(),
+        target_is_zero: (!c.no_create && backing_file.is_none()) || c.target_is_zero,
+        keep_backing_unallocated: backing_file.is_some(),
         parallel: c.parallel,
         out_of_order: c.out_of_order,
         compress_unit: if c.compress {
@@ -237,19 +287,37 @@ fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
             None
         },
     };
+    check_allocation(&sources)?;
     let progress = Progress::new(total, c.progress);
     convert::convert(&sources, target.as_ref(), &opts, &progress)?;
-    if c.flush {
+    // qemu-img's default target cache mode is "unsafe": no final flush.
+    if c.target_cache.as_deref().unwrap_or("unsafe") != "unsafe" {
         target.flush()?;
     }
     Ok(0)
 }
 
+/// qemu-img walks the sources' allocation before it copies anything (to
+/// count the sectors to copy), so a source whose metadata is corrupt fails
+/// with the target created but nothing written to it. The walk reads only
+/// metadata.
+fn check_allocation(sources: &[Arc<dyn BlockDriver>]) -> anyhow::Result<()> {
+    for source in sources {
+        let size = source.size();
+        let mut pos = 0;
+        while pos < size {
+            let extent = source.block_status(pos, size - pos).map_err(|e| {
+                e.prepend(format!("error while reading block status at offset {pos}"))
+            })?;
+            pos += extent.len.max(1);
+        }
+    }
+    Ok(())
+}
+
 /// `cvtnum("buffer size for sparse output")` plus qemu-img's alignment rule.
 fn sparse_size(text: &str) -> anyhow::Result<u64> {
-    let Ok(n) = parse_size(text) else {
-        bail!("Invalid buffer size for sparse output specified: '{text}'.");
-    };
+    let n = cvtnum("buffer size for sparse output", text, 0, i64::MAX as u64)?;
     if n % 512 != 0 || n > MAX_SPARSE {
         bail!(
             "Invalid buffer size for sparse output specified. Valid sizes are multiples of 512 up to {MAX_SPARSE}. \

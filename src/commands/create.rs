@@ -1,13 +1,10 @@
 //! `create [-f fmt] [-o opts] [-b backing -F fmt] [-u] [-q] filename [size]`
 
-use anyhow::bail;
-
 use crate::block::options::{Options, help_text};
 use crate::cli::CreateArgs;
-use crate::commands::{Console, print, usage};
+use crate::commands::{Console, cvtnum, print, usage};
 use crate::open::create::{self, CreateRequest};
 use crate::open::format::Format;
-use crate::size::{SizeError, parse_size};
 
 pub fn run(a: CreateArgs, console: &Console) -> anyhow::Result<i32> {
     let options = Options::parse(&a.options)?;
@@ -40,20 +37,13 @@ pub fn run(a: CreateArgs, console: &Console) -> anyhow::Result<i32> {
 
 /// qemu-img's `cvtnum("image size", ...)`.
 pub fn image_size(text: &str) -> anyhow::Result<u64> {
-    match parse_size(text) {
-        Ok(n) if n <= i64::MAX as u64 => Ok(n),
-        Err(SizeError::Invalid) => bail!("Invalid image size specified: '{text}'."),
-        _ => bail!(
-            "Invalid image size specified. Must be between 0 and {}.",
-            i64::MAX
-        ),
-    }
+    cvtnum("image size", text, 0, i64::MAX as u64)
 }
 
 fn option_help(format: &str, filename: Option<&String>) -> anyhow::Result<i32> {
     let format = Format::for_output(format)?;
     let text = if let Some(filename_arg) = filename {
-        let location = crate::open::ImageSpec::parse(filename_arg, false)?.location;
+        let location = crate::open::spec::ImageSpec::parse(filename_arg, false)?.location;
         let descs = format.create_options(crate::open::create::storage_of(&location));
         help_text(None, &descs)
     } else {

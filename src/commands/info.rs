@@ -14,7 +14,7 @@ pub fn run(a: InfoArgs, console: &Console) -> anyhow::Result<i32> {
     let opts = OpenOptions {
         format: a.image.format,
         writable: false,
-        force_share: a.image.force_share,
+        force_share: a.share.force_share,
         image_opts: a.image.image_opts,
         metadata_only: true,
         diagnostics: console.diagnostics(),
@@ -42,7 +42,7 @@ pub fn run(a: InfoArgs, console: &Console) -> anyhow::Result<i32> {
             seen.push(full.clone());
             let chain_opts = OpenOptions {
                 format: last.backing_filename_format.clone(),
-                force_share: a.image.force_share,
+                force_share: a.share.force_share,
                 metadata_only: true,
                 diagnostics: console.diagnostics(),
                 ..Default::default()

@@ -14,8 +14,11 @@ pub mod snapshot;
 use std::fmt;
 use std::io::{self, Write};
 
+use anyhow::bail;
+
 use crate::block::diagnostics::{Diagnostic, Diagnostics};
 use crate::cli::{Cli, Command};
+use crate::size::{SizeError, parse_size};
 
 /// A misuse of a command's arguments: printed with the "Try ... --help" hint.
 #[derive(Debug)]
@@ -126,5 +129,20 @@ pub fn one_filename<'a>(command: &'static str, args: &'a [String]) -> anyhow::Re
     match args {
         [name] => Ok(name),
         _ => Err(usage(command, "Expecting one image file name")),
+    }
+}
+
+/// The cache modes `-t`/`-T` accept (`bdrv_parse_cache_mode`).
+pub fn is_cache_mode(mode: &str) -> bool {
+    ["none", "writeback", "unsafe", "directsync", "writethrough"].contains(&mode)
+}
+
+/// qemu-img's `cvtnum_full(name, text, min, max)`: a size, worded as
+/// qemu-img words what it cannot read or what is out of range.
+pub fn cvtnum(name: &str, text: &str, min: u64, max: u64) -> anyhow::Result<u64> {
+    match parse_size(text) {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        Err(SizeError::Invalid) => bail!("Invalid {name} specified: '{text}'."),
+        _ => bail!("Invalid {name} specified. Must be between {min} and {max}."),
     }
 }

@@ -44,7 +44,6 @@ pub fn run(a: ResizeArgs, console: &Console) -> anyhow::Result<i32> {
     let opts = OpenOptions {
         format: a.image.format,
         writable: true,
-        force_share: a.image.force_share,
         image_opts: a.image.image_opts,
         diagnostics: console.diagnostics(),
         ..Default::default()

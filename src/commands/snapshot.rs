@@ -3,11 +3,13 @@
 use anyhow::bail;
 
 use crate::block::BlockDriver;
+use crate::block::diagnostics::Diagnostic;
 use crate::block::snapshot::{SnapshotSelector, table_header, table_row};
 use crate::cli::SnapshotArgs;
 use crate::commands::{Console, one_filename, print, usage};
 use crate::error::{Error, ErrorKind};
-use crate::open::{OpenOptions, open_image};
+use crate::open::spec::{ImageSpec, Location};
+use crate::open::{OpenOptions, open_image, raw_guess_warning};
 
 enum Action {
     List,
@@ -30,13 +32,13 @@ pub fn run(a: SnapshotArgs, console: &Console) -> anyhow::Result<i32> {
     let action = actions.pop().unwrap_or(Action::List);
     let filename = one_filename("snapshot", &a.args)?;
     let writable = !matches!(action, Action::List);
-    if writable && a.image.force_share {
+    if writable && a.share.force_share {
         bail!("force-share=on can only be used with read-only images");
     }
     let opts = OpenOptions {
         format: a.image.format,
         writable,
-        force_share: a.image.force_share,
+        force_share: a.share.force_share,
         image_opts: a.image.image_opts,
         diagnostics: console.diagnostics(),
         ..Default::default()
@@ -63,6 +65,11 @@ pub fn run(a: SnapshotArgs, console: &Console) -> anyhow::Result<i32> {
             let id = find(&*image, &name).map_err(|e| {
                 let e = match e.kind() {
                     ErrorKind::Unsupported => {
+                        // qemu-img falls back to the file node: it closes the
+                        // probed raw node and opens it again, which warns again.
+                        if probed_raw_file(filename, &opts, &*image) {
+                            console.diagnostic(&Diagnostic::Line(raw_guess_warning(filename)));
+                        }
                         Error::new(e.kind(), "Block driver does not support snapshots")
                     }
                     _ => e.prepend("Failed to load snapshot"),
@@ -89,6 +96,14 @@ pub fn run(a: SnapshotArgs, console: &Console) -> anyhow::Result<i32> {
     }
     image.flush()?;
     Ok(0)
+}
+
+/// A local file whose format was guessed as raw (no -f, no `driver=`).
+fn probed_raw_file(name: &str, opts: &OpenOptions, image: &dyn BlockDriver) -> bool {
+    let spec = ImageSpec::parse(name, opts.image_opts);
+    opts.format.is_none()
+        && image.format_name() == "raw"
+        && spec.is_ok_and(|s| s.format.is_none() && matches!(s.location, Location::File(_)))
 }
 
 /// The id of the first snapshot with this name (`snapshot -d` matches names

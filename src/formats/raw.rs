@@ -3,10 +3,13 @@
 //!
 //! Allocation status comes from the storage (SEEK_DATA/SEEK_HOLE for a
 //! file, the object map for RBD), so a sparse raw image converts without
-//! reading its holes. Snapshots and the consistency check are the
-//! storage's, as QEMU's raw driver falls through to its file child. When
-//! the format was guessed by probing, writes to the first 512 bytes that
-//! would make the image probe as another format are refused, as QEMU does:
+//! reading its holes. The storage may be another format node (raw over raw
+//! or qcow2, `storage/node.rs`), as QEMU's raw driver sits on any node.
+//! Snapshots are the storage's, as QEMU's raw driver falls through to its
+//! file child for them; raw has no consistency check (the storage's runs
+//! only when the storage node itself is the image, `-f rbd`). When the
+//! format was guessed by probing, writes to the first 512 bytes that would
+//! make the image probe as another format are refused, as QEMU does:
 //! otherwise a guest could turn its raw disk into, say, a qcow2 that names
 //! a host file as backing.
 
@@ -185,11 +188,10 @@ impl BlockDriver for RawImage {
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_range(offset, buf.len() as u64)?;
-        // Probed images have no window (a format that was guessed has no
-        // options), so block 0 is the storage's.
+        // Block 0 is the image's: the first sector of its window.
         if self.probed && offset < 512 && !buf.is_empty() {
             let mut sector = [0u8; 512];
-            self.storage.read_at(&mut sector, 0)?;
+            self.storage.read_at(&mut sector, self.offset)?;
             let start = offset as usize;
             let n = buf.len().min(512 - start);
             sector[start..start + n].copy_from_slice(&buf[..n]);
@@ -285,8 +287,16 @@ impl Snapshots for RawImage {
     }
 }
 
+/// Raw has no check: qemu-img reports "does not support checks" (exit 63)
+/// for raw over anything. The storage node opened as the image (`-f rbd`)
+/// is checked by the storage (RBD's object map: rbdimg's extension).
 impl Check for RawImage {
     fn check(&self, repair: Repair) -> Result<CheckReport> {
+        if !self.protocol {
+            return Err(Error::unsupported(
+                "This image format does not support checks",
+            ));
+        }
         self.storage.check(repair)
     }
 }
@@ -440,6 +450,54 @@ mod tests {
         assert_eq!(
             name(&[("offset", "1k".into())]),
             r#"json:{"offset": "1k", "driver": "raw", "file": {"driver": "file", "filename": "base.raw"}}"#
+        );
+    }
+
+    #[test]
+    fn raw_sits_on_another_format_node() {
+        use crate::storage::node::NodeStorage;
+        let dir = tempfile::tempdir().unwrap();
+        let file = raw_file(&dir, 1 << 20);
+        let inner =
+            RawImage::open(file, false, &window(&[("offset", 512.into())]).unwrap()).unwrap();
+        let over = |w: &RawWindow| {
+            RawImage::open(Arc::new(NodeStorage::new(inner.clone())), false, w).unwrap()
+        };
+        let outer = over(&window(&[("size", 4096.into())]).unwrap());
+        outer.write_at(b"abc", 0).unwrap();
+        let mut buf = [0u8; 3];
+        inner.read_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"abc");
+        assert!(outer.write_at(b"x", 4096).is_err());
+        // Named by the options of the whole stack, as QEMU names it.
+        let name = |img: &Arc<dyn BlockDriver>| {
+            let info = img.info().unwrap();
+            info.filename.replace(inner.filename(), "A")
+        };
+        assert_eq!(
+            name(&outer),
+            r#"json:{"driver": "raw", "size": 4096, "file": {"offset": 512, "driver": "raw", "file": {"driver": "file", "filename": "A"}}}"#
+        );
+        let plain = RawImage::open(raw_file(&dir, 1 << 20), false, &RawWindow::default()).unwrap();
+        let over_plain = RawImage::open(
+            Arc::new(NodeStorage::new(plain.clone())),
+            false,
+            &RawWindow::default(),
+        )
+        .unwrap();
+        assert_eq!(over_plain.size(), 1 << 20);
+        assert_eq!(
+            over_plain
+                .info()
+                .unwrap()
+                .filename
+                .replace(plain.filename(), "A"),
+            r#"json:{"driver": "raw", "file": {"driver": "raw", "file": {"driver": "file", "filename": "A"}}}"#
+        );
+        // Raw has no check of its own, over any node.
+        assert_eq!(
+            outer.check(Repair::None).unwrap_err().kind(),
+            ErrorKind::Unsupported
         );
     }
 }

@@ -7,7 +7,8 @@ use crate::block::options::Options;
 use crate::error::{Error, Result};
 use crate::formats::qcow2;
 use crate::open::format::{Format, Storage};
-use crate::open::{ImageSpec, Location, NameOpener, OpenOptions, open_child};
+use crate::open::spec::{ImageSpec, Location};
+use crate::open::{NameOpener, OpenOptions, open_child};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateRequest {
@@ -54,14 +55,38 @@ pub fn storage_of(location: &Location) -> Storage {
     }
 }
 
+/// The first checks of a request, which qemu-img makes as it parses the
+/// options: the format, each option's name and type, and whether the format
+/// takes a backing file at all.
+pub fn check_options(request: &CreateRequest) -> Result<()> {
+    let format = Format::for_output(&request.format)?;
+    let location = ImageSpec::parse(&request.filename, false)?.location;
+    let options = &request.options;
+    options.validate(&format.create_options(storage_of(&location)))?;
+    // The backing file may come from -b/-F or from -o backing_file/backing_fmt.
+    let named = |flag: &Option<String>, key| flag.is_some() || options.get(key).is_some();
+    if named(&request.backing, "backing_file") && !format.supports_backing() {
+        return Err(Error::invalid(format!(
+            "Backing file not supported for file format '{}'",
+            format.name()
+        )));
+    }
+    if named(&request.backing_format, "backing_fmt") && !format.supports_backing() {
+        return Err(Error::invalid(format!(
+            "Backing file format not supported for file format '{}'",
+            format.name()
+        )));
+    }
+    Ok(())
+}
+
 /// Validates a request (`create` prefixes its errors with the filename,
 /// `convert` does not, as in qemu-img).
 pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
+    check_options(request)?;
     let format = Format::for_output(&request.format)?;
     let location = ImageSpec::parse(&request.filename, false)?.location;
     let mut options = request.options.clone();
-    options.validate(&format.create_options(storage_of(&location)))?;
-    // The backing file may come from -b/-F or from -o backing_file/backing_fmt.
     let backing = request
         .backing
         .clone()
@@ -70,18 +95,6 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
         .backing_format
         .clone()
         .or_else(|| options.get("backing_fmt").map(str::to_string));
-    if backing.is_some() && !format.supports_backing() {
-        return Err(Error::invalid(format!(
-            "Backing file not supported for file format '{}'",
-            format.name()
-        )));
-    }
-    if backing_format.is_some() && !format.supports_backing() {
-        return Err(Error::invalid(format!(
-            "Backing file format not supported for file format '{}'",
-            format.name()
-        )));
-    }
     if let Some(b) = &backing {
         options.set("backing_file", b.clone());
     }

@@ -1,12 +1,21 @@
 //! Opening an image by the name a user typed: a path, an `rbd:` name, a
-//! `json:{...}` object, or `--image-opts` key=value pairs. The name gives
-//! the storage (a local file or an RBD image); `-f`, the name's `driver`,
-//! or probing the storage's first bytes gives the format laid over it.
-//! Formats reach what an image names (backing files, data files) through
-//! [`NameOpener`], so they never depend on this layer.
+//! `json:{...}` object, or `--image-opts` key=value pairs (`spec.rs` reads
+//! them, with `qemu_json.rs` for QEMU's JSON). The name gives the storage
+//! (a local file or an RBD image) and any format nodes stacked on it; `-f`,
+//! the name's `driver`, or probing the storage's first bytes gives the
+//! format of the top node. Formats reach what an image names (backing
+//! files, data files) through [`NameOpener`], so they never depend on this
+//! layer.
+//!
+//! ```text
+//!   json:{"driver":"raw","file":{"driver":"qcow2","file":{"filename":"A"}}}
+//!   RawImage  over  NodeStorage(Qcow2Image  over  LocalFile A)
+//! ```
 
 pub mod create;
 pub mod format;
+pub mod qemu_json;
+pub mod spec;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -16,15 +25,16 @@ use serde_json::Value;
 
 use crate::block::diagnostics::Diagnostics;
 use crate::block::driver::BlockDriver;
-use crate::block::options::{Options, split_escaped};
+use crate::block::options::Options;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::raw::{RawImage, RawWindow};
 use crate::formats::{OpenFlags, Opener};
 use crate::formats::{probe, qcow2::Qcow2Image};
 use crate::open::format::{Format, Lookup};
-use crate::rbd::name::{self, RbdSpec};
+use crate::open::spec::{ImageSpec, Location};
 use crate::storage::Storage;
 use crate::storage::file::LocalFile;
+use crate::storage::node::NodeStorage;
 use crate::storage::rbd::RbdStorage;
 
 #[derive(Debug, Clone, Default)]
@@ -59,160 +69,6 @@ impl OpenOptions {
     }
 }
 
-/// Where an image's bytes live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    File(String),
-    Rbd(RbdSpec),
-}
-
-/// The options of QEMU's raw format that a name may carry.
-const RAW_OPTIONS: &[&str] = &["offset", "size"];
-
-/// Where an image lives and in which format, once the name is understood.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageSpec {
-    pub location: Location,
-    /// The format the name itself asks for (`driver=...`).
-    pub format: Option<String>,
-    /// The raw format's `offset` and `size`, as given (strings from
-    /// `--image-opts`, JSON values from `json:`).
-    pub raw_options: Vec<(String, Value)>,
-}
-
-impl ImageSpec {
-    /// Parses a filename, `rbd:` name, `json:{...}`, or (with `image_opts`) an option string.
-    pub fn parse(name: &str, image_opts: bool) -> Result<ImageSpec> {
-        if image_opts {
-            let pairs = split_escaped(name)
-                .iter()
-                .filter(|s| !s.is_empty())
-                .map(|item| {
-                    let (k, v) = item.split_once('=').unwrap_or((item.as_str(), "on"));
-                    (k.to_string(), v.to_string())
-                })
-                .collect::<Vec<_>>();
-            return Self::from_pairs(&pairs);
-        }
-        if let Some(json) = name.strip_prefix("json:") {
-            let value: Value = serde_json::from_str(json)
-                .map_err(|e| Error::invalid(format!("Could not parse the JSON options: {e}")))?;
-            let Value::Object(map) = value else {
-                return Err(Error::invalid("Invalid JSON object given"));
-            };
-            let mut pairs = Vec::new();
-            flatten("", &Value::Object(map.clone()), &mut pairs)?;
-            let mut spec = Self::from_pairs(&pairs)?;
-            for (key, value) in &mut spec.raw_options {
-                *value = map[key.as_str()].clone();
-            }
-            return Ok(spec);
-        }
-        if name::is_rbd_name(name) {
-            return Ok(ImageSpec {
-                location: Location::Rbd(name::parse_legacy(name)?),
-                format: None,
-                raw_options: Vec::new(),
-            });
-        }
-        Ok(ImageSpec {
-            location: Location::File(name.to_string()),
-            format: None,
-            raw_options: Vec::new(),
-        })
-    }
-
-    /// Builds a spec from flattened options: `driver=rbd,...` is the rbd
-    /// node itself; `driver=raw,file.driver=rbd,file.pool=...` raw over it.
-    fn from_pairs(pairs: &[(String, String)]) -> Result<ImageSpec> {
-        let get = |key: &str| {
-            pairs
-                .iter()
-                .rev()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone())
-        };
-        let driver = get("driver");
-        if driver.as_deref() == Some("rbd") {
-            return Ok(ImageSpec {
-                location: Location::Rbd(name::parse_structured(pairs)?),
-                format: Some("rbd".into()),
-                raw_options: Vec::new(),
-            });
-        }
-        // QEMU's raw driver takes `offset` and `size`: a window of its file.
-        let is_raw_option =
-            |key: &str| driver.as_deref() == Some("raw") && RAW_OPTIONS.contains(&key);
-        let raw_options: Vec<(String, Value)> = pairs
-            .iter()
-            .filter(|(k, _)| is_raw_option(k))
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        if get("file.driver").as_deref() == Some("rbd") {
-            let inner: Vec<_> = pairs
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix("file.").map(|k| (k.to_string(), v.clone())))
-                .collect();
-            return Ok(ImageSpec {
-                location: Location::Rbd(name::parse_structured(&inner)?),
-                format: driver,
-                raw_options,
-            });
-        }
-        let mut path = None;
-        for (key, value) in pairs {
-            match key.as_str() {
-                "driver" => {}
-                key if is_raw_option(key) => {}
-                "filename" | "file.filename" | "file" => path = Some(value.clone()),
-                "file.driver" if value == "file" => {}
-                "file.driver" => return Err(Error::invalid(format!("Unknown protocol '{value}'"))),
-                "file.locking" | "file.aio" | "read-only" | "cache.direct" | "cache.no-flush" => {}
-                other => return Err(Error::invalid(format!("Invalid parameter '{other}'"))),
-            }
-        }
-        let path =
-            path.ok_or_else(|| Error::invalid("A filename is required (file.filename=...)"))?;
-        Ok(ImageSpec {
-            location: Location::File(path),
-            format: driver,
-            raw_options,
-        })
-    }
-}
-
-fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) -> Result<()> {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(&key, v, out)?;
-            }
-        }
-        Value::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                flatten(&format!("{prefix}.{i}"), v, out)?;
-            }
-        }
-        Value::String(s) => out.push((prefix.to_string(), s.clone())),
-        Value::Bool(b) => out.push((
-            prefix.to_string(),
-            if *b { "on" } else { "off" }.to_string(),
-        )),
-        Value::Number(n) => out.push((prefix.to_string(), n.to_string())),
-        Value::Null => {
-            return Err(Error::invalid(format!(
-                "Invalid value for option '{prefix}'"
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Resolves `-f` (or the spec's own driver) to an implemented format.
 pub fn resolve_format(name: &str) -> Result<Format> {
     match Format::lookup(name) {
@@ -243,6 +99,9 @@ pub fn open_child(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>
 
 fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
     let spec = ImageSpec::parse(name, opts.image_opts)?;
+    for warning in &spec.warnings {
+        opts.diagnostics.warning(warning.clone());
+    }
     let requested = opts
         .format
         .clone()
@@ -268,7 +127,52 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         }
         _ => {}
     }
-    let storage = storage_at(&spec.location, opts.writable, &opts.diagnostics)?;
+    let mut storage = storage_at(&spec.location, opts.writable, &opts.diagnostics)?;
+    // The format nodes below the top one, innermost first, each the
+    // storage of the next.
+    for (depth, node) in spec.inner.iter().enumerate().rev() {
+        let format = resolve_format(&node.driver)?;
+        let over_node = depth + 1 < spec.inner.len();
+        let image = open_node(
+            storage,
+            Some(format),
+            &node.raw_options,
+            over_node,
+            shown,
+            opts,
+        )?;
+        storage = Arc::new(NodeStorage::new(image));
+    }
+    let over_node = !spec.inner.is_empty();
+    let image = open_node(
+        storage,
+        requested,
+        &spec.raw_options,
+        over_node,
+        shown,
+        opts,
+    )?;
+    // QEMU refuses the options no driver took once the node is open.
+    if let Some(key) = spec.leftover_option(image.format_name()) {
+        return Err(Error::invalid(format!(
+            "Block format '{}' does not support the option '{key}'",
+            image.format_name()
+        )));
+    }
+    Ok(image)
+}
+
+/// Opens one format node over `storage`: the format asked for, or the one
+/// probed from the storage's first bytes. Only raw sits on another format
+/// node (`over_node`), as in QEMU's usual stacks.
+fn open_node(
+    storage: Arc<dyn Storage>,
+    requested: Option<Format>,
+    raw_options: &[(String, Value)],
+    over_node: bool,
+    shown: &str,
+    opts: &OpenOptions,
+) -> Result<Arc<dyn BlockDriver>> {
     let (format, probed) = match requested {
         Some(f) => (f, false),
         None => {
@@ -282,8 +186,17 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
             (resolve_format(guessed)?, guessed == "raw")
         }
     };
+    if over_node && format != Format::Raw {
+        return Err(Error::new(
+            ErrorKind::UnsupportedFeature,
+            format!(
+                "format '{}' over another format node is not supported by rbdimg",
+                format.name()
+            ),
+        ));
+    }
     match format {
-        Format::Raw => RawImage::open(storage, probed, &RawWindow::parse(&spec.raw_options)?),
+        Format::Raw => RawImage::open(storage, probed, &RawWindow::parse(raw_options)?),
         Format::File | Format::Rbd => RawImage::open_protocol(storage),
         Format::Qcow2 => guard_loop(shown, || {
             let opener = NameOpener {
@@ -388,58 +301,6 @@ impl Opener for NameOpener {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file(path: &str, format: Option<&str>) -> ImageSpec {
-        ImageSpec {
-            location: Location::File(path.into()),
-            format: format.map(str::to_string),
-            raw_options: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn parses_json_and_image_opts() {
-        let s = ImageSpec::parse(
-            r#"json:{"driver":"raw","file":{"driver":"file","filename":"/x"}}"#,
-            false,
-        )
-        .unwrap();
-        assert_eq!(s, file("/x", Some("raw")));
-        assert_eq!(
-            ImageSpec::parse("driver=raw,file.filename=/a,,b", true).unwrap(),
-            file("/a,b", Some("raw"))
-        );
-        assert_eq!(
-            ImageSpec::parse("driver=file,filename=/y", true).unwrap(),
-            file("/y", Some("file"))
-        );
-        assert!(ImageSpec::parse("driver=raw,bogus=1,file.filename=/a", true).is_err());
-        assert!(ImageSpec::parse("json:[1]", false).is_err());
-    }
-
-    #[test]
-    fn recognises_rbd_names_in_every_form() {
-        let legacy = ImageSpec::parse("rbd:p/i@s", false).unwrap();
-        assert!(
-            matches!(&legacy.location, Location::Rbd(r) if r.pool == "p" && r.snapshot() == Some("s"))
-        );
-        assert_eq!(legacy.format, None);
-        let opts = ImageSpec::parse("driver=rbd,pool=p,image=i", true).unwrap();
-        assert_eq!(opts.format.as_deref(), Some("rbd"));
-        let json = ImageSpec::parse(
-            r#"json:{"driver":"raw","file":{"driver":"rbd","pool":"p","image":"i"}}"#,
-            false,
-        )
-        .unwrap();
-        assert!(matches!(&json.location, Location::Rbd(r) if r.image == "i"));
-        assert_eq!(json.format.as_deref(), Some("raw"));
-        let servers = ImageSpec::parse(
-            r#"json:{"driver":"rbd","pool":"p","image":"i","server":[{"host":"h","port":"1"}]}"#,
-            false,
-        )
-        .unwrap();
-        assert!(matches!(&servers.location, Location::Rbd(r) if r.settings[0].1 == "h:1"));
-    }
 
     #[test]
     fn unknown_and_unsupported_formats_are_told_apart() {

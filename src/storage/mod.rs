@@ -1,25 +1,27 @@
 //! Byte storage under the image formats (QEMU's protocol layer): a local
-//! file or an RBD image. A format only describes where guest bytes live;
-//! the storage holds them.
+//! file or an RBD image, or (for raw only) another format node. A format
+//! only describes where guest bytes live; the storage holds them.
 //!
 //! ```text
 //!   raw / qcow2 (formats)
 //!        |  Arc<dyn Storage>
 //!        v
-//!   +-------------+   +--------------------------------+
-//!   | file.rs     |   | rbd.rs: an RBD image as bytes  |
-//!   | LocalFile   |   | RbdStorage -> rbd::RbdImage    |
-//!   +-------------+   +--------------------------------+
+//!   +-------------+   +--------------------------------+   +-------------------+
+//!   | file.rs     |   | rbd.rs: an RBD image as bytes  |   | node.rs: a format |
+//!   | LocalFile   |   | RbdStorage -> rbd::RbdImage    |   | node under raw    |
+//!   +-------------+   +--------------------------------+   +-------------------+
 //! ```
 //!
 //! The semantics every storage keeps (the conformance tests check them):
-//! reads past the end return zeros; writes past the end grow the storage;
+//! reads past the end return zeros; writes past the end grow the storage
+//! (a format node's fail instead, as in QEMU);
 //! `zero_range` keeps the range allocated, `discard` may deallocate it, and
 //! both make it read as zeros; `set_len` truncates or grows with the given
 //! preallocation. Like `BlockDriver`, every method takes `&self`: one
 //! storage serves many threads at once.
 
 pub mod file;
+pub mod node;
 pub mod rbd;
 
 use crate::block::driver::{Check, Preallocation};
@@ -28,9 +30,9 @@ use crate::block::info::NodeInfo;
 use crate::block::snapshot::Snapshots;
 use crate::error::Result;
 
-/// Byte storage; its snapshots and check are the storage's own (RBD's):
-/// a format without snapshots or a check of its own passes them through,
-/// as QEMU's `bdrv_snapshot_*` fall back to the file child.
+/// Byte storage; its snapshots and check are the storage's own (RBD's, or
+/// the format node's): a format without snapshots of its own passes them
+/// through, as QEMU's `bdrv_snapshot_*` fall back to the file child.
 pub trait Storage: Snapshots + Check + Send + Sync {
     /// The protocol's name, as `-f` and `info` know it ("file", "rbd").
     fn protocol(&self) -> &'static str;

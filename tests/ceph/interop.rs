@@ -5,7 +5,7 @@
 
 use super::{rbdimg, rbdimg_ok, shared, unique};
 use crate::rbd::source;
-use crate::util::{have_qemu_img, qemu_img};
+use crate::util::{Oracle, qemu_img, require};
 
 /// Our deliberate additions: disk size from the object map, and the store
 /// an image lives in. Everything else must equal qemu-img's output.
@@ -51,7 +51,7 @@ fn strip(v: &mut serde_json::Value) {
 
 #[test]
 fn info_matches_qemu_img() {
-    if !have_qemu_img() {
+    if !require(Oracle::RbdDriver) {
         return;
     }
     let c = shared();
@@ -112,7 +112,7 @@ fn images_written_by_rbd_and_qemu_read_back_identically() {
         std::fs::read(&out).unwrap() == expected,
         "rbd import read back differently"
     );
-    if have_qemu_img() {
+    if require(Oracle::RbdDriver) {
         let by_qemu = unique("qemu-convert");
         let q = qemu_img(
             dir.path(),
@@ -164,7 +164,7 @@ fn clones_read_through_their_parent() {
     c.tool_ok("rbd", &["snap", "protect", &format!("{parent}@base")]);
     let child = unique("child");
     c.tool_ok("rbd", &["clone", &format!("{parent}@base"), &child]);
-    if have_qemu_img() {
+    if require(Oracle::RbdDriver) && require(Oracle::QemuIo) {
         // Writes into the child through librbd (copy-up of one object).
         let q = qemu_img(dir.path(), &["info", &c.name(&child)]);
         assert_eq!(q.code, 0, "{q:#?}");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes the seed corpus of the fuzz targets, corpus/<target>/, from small
-# images that qemu-img and qemu-io make (nothing binary is committed):
+# images that qemu-img and qemu-io make (nothing binary is committed), and
+# for the name and cls targets, the stable harness's seeds:
 #   qcow2_open    whole images (512-byte to 16 KiB clusters, a few KiB each)
 #   qcow2_header  their first KiB, and the first KiB of a 64 KiB-cluster image
 #   qcow2_tables  their snapshot tables, bitmap directory, L2 tables and
@@ -87,4 +88,7 @@ for path in sorted(glob.glob('*.qcow2')):
             seed('bitmaps', nb, 0, img[off:off + size])
         at += 8 + (length + 7) // 8 * 8
 PY
+# The other targets' seeds are the ones the stable harness starts from.
+(cd "$here/../.." && RBDIMG_FUZZ_CORPUS_OUT="$here/corpus" RBDIMG_FUZZ_ITERS=0 \
+    cargo test -q --test fuzz -- rbd_name image_name cls_reply cls_server >/dev/null)
 echo "seeds: $(find "$here/corpus" -type f | wc -l) files in $here/corpus"

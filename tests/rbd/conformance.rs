@@ -57,13 +57,26 @@ fn create_makes_ordinary_images(b: &Backend) {
     let info = json_info(b, &small);
     assert_eq!(info["virtual-size"], 100352);
     assert_eq!(info["cluster-size"], 1u64 << 20);
-    // No object map to check: rbdimg's check says so by finding nothing.
-    let check = rbdimg_ok(&["check", "-f", "raw", &b.name(&small)]);
+    // No object map to check: rbdimg's check of the rbd node says so by
+    // finding nothing; raw over rbd has no check, as in qemu-img.
+    let check = rbdimg_ok(&["check", "-f", "rbd", &b.name(&small)]);
     assert!(
         check
             .stdout
             .starts_with("No errors were found on the image.")
     );
+    for format in [&["-f", "raw"][..], &[]] {
+        let mut args = vec!["check"];
+        args.extend_from_slice(format);
+        let name = b.name(&small);
+        args.push(&name);
+        let out = rbdimg(&args);
+        assert_eq!(out.code, 63, "{args:?}: {out:#?}");
+        assert_eq!(
+            out.stderr,
+            "rbdimg: This image format does not support checks\n"
+        );
+    }
     // Where the image lives is part of `info`.
     let store = &info["children"][0]["info"]["format-specific"]["data"]["store"];
     let store = store.as_str().unwrap();

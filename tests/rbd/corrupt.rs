@@ -296,7 +296,7 @@ fn every_command_fails(
         (vec!["convert", "-O", "raw", name, out], expected),
         (vec!["convert", "-n", "-O", "raw", src, name], for_writers),
         (vec!["compare", name, src], expected),
-        (vec!["check", name], expected),
+        (vec!["check", "-f", "rbd", name], expected),
         (vec!["snapshot", "-l", name], expected),
         (vec!["snapshot", "-a", "s1", name], for_writers),
         (vec!["resize", "-f", "raw", name, "16M"], for_writers),
@@ -532,14 +532,14 @@ fn corrupt_metadata_fails_cleanly(b: &Backend) {
     let map = format!("rbd_object_map.{id}");
     raw.object_put(&map, &[0xde, 0xad, 0xbe, 0xef]);
     assert!(b.export(&image)[..] == std::fs::read(&src).unwrap()[..]);
-    let check = bounded(&["check", &name]);
+    let check = bounded(&["check", "-f", "rbd", &name]);
     assert_eq!(check.code, 2, "{check:#?}");
     assert!(
         check.stderr.contains("ERROR the object map cannot be used"),
         "{check:#?}"
     );
     rbdimg_ok(&["resize", "-f", "raw", &name, "16M"]);
-    let check = bounded(&["check", &name]);
+    let check = bounded(&["check", "-f", "rbd", &name]);
     assert_eq!(check.code, 2, "{check:#?}");
     assert!(check.stderr.contains("flagged invalid"), "{check:#?}");
 }

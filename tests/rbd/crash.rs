@@ -34,7 +34,7 @@ enum Op {
 /// the PENDING entries an interrupted shrink leaves (settled by the next
 /// lock owner, as checked after the re-run).
 fn check_ok(b: &Backend, image: &str, pending_ok: bool, context: &str) {
-    let out = rbdimg(&["check", "-f", "raw", &b.name(image)]);
+    let out = rbdimg(&["check", "-f", "rbd", &b.name(image)]);
     let flagged = out.stderr.contains("flagged invalid");
     let pending = out.stderr.contains("does not exist, but it does");
     assert!(

@@ -85,7 +85,7 @@ impl Backend {
         if let Backend::Ceph(c) = self {
             c.assert_object_map_clean(image);
         }
-        let out = rbdimg(&["check", "-f", "raw", &self.name(image)]);
+        let out = rbdimg(&["check", "-f", "rbd", &self.name(image)]);
         assert_eq!(out.code, 0, "rbdimg check of {image}: {out:#?}");
         assert!(
             out.stdout.starts_with("No errors were found on the image."),

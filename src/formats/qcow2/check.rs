@@ -30,6 +30,17 @@ struct Res {
     compressed: u64,
 }
 
+impl Res {
+    /// QEMU's `qcow2_add_check_result` without the allocation figures.
+    fn add_counts(&mut self, other: &Res) {
+        self.corruptions += other.corruptions;
+        self.leaks += other.leaks;
+        self.check_errors += other.check_errors;
+        self.corruptions_fixed += other.corruptions_fixed;
+        self.leaks_fixed += other.leaks_fixed;
+    }
+}
+
 struct Checker<'a> {
     m: &'a mut Meta,
     res: Res,
@@ -73,23 +84,28 @@ fn check(img: &Qcow2Image, m: &mut Meta, repair: Repair) -> Result<CheckReport> 
         imrt: Vec::new(),
     };
     let total = c.m.g.size_to_clusters(img.current_size());
-    let end = if c.read_snapshot_table() {
+    // As in QEMU, the snapshot table's findings are kept apart from the
+    // refcount check's: only they are fixed by rewriting the table.
+    let table_read = c.read_snapshot_table();
+    let mut snapshots = std::mem::take(&mut c.res);
+    let end = if table_read {
         c.check_refcounts()?
     } else {
         None
     };
-    if c.res.corruptions > 0 && fix_errors && end.is_some() {
+    if snapshots.corruptions > 0 && fix_errors && end.is_some() {
         if let Err(e) = c.m.write_snapshots() {
-            c.res.check_errors += 1;
+            snapshots.check_errors += 1;
             c.m.diagnostics.line(format!(
                 "ERROR failed to update snapshot table: {}",
                 e.message()
             ));
         } else {
-            c.res.corruptions_fixed += c.res.corruptions;
-            c.res.corruptions = 0;
+            snapshots.corruptions_fixed += snapshots.corruptions;
+            snapshots.corruptions = 0;
         }
     }
+    c.res.add_counts(&snapshots);
     let res = c.res.clone();
     let m = c.m;
     if fix_leaks && res.check_errors == 0 && res.corruptions == 0 {

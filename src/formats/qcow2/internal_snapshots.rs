@@ -7,7 +7,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::block::driver::Preallocation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
-use crate::formats::qcow2::header::hex;
 use crate::formats::qcow2::metadata::{Meta, Outcome};
 use crate::formats::qcow2::resize;
 use crate::formats::qcow2::snapshot_table::{self, Snapshot};
@@ -76,16 +75,7 @@ impl Meta {
             }
             let old_l1 = l1[i];
             let l2 = l1[i] & L1E_OFFSET_MASK;
-            if g.offset_into_cluster(l2) != 0 {
-                return Err(self.corruption(
-                    true,
-                    format!(
-                        "L2 table offset {} unaligned (L1 index: {})",
-                        hex(l2),
-                        hex(i as u64)
-                    ),
-                ));
-            }
+            self.check_l2_offset(l2, i as u64)?;
             let mut changed = false;
             for j in 0..g.l2_entries as usize {
                 let (old, bitmap) = self.l2_entry(l2, j)?;
@@ -98,17 +88,7 @@ impl Meta {
                     }
                     ClusterType::Normal | ClusterType::ZeroAlloc => {
                         let off = e & L2E_OFFSET_MASK;
-                        if g.offset_into_cluster(off) != 0 {
-                            return Err(self.corruption(
-                                true,
-                                format!(
-                                    "Cluster allocation offset {} unaligned (L2 offset: {}, L2 index: {})",
-                                    hex(off),
-                                    hex(l2),
-                                    hex(j as u64)
-                                ),
-                            ));
-                        }
+                        self.check_cluster_aligned(off, l2, j)?;
                         step(self, off, 1)?;
                         self.get_refcount(off >> g.cluster_bits)?
                     }

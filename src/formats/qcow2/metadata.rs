@@ -272,7 +272,7 @@ impl Meta {
         self.rb_cache.clear();
     }
 
-    fn check_l2_offset(&mut self, l2: u64, l1_index: u64) -> Result<()> {
+    pub(super) fn check_l2_offset(&mut self, l2: u64, l1_index: u64) -> Result<()> {
         if self.g.offset_into_cluster(l2) != 0 {
             return Err(self.corruption(
                 true,
@@ -280,6 +280,52 @@ impl Meta {
                     "L2 table offset {} unaligned (L1 index: {})",
                     hex(l2),
                     hex(l1_index)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// QEMU's checks of an L2 entry that names a host cluster: aligned, and
+    /// with an external data file, at the guest offset.
+    fn check_host_cluster(
+        &mut self,
+        entry: u64,
+        l2: u64,
+        l2_index: usize,
+        guest_cluster: u64,
+    ) -> Result<()> {
+        let host = entry & L2E_OFFSET_MASK;
+        self.check_cluster_aligned(host, l2, l2_index)?;
+        if !self.g.host_cluster_valid(entry, guest_cluster) {
+            return Err(self.corruption(
+                true,
+                format!(
+                    "External data file host cluster offset {} does not match guest cluster offset: {}, L2 index: {})",
+                    hex(host),
+                    hex(guest_cluster),
+                    hex(l2_index as u64)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A host cluster an L2 entry names must be cluster-aligned.
+    pub(super) fn check_cluster_aligned(
+        &mut self,
+        host: u64,
+        l2: u64,
+        l2_index: usize,
+    ) -> Result<()> {
+        if self.g.offset_into_cluster(host) != 0 {
+            return Err(self.corruption(
+                true,
+                format!(
+                    "Cluster allocation offset {} unaligned (L2 offset: {}, L2 index: {})",
+                    hex(host),
+                    hex(l2),
+                    hex(l2_index as u64)
                 ),
             ));
         }
@@ -324,6 +370,9 @@ impl Meta {
                 ),
             ));
         }
+        if t.names_host_cluster() {
+            self.check_host_cluster(entry, l2, l2_index, offset - in_cluster)?;
+        }
         let mapping = match t {
             SubclusterType::Invalid => {
                 return Err(self.corruption(
@@ -353,32 +402,7 @@ impl Meta {
             SubclusterType::UnallocatedPlain | SubclusterType::UnallocatedAlloc => {
                 Mapping::Unallocated
             }
-            SubclusterType::Normal => {
-                let host = entry & L2E_OFFSET_MASK;
-                if g.offset_into_cluster(host) != 0 {
-                    return Err(self.corruption(
-                        true,
-                        format!(
-                            "Cluster allocation offset {} unaligned (L2 offset: {}, L2 index: {})",
-                            hex(host),
-                            hex(l2),
-                            hex(l2_index as u64)
-                        ),
-                    ));
-                }
-                if g.has_data_file && host != offset - in_cluster {
-                    return Err(self.corruption(
-                        true,
-                        format!(
-                            "External data file host cluster offset {} does not match guest cluster offset: {}, L2 index: {})",
-                            hex(host),
-                            hex(offset - in_cluster),
-                            hex(l2_index as u64)
-                        ),
-                    ));
-                }
-                Mapping::Data(host + in_cluster)
-            }
+            SubclusterType::Normal => Mapping::Data((entry & L2E_OFFSET_MASK) + in_cluster),
         };
         // Extend the run over following clusters of the same kind.
         let mut subclusters = u64::from(n);
@@ -389,6 +413,12 @@ impl Meta {
                 let idx = l2_index + i as usize;
                 let (e, b) = self.l2_entry(l2, idx)?;
                 let (t2, n2) = g.subcluster_run(e, b, 0);
+                // An entry QEMU would refuse ends the run, so that the
+                // next lookup starts at it and reports it.
+                let guest = offset - in_cluster + (i << g.cluster_bits);
+                if t2.names_host_cluster() && !g.host_cluster_valid(e, guest) {
+                    break;
+                }
                 let same = match mapping {
                     Mapping::Zero => t2.reads_zero() && g.version >= 3,
                     Mapping::Unallocated => t2.is_unallocated(),

@@ -91,6 +91,15 @@ impl SubclusterType {
         matches!(self, SubclusterType::ZeroPlain | SubclusterType::ZeroAlloc)
     }
 
+    /// Types whose entry names a host cluster (data, or a preallocated
+    /// zero or unallocated subcluster).
+    pub fn names_host_cluster(self) -> bool {
+        matches!(
+            self,
+            SubclusterType::Normal | SubclusterType::ZeroAlloc | SubclusterType::UnallocatedAlloc
+        )
+    }
+
     pub fn is_unallocated(self) -> bool {
         matches!(
             self,
@@ -165,6 +174,14 @@ impl Geometry {
 
     pub fn offset_into_cluster(&self, off: u64) -> u64 {
         off & (self.cluster_size - 1)
+    }
+
+    /// Whether the host cluster an L2 entry names passes QEMU's read-path
+    /// checks (`qcow2_get_host_offset`): cluster-aligned, and with an
+    /// external data file, equal to the guest cluster.
+    pub fn host_cluster_valid(&self, entry: u64, guest_cluster: u64) -> bool {
+        let host = entry & L2E_OFFSET_MASK;
+        self.offset_into_cluster(host) == 0 && (!self.has_data_file || host == guest_cluster)
     }
 
     pub fn start_of_cluster(&self, off: u64) -> u64 {
