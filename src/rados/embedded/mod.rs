@@ -386,32 +386,6 @@ impl EmbeddedPool {
     }
 }
 
-/// Applies one op to a staged non-data object.
-fn apply(obj: &mut cls::Staged, op: &WriteOp) -> std::result::Result<(), i32> {
-    match *op {
-        WriteOp::CreateExclusive => obj.create(true),
-        WriteOp::AssertExists => {
-            if obj.exists {
-                Ok(())
-            } else {
-                Err(libc::ENOENT)
-            }
-        }
-        WriteOp::Write { offset, data } => obj.write(offset, data),
-        WriteOp::WriteFull(data) => obj.write_full(data),
-        WriteOp::Zero { offset, len } => {
-            obj.zero(offset, len);
-            Ok(())
-        }
-        WriteOp::Truncate(size) => {
-            obj.truncate(size);
-            Ok(())
-        }
-        WriteOp::Remove => obj.remove(),
-        WriteOp::Exec(call) => cls::call(obj, call.class, call.method, &call.input).map(|_| ()),
-    }
-}
-
 impl Pool for EmbeddedPool {
     fn id(&self) -> i64 {
         self.id
@@ -450,16 +424,30 @@ impl Pool for EmbeddedPool {
             .map_err(|e| errno_error(e, format!("error reading {oid}")))
     }
 
+    /// As librados' exec: a method flagged WR runs as a write (its change
+    /// is kept, atomically), any other on a read-only copy.
     fn exec(&self, oid: &str, call: &Call) -> Result<Vec<u8>> {
         let what = || format!("{}.{} on {oid}", call.class, call.method);
         self.check_names(oid, what)?;
         if is_data_object(oid) {
             return Err(errno_error(libc::EOPNOTSUPP, what()));
         }
-        let mut obj = self.load(oid)?;
-        obj.caller = Some(self.caller());
-        cls::call(&mut obj, call.class, call.method, &call.input)
-            .map_err(|e| errno_error(e, what()))
+        let writes = cls::method(call.class, call.method).is_some_and(|m| m.writes());
+        let run = |obj: &mut cls::Staged| {
+            obj.caller = Some(self.caller());
+            cls::exec(obj, call.class, call.method, &call.input).map_err(|e| errno_error(e, what()))
+        };
+        if !writes {
+            return run(&mut self.load(oid)?);
+        }
+        let k = self.key(oid);
+        self.shared.db.write(|tx| {
+            let before = db::load(tx, k)?;
+            let mut after = before.clone();
+            let out = run(&mut after)?;
+            db::store(tx, k, &before, &after)?;
+            Ok(out)
+        })
     }
 
     fn operate(&self, oid: &str, ops: &[WriteOp], snapc: &SnapContext) -> Result<()> {
@@ -475,7 +463,9 @@ impl Pool for EmbeddedPool {
             let mut after = before.clone();
             after.caller = Some(self.caller());
             for op in ops {
-                apply(&mut after, op).map_err(|e| errno_error(e, describe_ops(oid, ops)))?;
+                after
+                    .apply(op)
+                    .map_err(|e| errno_error(e, describe_ops(oid, ops)))?;
             }
             db::store(tx, k, &before, &after)
         })
