@@ -13,6 +13,7 @@ mod fixtures;
 mod info;
 mod qcow2;
 mod qcow2_corrupt;
+mod rados;
 mod rbd;
 mod resize;
 mod snapshot;

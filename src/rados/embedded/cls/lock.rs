@@ -222,7 +222,10 @@ fn take(
     description: &str,
     flags: u8,
 ) -> ClsResult<()> {
-    if !valid_type(kind) || name.is_empty() || (flags & MUST_RENEW != 0 && flags & MAY_RENEW == 0) {
+    // Either flag renews a hold; MUST_RENEW also requires one. Both at
+    // once contradict each other for a lock not held.
+    let (may_renew, must_renew) = (flags & MAY_RENEW != 0, flags & MUST_RENEW != 0);
+    if !valid_type(kind) || name.is_empty() || (may_renew && must_renew) {
         return Err(libc::EINVAL);
     }
     let mut info = if ctx.exists() {
@@ -235,11 +238,11 @@ fn take(
     }
     let id = me(ctx, cookie);
     if info.lockers.contains_key(&id) {
-        if flags & MAY_RENEW == 0 {
+        if !may_renew && !must_renew {
             return Err(libc::EEXIST);
         }
         info.lockers.remove(&id);
-    } else if flags & MUST_RENEW != 0 {
+    } else if must_renew {
         return Err(libc::ENOENT);
     }
     if !info.lockers.is_empty() && (kind != SHARED || info.lock_type != kind) {
@@ -412,3 +415,6 @@ mod tests {
         assert_eq!(reply, expected);
     }
 }
+
+#[cfg(test)]
+crate::rados::embedded::cls::replay::osd_fixtures!("lock": lock, unlock, break_lock, get_info, list_locks, assert_locked);

@@ -23,6 +23,8 @@
 
 pub mod lock;
 pub mod rbd;
+#[cfg(test)]
+mod replay;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! `rbd_directory`: image names and ids both ways (`name_<name>` holds the
 //! id, `id_<id>` the name) and the namespace's state.
 
-use super::{args, decode_stored, encoded, is_valid_id, key};
+use super::{args, check_exists, decode_stored, encoded, is_valid_id, key};
 use crate::rados::embedded::cls::{ClsResult, Method, ObjectCtx, RD, WR};
 
 pub const METHODS: &[Method] = &[
@@ -42,17 +42,13 @@ fn dir_list(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
     }))
 }
 
-/// In: name, id. Creates the directory; both must be new.
+/// In: name, id. Creates the directory; both must be new. (A disabled
+/// directory still takes them: librbd checks the state, not the OSD.)
 fn dir_add_image(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
-    let (name, id) = args(input, |d| Ok((d.string()?, d.string()?)))?;
     ctx.create(false)?;
+    let (name, id) = args(input, |d| Ok((d.string()?, d.string()?)))?;
     if name.is_empty() || !is_valid_id(&id) {
         return Err(libc::EINVAL);
-    }
-    if let Some(state) = ctx.omap_get("state")?
-        && state.first() == Some(&DIR_ADD_DISABLED)
-    {
-        return Err(libc::EPERM);
     }
     if ctx.omap_get(&format!("name_{name}"))?.is_some() {
         return Err(libc::EEXIST);
@@ -99,13 +95,15 @@ fn dir_state_assert(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>>
     }
 }
 
-/// In: state u8; disabling adds needs an empty directory.
+/// In: state u8. Ready makes the directory; disabling adds needs an
+/// existing, empty one.
 fn dir_state_set(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
     let state = args(input, |d| d.u8())?;
     match state {
         DIR_READY => {}
         DIR_ADD_DISABLED => {
-            if ctx.exists() && !ctx.omap_list("", "name_", 1)?.is_empty() {
+            check_exists(ctx)?;
+            if !ctx.omap_list("name_", "name_", 1)?.is_empty() {
                 return Err(libc::EBUSY);
             }
         }
@@ -175,3 +173,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+crate::rados::embedded::cls::replay::osd_fixtures!("rbd": dir_get_id, dir_get_name, dir_list, dir_add_image, dir_remove_image, dir_state_assert, dir_state_set);

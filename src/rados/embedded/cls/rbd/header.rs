@@ -396,3 +396,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+crate::rados::embedded::cls::replay::osd_fixtures!("rbd": create, get_features, get_size, set_size, get_object_prefix, get_data_pool, get_all_features, get_stripe_unit_count, get_create_timestamp, get_access_timestamp, get_modify_timestamp, get_flags, set_flags, op_features_get, metadata_list, set_modify_timestamp, set_access_timestamp);

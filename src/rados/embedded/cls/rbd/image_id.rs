@@ -59,3 +59,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+crate::rados::embedded::cls::replay::osd_fixtures!("rbd": get_id, set_id);

@@ -13,6 +13,7 @@ mod snapshots;
 
 use super::{Class, ClsResult, ObjectCtx, einval, eio};
 use crate::rbd::encoding::{DecodeResult, Decoder, Encoder};
+use crate::rbd::header::features;
 
 pub const CLASS: Class = Class {
     name: "rbd",
@@ -80,6 +81,12 @@ fn check_exists(ctx: &dyn ObjectCtx) -> ClsResult<()> {
     } else {
         Err(libc::ENOENT)
     }
+}
+
+/// cls_rbd's `require_feature(LAYERING)`: false for an image without
+/// it, or without features at all (a format 1 header).
+fn layering(ctx: &dyn ObjectCtx) -> ClsResult<bool> {
+    Ok(opt_u64_key(ctx, "features")?.is_some_and(|f| f & features::LAYERING != 0))
 }
 
 /// Image ids are non-empty and alphanumeric.

@@ -209,3 +209,6 @@ mod tests {
         assert_eq!(run(&mut m, client::object_map_load()), Err(libc::EINVAL));
     }
 }
+
+#[cfg(test)]
+crate::rados::embedded::cls::replay::osd_fixtures!("rbd": object_map_load, object_map_save, object_map_resize, object_map_update, object_map_snap_add, object_map_snap_remove);

@@ -1,11 +1,10 @@
 //! A clone's parent link in its header (`parent`: `cls_rbd_parent`).
 
 use super::snapshots::read_snap;
-use super::{args, check_exists, encoded, opt_key, u64_key};
+use super::{args, check_exists, encoded, layering, opt_key};
 use crate::rados::embedded::cls::{ClsResult, Method, ObjectCtx, RD, eio};
 use crate::rbd::cls_rbd::NOSNAP;
 use crate::rbd::encoding::{DecodeResult, Decoder};
-use crate::rbd::header::features;
 
 pub const METHODS: &[Method] = &[
     Method::new("parent_get", RD, parent_get),
@@ -67,10 +66,15 @@ pub fn read_parent(ctx: &dyn ObjectCtx) -> ClsResult<Option<ParentRecord>> {
         .transpose()
 }
 
-/// Out: `cls::rbd::ParentImageSpec` (pool -1 and no snapshot for none).
+/// Out: `cls::rbd::ParentImageSpec` (pool -1 and no snapshot for none;
+/// an image without layering has none, whatever its `parent` key says).
 fn parent_get(ctx: &mut dyn ObjectCtx, _input: &[u8]) -> ClsResult<Vec<u8>> {
     check_exists(ctx)?;
-    let p = read_parent(ctx)?;
+    let p = if layering(ctx)? {
+        read_parent(ctx)?
+    } else {
+        None
+    };
     Ok(encoded(|e| {
         e.versioned(1, 1, |b| match &p {
             Some(p) => {
@@ -86,8 +90,8 @@ fn parent_get(ctx: &mut dyn ObjectCtx, _input: &[u8]) -> ClsResult<Vec<u8>> {
 /// In: snap id. Out: the overlap at that snapshot, as an optional u64.
 fn parent_overlap_get(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
     let snap = args(input, |d| d.u64())?;
-    let f = u64_key(ctx, "features")?;
-    let overlap = if f & features::LAYERING == 0 {
+    check_exists(ctx)?;
+    let overlap = if !layering(ctx)? {
         None
     } else if snap == NOSNAP {
         read_parent(ctx)?.and_then(|p| p.head_overlap)
@@ -101,3 +105,6 @@ fn parent_overlap_get(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8
         };
     }))
 }
+
+#[cfg(test)]
+crate::rados::embedded::cls::replay::osd_fixtures!("rbd": parent_get, parent_overlap_get);

@@ -2,11 +2,10 @@
 //! `cls_rbd_snap`, the snapshot context and protection.
 
 use super::parent::read_parent;
-use super::{args, check_exists, encoded, key, opt_u64_key, set_u64, u64_key};
+use super::{args, check_exists, encoded, key, layering, opt_u64_key, set_u64, u64_key};
 use crate::rados::embedded::cls::{ClsResult, Method, ObjectCtx, RD, WR, einval, eio};
 use crate::rbd::cls_rbd::NOSNAP;
 use crate::rbd::encoding::{DecodeResult, Decoder};
-use crate::rbd::header::features;
 
 pub const METHODS: &[Method] = &[
     Method::new("get_snapcontext", RD, get_snapcontext),
@@ -276,7 +275,7 @@ fn get_protection_status(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec
 fn set_protection_status(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
     let (id, status) = args(input, |d| Ok((d.u64()?, d.u8()?)))?;
     check_exists(ctx)?;
-    if u64_key(ctx, "features")? & features::LAYERING == 0 {
+    if !layering(ctx)? {
         return Err(libc::ENOEXEC);
     }
     if id == NOSNAP || status >= PROTECTION_LAST {
@@ -365,3 +364,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+crate::rados::embedded::cls::replay::osd_fixtures!("rbd": get_snapcontext, snapshot_get, snapshot_add, snapshot_remove, snapshot_rename, set_protection_status, get_protection_status);
