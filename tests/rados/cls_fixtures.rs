@@ -261,16 +261,21 @@ fn value_bytes(step: &str) -> Vec<Vec<u8>> {
     }
 }
 
-fn replace_all(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+/// `bytes` with every `from` replaced by its `to`, all at once (one run's
+/// value may be another's).
+fn replace_all(bytes: &[u8], subs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i..].starts_with(from) {
-            out.extend_from_slice(to);
-            i += from.len();
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+        match subs.iter().find(|(from, _)| bytes[i..].starts_with(from)) {
+            Some((from, to)) => {
+                out.extend_from_slice(to);
+                i += from.len();
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
         }
     }
     out
@@ -298,9 +303,7 @@ fn remap(committed: &str, fresh: &str) -> String {
             })
             .flatten();
         match bytes {
-            Some(b) => hex(&subs
-                .iter()
-                .fold(b, |b, (from, to)| replace_all(&b, from, to))),
+            Some(b) => hex(&replace_all(&b, &subs)),
             None => word.to_string(),
         }
     };

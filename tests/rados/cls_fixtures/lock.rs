@@ -134,7 +134,7 @@ fn break_lock(r: &mut Recorder) {
     let owner = r.gid(0);
     r.caller(1);
     r.call(OBJ, &l::break_lock("rbd_lock", 8, owner, "auto 2"));
-    r.call(OBJ, &l::break_lock("rbd_lock", 8, owner + 1, "auto 1"));
+    r.call(OBJ, &l::break_lock("rbd_lock", 8, 1, "auto 1"));
     r.call(OBJ, &l::break_lock("rbd_lock", 8, owner, "auto 1"));
     r.call(OBJ, &l::break_lock("rbd_lock", 8, owner, "auto 1"));
     r.call(OBJ, &l::get_info("rbd_lock"));
