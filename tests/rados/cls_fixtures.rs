@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use rbdimg::rados::librados::{Connect, LibradosCluster};
 use rbdimg::rados::{Cluster, Pool, SnapContext, WriteOp};
 use rbdimg::rbd::cls_lock;
 use rbdimg::rbd::cls_rbd::Call;
 
+use super::Backend;
 use crate::ceph::{CephCluster, shared};
 
 /// Where `capture.sh` asks for the files to be written.
@@ -38,18 +38,15 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
 }
 
 pub struct Client {
-    cluster: Arc<LibradosCluster>,
+    cluster: Arc<dyn Cluster>,
     gid: u64,
     nonce: u32,
 }
 
 impl Client {
-    fn connect(ceph: &CephCluster) -> Client {
-        let cluster = LibradosCluster::connect(&Connect {
-            conf: Some(ceph.conf()),
-            ..Default::default()
-        })
-        .expect("connect to the test cluster");
+    /// A librados client of the shared cluster, and who the OSD sees.
+    fn connect() -> Client {
+        let cluster = Backend::ceph().cluster;
         let gid = cluster.instance_id();
         // The address the OSD sees: a lock records it.
         let pool = cluster.pool("rbd", "cls-fixtures-whoami").unwrap();
@@ -206,7 +203,7 @@ fn ceph_version() -> String {
 
 /// Records every fixture on `ceph`, by file name.
 fn capture(ceph: &CephCluster) -> BTreeMap<String, String> {
-    let clients = [Client::connect(ceph), Client::connect(ceph)];
+    let clients = [Client::connect(), Client::connect()];
     let version = ceph_version();
     let mut files = BTreeMap::new();
     for (name, scenario) in scenarios() {

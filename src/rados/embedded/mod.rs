@@ -52,7 +52,7 @@ use self::dir::Dir;
 use crate::image::error::{Error, Result};
 use crate::rados::librados::errno_error;
 use crate::rados::{
-    Cluster, Pool, SnapContext, Watch, WatchHandler, Watcher, WriteOp, describe_ops,
+    Cluster, Pool, SNAP_HEAD, SnapContext, Watch, WatchHandler, Watcher, WriteOp, describe_ops,
 };
 use crate::rbd::cls_rbd::Call;
 
@@ -381,6 +381,27 @@ impl EmbeddedPool {
         Ok(())
     }
 
+    /// Whether the head exists: watches and notifies need an object.
+    fn exists(&self, oid: &str) -> Result<bool> {
+        if !is_data_object(oid) {
+            return Ok(self.load(oid)?.exists);
+        }
+        match self.data.stat(&self.shared.db, self.key(oid), SNAP_HEAD) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == crate::image::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// ENOENT worded `what` unless the object exists.
+    fn need(&self, oid: &str, what: impl FnOnce() -> String) -> Result<()> {
+        if self.exists(oid)? {
+            Ok(())
+        } else {
+            Err(errno_error(libc::ENOENT, what()))
+        }
+    }
+
     fn load(&self, oid: &str) -> Result<cls::Staged> {
         self.shared.db.read(|tx| db::load(tx, self.key(oid)))
     }
@@ -432,7 +453,7 @@ impl Pool for EmbeddedPool {
         if is_data_object(oid) {
             return Err(errno_error(libc::EOPNOTSUPP, what()));
         }
-        let writes = cls::method(call.class, call.method).is_some_and(|m| m.writes());
+        let writes = cls::method(call.class, call.method).is_ok_and(|m| m.writes());
         let run = |obj: &mut cls::Staged| {
             obj.caller = Some(self.caller());
             cls::exec(obj, call.class, call.method, &call.input).map_err(|e| errno_error(e, what()))
@@ -533,6 +554,7 @@ impl Pool for EmbeddedPool {
 
     fn watch(&self, oid: &str, handler: Arc<dyn WatchHandler>) -> Result<Box<dyn Watch>> {
         self.check_names(oid, || format!("error watching {oid}"))?;
+        self.need(oid, || format!("error watching {oid}"))?;
         let cookie = self.shared.next_cookie.fetch_add(1, Ordering::SeqCst);
         let gid = self.shared.gid;
         self.shared.db.write(|tx| {
@@ -562,6 +584,7 @@ impl Pool for EmbeddedPool {
 
     fn notify(&self, oid: &str, payload: &[u8], _timeout_ms: u64) -> Result<Vec<Watcher>> {
         self.check_names(oid, || format!("error notifying {oid}"))?;
+        self.need(oid, || format!("error notifying {oid}"))?;
         let rows: Vec<(i64, i64, i64, i64)> = self.shared.db.read(|tx| {
             let mut stmt = tx
                 .prepare_cached(

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  call(ctx, class, method, input)          as the OSD runs CEPH_OSD_OP_CALL
-//!    -> method(class, name)                 unknown class or method: EOPNOTSUPP
+//!    -> method(class, name)                 unknown class EPERM, method EOPNOTSUPP
 //!    -> run on a Counted ctx                reads and writes are counted
 //!    -> read without RD, write without WR   EIO (the op's changes are dropped)
 //!
@@ -83,15 +83,24 @@ pub fn methods() -> impl Iterator<Item = (&'static str, &'static Method)> {
     })
 }
 
-/// The registered `class.name`, if any.
-pub fn method(class: &str, name: &str) -> Option<&'static Method> {
-    methods()
-        .find(|(c, m)| *c == class && m.name == name)
-        .map(|(_, m)| m)
+/// The registered `class.name`. A class the store does not have is EPERM,
+/// as an OSD answers for a class outside its `osd_class_load_list`; a
+/// method its class does not have is EOPNOTSUPP.
+pub fn method(class: &str, name: &str) -> ClsResult<&'static Method> {
+    let class = CLASSES
+        .iter()
+        .find(|c| c.name == class)
+        .ok_or(libc::EPERM)?;
+    class
+        .groups
+        .iter()
+        .flat_map(|group| group.iter())
+        .find(|m| m.name == name)
+        .ok_or(libc::EOPNOTSUPP)
 }
 
 /// Runs `class.method` on `ctx` as the OSD runs one call op of a request:
-/// unknown methods fail with EOPNOTSUPP, and a method that reads without
+/// unknown ones fail as `method` says, and a method that reads without
 /// RD or writes without WR fails with EIO (what it changed goes with the
 /// failed request).
 pub fn call(
@@ -100,7 +109,7 @@ pub fn call(
     method: &str,
     input: &[u8],
 ) -> ClsResult<Vec<u8>> {
-    let m = self::method(class, method).ok_or(libc::EOPNOTSUPP)?;
+    let m = self::method(class, method)?;
     run(ctx, m, input).map(|(out, _)| out)
 }
 
@@ -123,7 +132,7 @@ fn run(ctx: &mut dyn ObjectCtx, m: &Method, input: &[u8]) -> ClsResult<(Vec<u8>,
 /// a WR method's changes stay in `obj` (the caller keeps them), and since
 /// an OSD answers a write with no data, a method that wrote returns none.
 pub fn exec(obj: &mut Staged, class: &str, method: &str, input: &[u8]) -> ClsResult<Vec<u8>> {
-    let m = self::method(class, method).ok_or(libc::EOPNOTSUPP)?;
+    let m = self::method(class, method)?;
     if !m.writes() && !obj.exists {
         return Err(libc::ENOENT);
     }
@@ -312,16 +321,23 @@ impl Staged {
             WriteOp::AssertExists => self.need(),
             WriteOp::Write { offset, data } => self.write(offset, data),
             WriteOp::WriteFull(data) => self.write_full(data),
+            // As the OSD: a missing object stays missing, and zeros that
+            // reach the end truncate the object where they start.
             WriteOp::Zero { offset, len } => {
-                let end = offset.saturating_add(len).min(self.data.len() as u64);
-                if offset < end {
-                    self.data[offset as usize..end as usize].fill(0);
+                let size = self.data.len() as u64;
+                if self.exists && offset < size {
+                    if offset.saturating_add(len) >= size {
+                        self.data.truncate(offset as usize);
+                    } else {
+                        self.data[offset as usize..(offset + len) as usize].fill(0);
+                    }
                 }
                 Ok(())
             }
             WriteOp::Truncate(size) => {
-                self.exists = true;
-                self.data.resize(size as usize, 0);
+                if self.exists {
+                    self.data.resize(size as usize, 0);
+                }
                 Ok(())
             }
             WriteOp::Remove => self.remove(),
@@ -488,10 +504,7 @@ mod tests {
             exec(&mut missing, "rbd", "nope", &[]),
             Err(libc::EOPNOTSUPP)
         );
-        assert_eq!(
-            exec(&mut missing, "nope", "get_id", &[]),
-            Err(libc::EOPNOTSUPP)
-        );
+        assert_eq!(exec(&mut missing, "nope", "get_id", &[]), Err(libc::EPERM));
     }
 
     #[test]

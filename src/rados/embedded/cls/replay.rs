@@ -214,7 +214,7 @@ mod tests {
             if let Some(stem) = name.strip_suffix(".txt") {
                 let (class, method) = stem.split_once('.').unwrap();
                 assert!(
-                    super::super::method(class, method).is_some(),
+                    super::super::method(class, method).is_ok(),
                     "fixtures/cls/{name} names no registered method"
                 );
             }
