@@ -213,6 +213,7 @@ fn assert_locked(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
     Ok(Vec::new())
 }
 
+/// cls_lock's `lock_obj`: adds the caller's hold on `name`.
 fn take(
     ctx: &mut dyn ObjectCtx,
     name: &str,

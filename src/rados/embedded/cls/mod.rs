@@ -73,7 +73,8 @@ pub struct Class {
 const CLASSES: &[&Class] = &[&rbd::CLASS, &lock::CLASS];
 
 /// Every registered method, with its class name.
-pub fn methods() -> impl Iterator<Item = (&'static str, &'static Method)> {
+#[cfg(test)]
+pub(crate) fn methods() -> impl Iterator<Item = (&'static str, &'static Method)> {
     CLASSES.iter().flat_map(|class| {
         class
             .groups
