@@ -16,6 +16,7 @@ mod info;
 mod names;
 mod qcow2;
 mod qcow2_corrupt;
+mod rados;
 mod raw_options;
 mod rbd;
 mod resize;

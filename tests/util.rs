@@ -214,3 +214,23 @@ pub fn sh(dir: &Path, cmd: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs each test body against both backends of `$backend` (a type with
+/// `ceph()` and `embedded()` constructors), as two tests.
+macro_rules! both_backends_of {
+    ($backend:ty: $($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                #[test]
+                fn ceph() {
+                    super::$test(&<$backend>::ceph());
+                }
+                #[test]
+                fn embedded() {
+                    super::$test(&<$backend>::embedded());
+                }
+            }
+        )*
+    };
+}
+pub(crate) use both_backends_of;

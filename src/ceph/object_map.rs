@@ -2,6 +2,8 @@
 //! `rbd_object_map.<id>[.<snapid>]` as Ceph's `BitVector<2>` (object 0 in the
 //! top bits of byte 0), with a CRC32C per 4 KiB of packed data.
 
+use std::ops::Range;
+
 use crate::ceph::encoding::{DecodeError, DecodeResult, Decoder, Encoder};
 
 pub const OBJECT_NONEXISTENT: u8 = 0;
@@ -63,18 +65,43 @@ impl ObjectMap {
         *byte = (*byte & !(3 << shift)) | ((state & 3) << shift);
     }
 
+    /// Sets every object of `range` (within the map) to `state`, whole
+    /// bytes at a time: a large map is resized in a moment.
+    pub fn fill(&mut self, range: Range<u64>, state: u8) {
+        let (start, end) = (range.start, range.end.min(self.len));
+        let (first_byte, last_byte) = (start.div_ceil(4), end / 4);
+        if first_byte >= last_byte {
+            (start..end).for_each(|o| self.set(o, state));
+            return;
+        }
+        (start..first_byte * 4).for_each(|o| self.set(o, state));
+        self.data[first_byte as usize..last_byte as usize].fill((state & 3) * 0x55);
+        (last_byte * 4..end).for_each(|o| self.set(o, state));
+    }
+
+    /// Whether every object of `range` (within the map) is in `state`.
+    pub fn all(&self, range: Range<u64>, state: u8) -> bool {
+        let (start, end) = (range.start, range.end.min(self.len));
+        let (first_byte, last_byte) = (start.div_ceil(4), end / 4);
+        if first_byte >= last_byte {
+            return (start..end).all(|o| self.get(o) == state);
+        }
+        (start..first_byte * 4).all(|o| self.get(o) == state)
+            && self.data[first_byte as usize..last_byte as usize]
+                .iter()
+                .all(|&b| b == (state & 3) * 0x55)
+            && (last_byte * 4..end).all(|o| self.get(o) == state)
+    }
+
     /// Grows or shrinks to `len` objects; new objects are nonexistent.
     pub fn resize(&mut self, len: u64) {
         let old = self.len;
         self.data.resize(len.div_ceil(4) as usize, 0);
         self.len = len;
-        // Clear bits past the end of a shrunk last byte, and reset any
-        // stale states a grow would otherwise expose.
-        for object in len.min(old)..(len.div_ceil(4) * 4).min(len.max(old)) {
-            if object < len {
-                self.set(object, OBJECT_NONEXISTENT);
-            }
-        }
+        // A grow exposes the rest of the old last byte, whose bits may be
+        // stale (new bytes are zeros); a shrink clears the bits past the
+        // new end of its last byte.
+        (old..len.min(old.div_ceil(4) * 4)).for_each(|o| self.set(o, OBJECT_NONEXISTENT));
         if !len.is_multiple_of(4)
             && let Some(last) = self.data.last_mut()
         {
@@ -172,6 +199,24 @@ mod tests {
             hex("0e 00 00 00 01 01 08 00 00 00 0a 00 00 00 00 00 00 00 4e 50 d0 00 00 00 00");
         assert_eq!(ObjectMap::decode(&loaded).unwrap(), map);
         assert_eq!(map.allocated(), 7);
+    }
+
+    #[test]
+    fn ranges_fill_and_compare_as_objects_one_by_one() {
+        for (len, start, end) in [(10, 0, 10), (10, 1, 9), (10, 2, 3), (37, 5, 37), (8, 4, 8)] {
+            let mut map = ObjectMap::new(len);
+            let mut one_by_one = ObjectMap::new(len);
+            map.set(0, OBJECT_PENDING);
+            one_by_one.set(0, OBJECT_PENDING);
+            map.fill(start..end, OBJECT_EXISTS_CLEAN);
+            (start..end).for_each(|o| one_by_one.set(o, OBJECT_EXISTS_CLEAN));
+            assert_eq!(map, one_by_one, "{len} {start}..{end}");
+            assert!(map.all(start..end, OBJECT_EXISTS_CLEAN));
+            assert_eq!(
+                map.all(0..len, OBJECT_EXISTS_CLEAN),
+                start == 0 && end == len
+            );
+        }
     }
 
     #[test]

@@ -105,18 +105,7 @@ impl Backend {
 /// Runs one test body against both backends, as two tests.
 macro_rules! both_backends {
     ($($test:ident),* $(,)?) => {
-        $(
-            mod $test {
-                #[test]
-                fn ceph() {
-                    super::$test(&crate::rbd::Backend::ceph());
-                }
-                #[test]
-                fn embedded() {
-                    super::$test(&crate::rbd::Backend::embedded());
-                }
-            }
-        )*
+        crate::util::both_backends_of!(crate::rbd::Backend: $($test),*);
     };
 }
 pub(crate) use both_backends;

@@ -26,7 +26,7 @@ use super::dir::Dir;
 use super::snapset::{SnapSet, Version};
 use crate::ceph::errno::errno_error;
 use crate::error::{Error, ErrorKind, Result};
-use crate::rados::{SnapContext, WriteOp};
+use crate::rados::{SnapContext, WriteOp, describe_ops};
 
 /// Objects whose bytes live in files rather than in the database.
 pub fn is_data_object(oid: &str) -> bool {
@@ -311,22 +311,18 @@ impl DataDir {
         Ok(file)
     }
 
-    /// Applies `ops` in order (rbdimg sends one op per data-object request).
+    /// Applies `ops` in order. The steps that can fail are checked for the
+    /// whole sequence first, so a failing op changes nothing, as on an OSD
+    /// (the writes themselves go straight to the file).
     pub fn operate(&self, db: &Db, k: Key, ops: &[WriteOp], snapc: &SnapContext) -> Result<()> {
         let oid = k.oid;
+        self.check_steps(oid, ops)?;
         let head = Self::head(oid);
         let werr = |e: io::Error| io_error("error writing", oid, e);
         for op in ops {
             match *op {
-                WriteOp::AssertExists => {
-                    if !self.head_exists(oid)? {
-                        return Err(enoent(oid));
-                    }
-                }
+                WriteOp::AssertExists | WriteOp::Exec(_) => {}
                 WriteOp::CreateExclusive => {
-                    if self.head_exists(oid)? {
-                        return Err(errno_error(libc::EEXIST, format!("create on {oid}")));
-                    }
                     self.prepare(db, k, snapc)?;
                     self.open_head(oid)?;
                 }
@@ -349,6 +345,8 @@ impl DataDir {
                         .expect("no poisoning")
                         .insert(head.clone());
                 }
+                // A missing object stays missing; zeros that reach the end
+                // truncate the object where they start, as on an OSD.
                 WriteOp::Zero { offset, len } => {
                     if !self.head_exists(oid)? {
                         continue;
@@ -356,23 +354,41 @@ impl DataDir {
                     self.prepare(db, k, snapc)?;
                     let file = self.open_head(oid)?;
                     let size = file.metadata().map_err(werr)?.len();
-                    let end = offset.saturating_add(len).min(size);
-                    if offset < end {
-                        punch(&file, offset, end - offset).map_err(werr)?;
+                    if offset >= size {
+                        continue;
+                    }
+                    if offset.saturating_add(len) >= size {
+                        file.set_len(offset).map_err(werr)?;
+                    } else {
+                        punch(&file, offset, len).map_err(werr)?;
                     }
                 }
                 WriteOp::Truncate(size) => {
+                    if !self.head_exists(oid)? {
+                        continue;
+                    }
                     self.prepare(db, k, snapc)?;
                     self.open_head(oid)?.set_len(size).map_err(werr)?;
                 }
                 WriteOp::Remove => {
-                    if !self.head_exists(oid)? {
-                        return Err(errno_error(libc::ENOENT, format!("remove on {oid}")));
-                    }
                     self.prepare(db, k, snapc)?;
                     self.existing_dir(oid)?.remove(&head).map_err(werr)?;
                     self.dirty.lock().expect("no poisoning").remove(&head);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The errno the first failing step of `ops` would return, found
+    /// before any is applied: existence checks, and class methods (which
+    /// this store does not run on data objects).
+    fn check_steps(&self, oid: &str, ops: &[WriteOp]) -> Result<()> {
+        let mut exists = self.head_exists(oid)?;
+        for op in ops {
+            let errno = match op {
+                WriteOp::CreateExclusive if exists => libc::EEXIST,
+                WriteOp::AssertExists | WriteOp::Remove if !exists => libc::ENOENT,
                 WriteOp::Exec(call) => {
                     return Err(errno_error(
                         libc::EOPNOTSUPP,
@@ -382,6 +398,17 @@ impl DataDir {
                         ),
                     ));
                 }
+                _ => 0,
+            };
+            if errno != 0 {
+                return Err(errno_error(errno, describe_ops(oid, ops)));
+            }
+            match op {
+                WriteOp::CreateExclusive | WriteOp::Write { .. } | WriteOp::WriteFull(_) => {
+                    exists = true
+                }
+                WriteOp::Remove => exists = false,
+                _ => {}
             }
         }
         Ok(())

@@ -55,7 +55,7 @@ use crate::ceph::Call;
 use crate::ceph::errno::errno_error;
 use crate::error::{Error, Result};
 use crate::rados::{
-    Cluster, Pool, SnapContext, Watch, WatchHandler, Watcher, WriteOp, describe_ops,
+    Cluster, Pool, SNAP_HEAD, SnapContext, Watch, WatchHandler, Watcher, WriteOp, describe_ops,
 };
 
 /// The start time of a process (`/proc/<pid>/stat` field 22), which tells
@@ -385,34 +385,29 @@ impl EmbeddedPool {
         Ok(())
     }
 
+    /// Whether the head exists: watches and notifies need an object.
+    fn exists(&self, oid: &str) -> Result<bool> {
+        if !is_data_object(oid) {
+            return Ok(self.load(oid)?.exists);
+        }
+        match self.data.stat(&self.shared.db, self.key(oid), SNAP_HEAD) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == crate::error::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// ENOENT worded `what` unless the object exists.
+    fn need(&self, oid: &str, what: impl FnOnce() -> String) -> Result<()> {
+        if self.exists(oid)? {
+            Ok(())
+        } else {
+            Err(errno_error(libc::ENOENT, what()))
+        }
+    }
+
     fn load(&self, oid: &str) -> Result<cls::Staged> {
         self.shared.db.read(|tx| db::load(tx, self.key(oid)))
-    }
-}
-
-/// Applies one op to a staged non-data object.
-fn apply(obj: &mut cls::Staged, op: &WriteOp) -> std::result::Result<(), i32> {
-    match *op {
-        WriteOp::CreateExclusive => obj.create(true),
-        WriteOp::AssertExists => {
-            if obj.exists {
-                Ok(())
-            } else {
-                Err(libc::ENOENT)
-            }
-        }
-        WriteOp::Write { offset, data } => obj.write(offset, data),
-        WriteOp::WriteFull(data) => obj.write_full(data),
-        WriteOp::Zero { offset, len } => {
-            obj.zero(offset, len);
-            Ok(())
-        }
-        WriteOp::Truncate(size) => {
-            obj.truncate(size);
-            Ok(())
-        }
-        WriteOp::Remove => obj.remove(),
-        WriteOp::Exec(call) => cls::call(obj, call.class, call.method, &call.input).map(|_| ()),
     }
 }
 
@@ -454,16 +449,30 @@ impl Pool for EmbeddedPool {
             .map_err(|e| errno_error(e, format!("error reading {oid}")))
     }
 
+    /// As librados' exec: a method flagged WR runs as a write (its change
+    /// is kept, atomically), any other on a read-only copy.
     fn exec(&self, oid: &str, call: &Call) -> Result<Vec<u8>> {
         let what = || format!("{}.{} on {oid}", call.class, call.method);
         self.check_names(oid, what)?;
         if is_data_object(oid) {
             return Err(errno_error(libc::EOPNOTSUPP, what()));
         }
-        let mut obj = self.load(oid)?;
-        obj.caller = Some(self.caller());
-        cls::call(&mut obj, call.class, call.method, &call.input)
-            .map_err(|e| errno_error(e, what()))
+        let writes = cls::method(call.class, call.method).is_ok_and(|m| m.writes());
+        let run = |obj: &mut cls::Staged| {
+            obj.caller = Some(self.caller());
+            cls::exec(obj, call.class, call.method, &call.input).map_err(|e| errno_error(e, what()))
+        };
+        if !writes {
+            return run(&mut self.load(oid)?);
+        }
+        let k = self.key(oid);
+        self.shared.db.write(|tx| {
+            let before = db::load(tx, k)?;
+            let mut after = before.clone();
+            let out = run(&mut after)?;
+            db::store(tx, k, &before, &after)?;
+            Ok(out)
+        })
     }
 
     fn operate(&self, oid: &str, ops: &[WriteOp], snapc: &SnapContext) -> Result<()> {
@@ -479,7 +488,9 @@ impl Pool for EmbeddedPool {
             let mut after = before.clone();
             after.caller = Some(self.caller());
             for op in ops {
-                apply(&mut after, op).map_err(|e| errno_error(e, describe_ops(oid, ops)))?;
+                after
+                    .apply(op)
+                    .map_err(|e| errno_error(e, describe_ops(oid, ops)))?;
             }
             db::store(tx, k, &before, &after)
         })
@@ -547,6 +558,7 @@ impl Pool for EmbeddedPool {
 
     fn watch(&self, oid: &str, handler: Arc<dyn WatchHandler>) -> Result<Box<dyn Watch>> {
         self.check_names(oid, || format!("error watching {oid}"))?;
+        self.need(oid, || format!("error watching {oid}"))?;
         let cookie = self.shared.next_cookie.fetch_add(1, Ordering::SeqCst);
         let gid = self.shared.gid;
         self.shared.db.write(|tx| {
@@ -576,6 +588,7 @@ impl Pool for EmbeddedPool {
 
     fn notify(&self, oid: &str, payload: &[u8], _timeout_ms: u64) -> Result<Vec<Watcher>> {
         self.check_names(oid, || format!("error notifying {oid}"))?;
+        self.need(oid, || format!("error notifying {oid}"))?;
         let rows: Vec<(i64, i64, i64, i64)> = self.shared.db.read(|tx| {
             let mut stmt = tx
                 .prepare_cached(

@@ -4,9 +4,24 @@
 
 use std::collections::BTreeMap;
 
-use super::{ClsResult, ObjectCtx, einval, eio};
+use super::{Class, ClsResult, Method, ObjectCtx, RD, WR, einval, eio};
 use crate::ceph::cls_lock as client;
 use crate::ceph::encoding::{Decoder, Encoder};
+
+pub const CLASS: Class = Class {
+    name: "lock",
+    groups: &[&[
+        Method::new("lock", RD | WR, lock),
+        Method::new("unlock", RD | WR, unlock),
+        Method::new("break_lock", RD | WR, break_lock),
+        Method::new("get_info", RD, get_info),
+        Method::new("list_locks", RD, list_locks),
+        Method::new("assert_locked", RD, assert_locked),
+    ]],
+};
+
+/// Locks live in xattrs named `lock.<name>`.
+const PREFIX: &str = "lock.";
 
 const EXCLUSIVE: u8 = 1;
 const SHARED: u8 = 2;
@@ -33,7 +48,7 @@ struct LockInfo {
 }
 
 fn xattr(name: &str) -> String {
-    format!("lock.{name}")
+    format!("{PREFIX}{name}")
 }
 
 /// `entity_addr_t` (addr2 form, type LEGACY) for `127.0.0.1:0/<nonce>`.
@@ -107,91 +122,99 @@ fn valid_type(t: u8) -> bool {
     matches!(t, EXCLUSIVE | SHARED | EXCLUSIVE_EPHEMERAL)
 }
 
-pub fn call(ctx: &mut dyn ObjectCtx, method: &str, input: &[u8]) -> ClsResult<Vec<u8>> {
-    let mut d = Decoder::new(input);
-    match method {
-        "lock" => {
-            let (name, kind, cookie, tag, description, _duration, flags) = d
-                .versioned(1, |_, b| {
-                    Ok((
-                        b.string()?,
-                        b.u8()?,
-                        b.string()?,
-                        b.string()?,
-                        b.string()?,
-                        b.utime()?,
-                        b.u8()?,
-                    ))
-                })
-                .map_err(einval)?;
-            lock(ctx, &name, kind, &cookie, &tag, &description, flags)?;
-            Ok(Vec::new())
-        }
-        "unlock" => {
-            let (name, cookie) = d
-                .versioned(1, |_, b| Ok((b.string()?, b.string()?)))
-                .map_err(einval)?;
-            let id = me(ctx, &cookie);
-            remove_locker(ctx, &name, &id)?;
-            Ok(Vec::new())
-        }
-        "break_lock" => {
-            let (name, kind, num, cookie) = d
-                .versioned(1, |_, b| Ok((b.string()?, b.u8()?, b.i64()?, b.string()?)))
-                .map_err(einval)?;
-            remove_locker(ctx, &name, &(kind, num, cookie))?;
-            Ok(Vec::new())
-        }
-        "get_info" => {
-            let name = d.versioned(1, |_, b| b.string()).map_err(einval)?;
-            if !ctx.exists() {
-                return Err(libc::ENOENT);
-            }
-            Ok(encode_info(&read_lock(ctx, &name)?))
-        }
-        "list_locks" => {
-            if !ctx.exists() {
-                return Err(libc::ENOENT);
-            }
-            // Only the rbd lock is ever taken by rbdimg; report what is set.
-            let mut e = Encoder::new();
-            let present = ctx.xattr_get(&xattr(client::RBD_LOCK_NAME))?.is_some();
-            e.versioned(1, 1, |b| {
-                b.u32(present as u32);
-                if present {
-                    b.str(client::RBD_LOCK_NAME);
-                }
-            });
-            Ok(e.into_bytes())
-        }
-        "assert_locked" => {
-            let (name, kind, cookie, tag) = d
-                .versioned(1, |_, b| {
-                    Ok((b.string()?, b.u8()?, b.string()?, b.string()?))
-                })
-                .map_err(einval)?;
-            if !valid_type(kind) || name.is_empty() {
-                return Err(libc::EINVAL);
-            }
-            if !ctx.exists() {
-                return Err(libc::ENOENT);
-            }
-            let info = read_lock(ctx, &name)?;
-            let id = me(ctx, &cookie);
-            if info.lockers.is_empty()
-                || info.lock_type != kind
-                || info.tag != tag
-                || !info.lockers.contains_key(&id)
-            {
-                return Err(libc::EBUSY);
-            }
-            Ok(Vec::new())
-        }
-        _ => Err(libc::EOPNOTSUPP),
-    }
+/// In: `cls_lock_lock_op`. Takes (or renews) the lock for the caller.
+fn lock(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
+    let (name, kind, cookie, tag, description, _duration, flags) = Decoder::new(input)
+        .versioned(1, |_, b| {
+            Ok((
+                b.string()?,
+                b.u8()?,
+                b.string()?,
+                b.string()?,
+                b.string()?,
+                b.utime()?,
+                b.u8()?,
+            ))
+        })
+        .map_err(einval)?;
+    take(ctx, &name, kind, &cookie, &tag, &description, flags)?;
+    Ok(Vec::new())
 }
 
-fn lock(
+/// In: `cls_lock_unlock_op`. Drops the caller's hold.
+fn unlock(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
+    let (name, cookie) = Decoder::new(input)
+        .versioned(1, |_, b| Ok((b.string()?, b.string()?)))
+        .map_err(einval)?;
+    let id = me(ctx, &cookie);
+    remove_locker(ctx, &name, &id)?;
+    Ok(Vec::new())
+}
+
+/// In: `cls_lock_break_op`. Drops any client's hold.
+fn break_lock(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
+    let (name, kind, num, cookie) = Decoder::new(input)
+        .versioned(1, |_, b| Ok((b.string()?, b.u8()?, b.i64()?, b.string()?)))
+        .map_err(einval)?;
+    remove_locker(ctx, &name, &(kind, num, cookie))?;
+    Ok(Vec::new())
+}
+
+/// In: `cls_lock_get_info_op`. Out: `cls_lock_get_info_reply`.
+fn get_info(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
+    let name = Decoder::new(input)
+        .versioned(1, |_, b| b.string())
+        .map_err(einval)?;
+    if !ctx.exists() {
+        return Err(libc::ENOENT);
+    }
+    Ok(encode_info(&read_lock(ctx, &name)?))
+}
+
+/// Out: `cls_lock_list_locks_reply`, the names of the `lock.*` xattrs.
+fn list_locks(ctx: &mut dyn ObjectCtx, _input: &[u8]) -> ClsResult<Vec<u8>> {
+    let names: Vec<String> = ctx
+        .xattr_names()?
+        .into_iter()
+        .filter_map(|n| n.strip_prefix(PREFIX).map(str::to_string))
+        .collect();
+    let mut e = Encoder::new();
+    e.versioned(1, 1, |b| {
+        b.u32(names.len() as u32);
+        for n in &names {
+            b.str(n);
+        }
+    });
+    Ok(e.into_bytes())
+}
+
+/// In: `cls_lock_assert_op`; EBUSY unless the caller holds the lock as said.
+fn assert_locked(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
+    let (name, kind, cookie, tag) = Decoder::new(input)
+        .versioned(1, |_, b| {
+            Ok((b.string()?, b.u8()?, b.string()?, b.string()?))
+        })
+        .map_err(einval)?;
+    if !valid_type(kind) || name.is_empty() {
+        return Err(libc::EINVAL);
+    }
+    if !ctx.exists() {
+        return Err(libc::ENOENT);
+    }
+    let info = read_lock(ctx, &name)?;
+    let id = me(ctx, &cookie);
+    if info.lockers.is_empty()
+        || info.lock_type != kind
+        || info.tag != tag
+        || !info.lockers.contains_key(&id)
+    {
+        return Err(libc::EBUSY);
+    }
+    Ok(Vec::new())
+}
+
+/// cls_lock's `lock_obj`: adds the caller's hold on `name`.
+fn take(
     ctx: &mut dyn ObjectCtx,
     name: &str,
     kind: u8,
@@ -200,7 +223,10 @@ fn lock(
     description: &str,
     flags: u8,
 ) -> ClsResult<()> {
-    if !valid_type(kind) || name.is_empty() || (flags & MUST_RENEW != 0 && flags & MAY_RENEW == 0) {
+    // Either flag renews a hold; MUST_RENEW also requires one. Both at
+    // once contradict each other for a lock not held.
+    let (may_renew, must_renew) = (flags & MAY_RENEW != 0, flags & MUST_RENEW != 0);
+    if !valid_type(kind) || name.is_empty() || (may_renew && must_renew) {
         return Err(libc::EINVAL);
     }
     let mut info = if ctx.exists() {
@@ -213,11 +239,11 @@ fn lock(
     }
     let id = me(ctx, cookie);
     if info.lockers.contains_key(&id) {
-        if flags & MAY_RENEW == 0 {
+        if !may_renew && !must_renew {
             return Err(libc::EEXIST);
         }
         info.lockers.remove(&id);
-    } else if flags & MUST_RENEW != 0 {
+    } else if must_renew {
         return Err(libc::ENOENT);
     }
     if !info.lockers.is_empty() && (kind != SHARED || info.lock_type != kind) {
@@ -266,7 +292,7 @@ mod tests {
 
     fn run(ctx: &mut Staged, call: crate::ceph::Call) -> ClsResult<Vec<u8>> {
         assert_eq!(call.class, "lock");
-        super::call(ctx, call.method, &call.input)
+        crate::rados::embedded::cls::call(ctx, "lock", call.method, &call.input)
     }
 
     #[test]
@@ -339,8 +365,14 @@ mod tests {
             run(&mut gone, client::assert_locked("", "", "")),
             Err(libc::EINVAL)
         );
-        assert_eq!(super::call(&mut gone, "lock", &[1]), Err(libc::EINVAL));
-        assert_eq!(super::call(&mut gone, "nope", &[]), Err(libc::EOPNOTSUPP));
+        assert_eq!(
+            crate::rados::embedded::cls::call(&mut gone, "lock", "lock", &[1]),
+            Err(libc::EINVAL)
+        );
+        assert_eq!(
+            crate::rados::embedded::cls::call(&mut gone, "lock", "nope", &[]),
+            Err(libc::EOPNOTSUPP)
+        );
         // Locking creates the object; an unlocked object reads as no lock.
         let mut o = object(1);
         o.exists = false;
@@ -384,3 +416,6 @@ mod tests {
         assert_eq!(reply, expected);
     }
 }
+
+#[cfg(test)]
+crate::rados::embedded::cls::replay::osd_fixtures!("lock": lock, unlock, break_lock, get_info, list_locks, assert_locked);
