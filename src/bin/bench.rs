@@ -10,14 +10,17 @@
 //! * `store`: the embedded store against a local raw file, no cluster:
 //!   `convert -n` of 1 GiB of incompressible data (`--quick`: 256 MiB) into
 //!   an existing image of that size in a fresh store, and into an existing
-//!   raw file, each followed by `sync`; once with the source in the page
-//!   cache and once with the page cache dropped before each run (as root).
+//!   raw file, each followed by `sync` (with the source in the page cache,
+//!   and with the page cache dropped before each run, as root) or flushed
+//!   by rbdimg itself (`-t writeback`).
 //!
 //!   cargo run --release --bin bench -- [--runs N] [--quick] [--rows convert,store] [--out FILE]
 //!
-//! Every target is deleted right after it is timed. Reported: medians of
-//! wall time, CPU (user+sys, the command's whole process tree) and peak
-//! RSS, and the ratios of each tool to the row's first.
+//! Each case runs one untimed warm-up round, then the timed rounds with
+//! its tools interleaved. Every target is deleted right after it is timed.
+//! Reported: medians of wall time, CPU (user+sys, the command's whole
+//! process tree) and peak RSS, and the ratios of each tool to the row's
+//! first.
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -313,16 +316,22 @@ fn store_rows(config: &Config, dir: &Path, rbdimg: &Path) -> String {
     let file = dir.join("file-{n}").display().to_string();
     let store = dir.join("store-{n}").display().to_string();
     let image = format!("rbd:rbd/img:store={store}");
-    let target = |label, dst: &str| Tool {
+    // Made durable by `sync` (the whole system's page cache), or by
+    // rbdimg's own flush at the end (`-t writeback`: only its target).
+    let target = |label, dst: &str, flush: bool| Tool {
         label,
-        run: format!("{ours} convert -n -f raw -O raw {{src}} {dst} && sync"),
+        run: if flush {
+            format!("{ours} convert -t writeback -n -f raw -O raw {{src}} {dst}")
+        } else {
+            format!("{ours} convert -n -f raw -O raw {{src}} {dst} && sync")
+        },
         setup: Some(format!("{ours} create -q -f raw {dst} {size}")),
     };
-    let case = |title, cache| Case {
+    let case = |title, cache, flush| Case {
         title,
         tools: vec![
-            target("local raw file", &file),
-            target("embedded store", &image),
+            target("local raw file", &file, flush),
+            target("embedded store", &image, flush),
         ],
         src: src.display().to_string(),
         dst: String::new(),
@@ -333,9 +342,10 @@ fn store_rows(config: &Config, dir: &Path, rbdimg: &Path) -> String {
     writeln!(
         report,
         "{} MiB of incompressible data: `rbdimg convert -n -f raw -O raw` into an existing \
-         raw file and into an existing image in a fresh embedded store, each followed by \
-         `sync` (timed); everything synced before each run; median of {} interleaved runs; \
-         {}, {} cores. CPU is user+sys of the command and `sync`.\n",
+         raw file and into an existing image in a fresh embedded store, made durable by a \
+         `sync` after it or by `-t writeback` (timed); everything synced before each run; \
+         median of {} interleaved runs; {}, {} cores. CPU is user+sys of the command and \
+         `sync`.\n",
         size >> 20,
         config.runs,
         filesystem(dir),
@@ -345,12 +355,19 @@ fn store_rows(config: &Config, dir: &Path, rbdimg: &Path) -> String {
     report += &time_cases(
         &[
             case(
-                "embedded store vs local file (source in page cache)",
+                "embedded store vs local file (sync; source in page cache)",
                 Cache::Synced,
+                false,
             ),
             case(
-                "embedded store vs local file (page cache dropped before each run)",
+                "embedded store vs local file (sync; page cache dropped before each run)",
                 Cache::Dropped,
+                false,
+            ),
+            case(
+                "embedded store vs local file (-t writeback; source in page cache)",
+                Cache::Synced,
+                true,
             ),
         ],
         config.runs,
@@ -495,7 +512,8 @@ fn time_cases(cases: &[Case], runs: usize) -> String {
         let mut samples: Vec<Vec<Sample>> = case.tools.iter().map(|_| Vec::new()).collect();
         let mut failures: Vec<Option<String>> = case.tools.iter().map(|_| None).collect();
         let mut n = 0;
-        for _ in 0..runs {
+        // Round 0 warms up (caches, allocator, a first run's outliers) untimed.
+        for round in 0..=runs {
             for (i, t) in case.tools.iter().enumerate() {
                 n += 1;
                 let dst = case.dst.replace("{n}", &n.to_string());
@@ -514,13 +532,16 @@ fn time_cases(cases: &[Case], runs: usize) -> String {
                 match measure(&fill(&t.run)) {
                     Ok(sample) => {
                         eprintln!(
-                            "  {:<18} {}s cpu {}s rss {} MiB",
+                            "  {:<18} {}s cpu {}s rss {} MiB{}",
                             t.label,
                             secs(sample.wall),
                             secs(sample.cpu),
-                            sample.rss_kib / 1024
+                            sample.rss_kib / 1024,
+                            if round == 0 { " (warm-up)" } else { "" }
                         );
-                        samples[i].push(sample);
+                        if round > 0 {
+                            samples[i].push(sample);
+                        }
                     }
                     Err(why) => {
                         eprintln!("  {:<18} FAILED: {why}", t.label);
