@@ -523,6 +523,23 @@ mod tests {
     use super::*;
     use std::fs;
 
+    /// A store's data directory for pool 1's default namespace, in a
+    /// temporary directory (kept alive by the first value).
+    fn store() -> (tempfile::TempDir, Db, DataDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Dir::open_root(dir.path()).unwrap();
+        let db = Db::open(&root).unwrap();
+        let objects = Arc::new(root.subdir("objects", true).unwrap().unwrap());
+        let data = DataDir::new(objects, vec!["1".into(), "default".into()]);
+        (dir, db, data)
+    }
+
+    const OBJECT: Key<'static> = Key {
+        pool: 1,
+        ns: "",
+        oid: "rbd_data.x.0000000000000000",
+    };
+
     /// The first bytes of an object version, as a vector.
     fn read_back(data: &DataDir, db: &Db, k: Key, snap: u64) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; 9];
@@ -543,16 +560,8 @@ mod tests {
 
     #[test]
     fn clone_on_write_read_at_snapshots_rollback_and_trim() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Dir::open_root(dir.path()).unwrap();
-        let db = Db::open(&root).unwrap();
-        let objects = Arc::new(root.subdir("objects", true).unwrap().unwrap());
-        let data = DataDir::new(objects, vec!["1".into(), "default".into()]);
-        let k = Key {
-            pool: 1,
-            ns: "",
-            oid: "rbd_data.x.0000000000000000",
-        };
+        let (dir, db, data) = store();
+        let k = OBJECT;
         let snapc = |seq: u64, snaps: &[u64]| SnapContext {
             seq,
             snaps: snaps.to_vec(),
@@ -615,16 +624,8 @@ mod tests {
     #[test]
     fn extending_writes_preallocate_without_changing_what_reads() {
         use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let root = Dir::open_root(dir.path()).unwrap();
-        let db = Db::open(&root).unwrap();
-        let objects = Arc::new(root.subdir("objects", true).unwrap().unwrap());
-        let data = DataDir::new(objects, vec!["1".into(), "default".into()]);
-        let k = Key {
-            pool: 1,
-            ns: "",
-            oid: "rbd_data.x.0000000000000000",
-        };
+        let (dir, db, data) = store();
+        let k = OBJECT;
         let head = crate::rados::SNAP_HEAD;
         let at = 3u64 << 20;
         let bytes = vec![7u8; 1 << 20];
@@ -659,18 +660,10 @@ mod tests {
 
     #[test]
     fn flush_covers_heads_and_clones() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = Dir::open_root(dir.path()).unwrap();
-        let db = Db::open(&root).unwrap();
-        let objects = Arc::new(root.subdir("objects", true).unwrap().unwrap());
-        let data = DataDir::new(objects, vec!["1".into(), "default".into()]);
+        let (_dir, db, data) = store();
         // Nothing written yet: no directory to sync, no error.
         data.flush().unwrap();
-        let k = Key {
-            pool: 1,
-            ns: "",
-            oid: "rbd_data.x.0000000000000000",
-        };
+        let k = OBJECT;
         let write = |c: &SnapContext| {
             let op = WriteOp::Write {
                 offset: 0,
