@@ -58,7 +58,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__check)
-            opts="-f -r -q -U -T -h -V --format --output --repair --quiet --force-share --cache --image-opts --help --version"
+            opts="-f -U -r -q -T -h -V --format --force-share --image-opts --output --repair --quiet --cache --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -100,24 +100,12 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__compare)
-            opts="-f -F -T -p -q -s -U -h -V --left-format --a-format --right-format --b-format --cache --progress --quiet --strict --force-share --image-opts --help --version"
+            opts="-U -F -T -p -q -s -f -h -V --force-share --right-format --b-format --cache --progress --quiet --strict --left-format --a-format --image-opts --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --a-format)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --left-format)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -f)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --b-format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -138,6 +126,18 @@ _rbdimg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --a-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --left-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -146,20 +146,12 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__convert)
-            opts="-f -O -o -n -p -q -S -m -W -c -B -F -l -t -T -U -h -V --source-format --target-format --target-options --no-create --progress --quiet --sparse-size --parallel --oob-writes --compress --target-backing --target-backing-format --source-snapshot --target-is-zero --target-cache --source-cache --force-share --image-opts --target-image-opts --help --version"
+            opts="-U -O -o -n -p -q -S -m -W -c -B -F -l -t -T -f -h -V --force-share --target-format --target-options --no-create --progress --quiet --sparse-size --parallel --oob-writes --compress --target-backing --target-backing-format --source-snapshot --target-is-zero --target-cache --source-cache --target-image-opts --source-format --image-opts --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --source-format)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -f)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --target-format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -232,6 +224,14 @@ _rbdimg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --source-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -286,7 +286,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__info)
-            opts="-f -U -h -V --format --output --backing-chain --force-share --image-opts --help --version"
+            opts="-f -U -h -V --format --force-share --image-opts --output --backing-chain --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -312,7 +312,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__resize)
-            opts="-f -q -U -h -V --format --shrink --preallocation --quiet --force-share --image-opts --help --version"
+            opts="-f -U -q -h -V --format --force-share --image-opts --shrink --preallocation --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -338,7 +338,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__snapshot)
-            opts="-l -a -c -d -f -q -U -h -V --list --apply --create --delete --format --quiet --force-share --image-opts --help --version"
+            opts="-l -a -c -d -f -U -q -h -V --list --apply --create --delete --format --force-share --image-opts --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -43,12 +43,11 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s h -l help -d 'P
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s V -l version -d 'Print version'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -l output -d 'Output format: human or json' -r
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -l backing-chain -d 'Show every image of the backing chain'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -s U -l force-share -d 'Open the image even if another process uses it'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -s U -l force-share -d 'Open images even if another process uses them (read-only opens only)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -l backing-chain -d 'Show every image of the backing chain'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -s V -l version -d 'Print version'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s f -l source-format -d 'Source format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s O -l target-format -d 'Output format' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s o -l target-options -d 'Output format options' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s S -l sparse-size -d 'Minimum run of zeros to leave sparse (default 4k; 0 writes everything)' -r
@@ -58,23 +57,24 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s F -l target-ba
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s l -l source-snapshot -d 'Convert a snapshot: snapshot.id=ID,snapshot.name=NAME or a name' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s t -l target-cache -d 'Target cache mode' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s T -l source-cache -d 'Source cache mode' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s f -l source-format -d 'Source format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s U -l force-share -d 'Open images even if another process uses them (read-only opens only)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s n -l no-create -d 'Write into an existing target instead of creating it'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s p -l progress -d 'Show progress'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s q -l quiet -d 'Quiet'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s q -l quiet -d 'Quiet: print nothing on success'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s W -l oob-writes -d 'Allow writes to complete out of order'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s c -l compress -d 'Compress the target (qcow2)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l target-is-zero -d 'The target is known to read as zeros (needs -n)'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s U -l force-share -d 'Open the sources even if another process uses them'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l image-opts -d 'Source names are option strings'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l target-image-opts -d 'The target name is an option string (needs -n)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l image-opts -d 'Source names are option strings'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s V -l version -d 'Print version'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -l preallocation -d 'How to allocate the new space: off, metadata, falloc, full' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -s U -l force-share -d 'Open images even if another process uses them (read-only opens only)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -l shrink -d 'Allow shrinking (data past the new end is lost)'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -s q -l quiet -d 'Quiet'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -s U -l force-share -d 'Open the image even if another process uses it (not allowed for writes)'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -l image-opts -d 'The filename is an option string'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -s q -l quiet -d 'Quiet: print nothing on success'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -s V -l version -d 'Print version'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s a -l apply -d 'Revert the image to a snapshot' -r
@@ -82,27 +82,27 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s c -l create -
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s d -l delete -d 'Delete a snapshot' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s l -l list -d 'List snapshots'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s q -l quiet -d 'Quiet'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s U -l force-share -d 'Open the image even if another process uses it (listing only)'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -l image-opts -d 'The filename is an option string'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s U -l force-share -d 'Open images even if another process uses them (read-only opens only)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s q -l quiet -d 'Quiet: print nothing on success'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s V -l version -d 'Print version'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -l output -d 'Output format: human or json' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s r -l repair -d 'Repair: leaks or all' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s T -l cache -d 'Cache mode' -r
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s q -l quiet -d 'Quiet'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s U -l force-share -d 'Open the image even if another process uses it'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -l image-opts -d 'The filename is an option string'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s U -l force-share -d 'Open images even if another process uses them (read-only opens only)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s q -l quiet -d 'Quiet: print nothing on success'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s V -l version -d 'Print version'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s f -l a-format -l left-format -d 'Format of the first image (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s F -l b-format -l right-format -d 'Format of the second image (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s T -l cache -d 'Cache mode for both images' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s f -l a-format -l left-format -d 'Format of the first image (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s U -l force-share -d 'Open images even if another process uses them (read-only opens only)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s p -l progress -d 'Show progress'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s q -l quiet -d 'Quiet: only the exit code tells'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s q -l quiet -d 'Quiet: print nothing on success'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s s -l strict -d 'Strict: differing sizes or allocation are differences too'
-complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s U -l force-share -d 'Open the images even if another process uses them'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -l image-opts -d 'The filenames are option strings'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s V -l version -d 'Print version'

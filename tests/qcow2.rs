@@ -558,7 +558,7 @@ fn pick_range(rng: &mut Rng, start: u64, end: u64, cluster: u64) -> (u64, u64) {
 /// to the shared range, until `ops` requests or the deadline.
 #[allow(clippy::too_many_arguments)]
 fn stress_thread(
-    img: &dyn rbdimg::image::BlockDriver,
+    img: &dyn rbdimg::block::BlockDriver,
     seed: u64,
     start: u64,
     end: u64,
@@ -626,7 +626,7 @@ fn stress_thread(
 /// qemu-img must find it clean and equal to a raw copy of the model.
 #[test]
 fn concurrent_writers_keep_the_image_consistent() {
-    use rbdimg::image::open::{OpenOptions, open_image};
+    use rbdimg::open::{OpenOptions, open_image};
     if !have_qemu_img() {
         return;
     }

@@ -3,8 +3,9 @@
 //! meanings are qemu-img 10's; positional arguments are collected loosely and
 //! checked by each command so that their errors read like qemu-img's.
 
+pub mod argv;
 pub mod docs;
-pub mod usage_error;
+pub mod panic_hook;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -35,6 +36,10 @@ pub enum Command {
     /// Display information about a disk image
     Info(InfoArgs),
     /// Convert an image file or snapshot into another image
+    #[command(
+        mut_arg("format", |a| a.long("source-format").help("Source format (probed when omitted)")),
+        mut_arg("image_opts", |a| a.help("Source names are option strings")),
+    )]
     Convert(ConvertArgs),
     /// Resize a disk image
     Resize(ResizeArgs),
@@ -43,7 +48,38 @@ pub enum Command {
     /// Check an image for consistency
     Check(CheckArgs),
     /// Check whether two images have the same content
+    #[command(
+        mut_arg("format", |a| a
+            .long("a-format")
+            .visible_alias("left-format")
+            .help("Format of the first image (probed when omitted)")),
+        mut_arg("image_opts", |a| a.help("The filenames are option strings")),
+    )]
     Compare(CompareArgs),
+}
+
+/// How the commands that open existing images name them: qemu-img's `-f`,
+/// `-U` and `--image-opts`, defined once (convert and compare rename `-f`'s
+/// long form, as qemu-img does).
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Image format (probed when omitted)
+    #[arg(short = 'f', long = "format", value_name = "FMT")]
+    pub format: Option<String>,
+    /// Open images even if another process uses them (read-only opens only)
+    #[arg(short = 'U', long = "force-share")]
+    pub force_share: bool,
+    /// The filename is an option string (driver=...,file.filename=...)
+    #[arg(long = "image-opts")]
+    pub image_opts: bool,
+}
+
+/// qemu-img's `-q`, for the commands that have it.
+#[derive(Debug, Args)]
+pub struct QuietArg {
+    /// Quiet: print nothing on success
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -68,9 +104,8 @@ pub struct CreateArgs {
     /// Do not open the backing image (its size must then be given)
     #[arg(short = 'u', long = "backing-unsafe")]
     pub unsafe_backing: bool,
-    /// Quiet: print nothing on success
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub quiet: QuietArg,
     /// FILENAME [SIZE]
     #[arg(value_name = "FILENAME [SIZE]", num_args = 0..)]
     pub args: Vec<String>,
@@ -78,21 +113,14 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Image format (probed when omitted)
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<String>,
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Output format: human or json
     #[arg(long = "output", value_name = "human|json", default_value = "human")]
     pub output: String,
     /// Show every image of the backing chain
     #[arg(long = "backing-chain")]
     pub backing_chain: bool,
-    /// Open the image even if another process uses it
-    #[arg(short = 'U', long = "force-share")]
-    pub force_share: bool,
-    /// The filename is an option string (driver=...,file.filename=...)
-    #[arg(long = "image-opts")]
-    pub image_opts: bool,
     /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
@@ -100,9 +128,8 @@ pub struct InfoArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// Source format (probed when omitted)
-    #[arg(short = 'f', long = "source-format", value_name = "FMT")]
-    pub format: Option<String>,
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Output format
     #[arg(
         short = 'O',
@@ -120,9 +147,8 @@ pub struct ConvertArgs {
     /// Show progress
     #[arg(short = 'p', long = "progress")]
     pub progress: bool,
-    /// Quiet
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub quiet: QuietArg,
     /// Minimum run of zeros to leave sparse (default 4k; 0 writes everything)
     #[arg(short = 'S', long = "sparse-size", value_name = "SPARSE_SIZE")]
     pub sparse_size: Option<String>,
@@ -157,12 +183,6 @@ pub struct ConvertArgs {
     /// Source cache mode
     #[arg(short = 'T', long = "source-cache", value_name = "SRC_CACHE")]
     pub source_cache: Option<String>,
-    /// Open the sources even if another process uses them
-    #[arg(short = 'U', long = "force-share")]
-    pub force_share: bool,
-    /// Source names are option strings
-    #[arg(long = "image-opts")]
-    pub image_opts: bool,
     /// The target name is an option string (needs -n)
     #[arg(long = "target-image-opts")]
     pub target_image_opts: bool,
@@ -173,24 +193,16 @@ pub struct ConvertArgs {
 
 #[derive(Debug, Args)]
 pub struct ResizeArgs {
-    /// Image format (probed when omitted)
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<String>,
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Allow shrinking (data past the new end is lost)
     #[arg(long = "shrink")]
     pub shrink: bool,
     /// How to allocate the new space: off, metadata, falloc, full
     #[arg(long = "preallocation", value_name = "PREALLOC")]
     pub preallocation: Option<String>,
-    /// Quiet
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
-    /// Open the image even if another process uses it (not allowed for writes)
-    #[arg(short = 'U', long = "force-share")]
-    pub force_share: bool,
-    /// The filename is an option string
-    #[arg(long = "image-opts")]
-    pub image_opts: bool,
+    #[command(flatten)]
+    pub quiet: QuietArg,
     /// FILENAME [+|-]SIZE (the size is always the last argument)
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
@@ -210,18 +222,10 @@ pub struct SnapshotArgs {
     /// Delete a snapshot
     #[arg(short = 'd', long = "delete", value_name = "SNAPSHOT")]
     pub delete: Option<String>,
-    /// Image format (probed when omitted)
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<String>,
-    /// Quiet
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
-    /// Open the image even if another process uses it (listing only)
-    #[arg(short = 'U', long = "force-share")]
-    pub force_share: bool,
-    /// The filename is an option string
-    #[arg(long = "image-opts")]
-    pub image_opts: bool,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    #[command(flatten)]
+    pub quiet: QuietArg,
     /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
@@ -229,27 +233,19 @@ pub struct SnapshotArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Image format (probed when omitted)
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<String>,
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Output format: human or json
     #[arg(long = "output", value_name = "human|json", default_value = "human")]
     pub output: String,
     /// Repair: leaks or all
     #[arg(short = 'r', long = "repair", value_name = "leaks|all")]
     pub repair: Option<String>,
-    /// Quiet
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
-    /// Open the image even if another process uses it
-    #[arg(short = 'U', long = "force-share")]
-    pub force_share: bool,
+    #[command(flatten)]
+    pub quiet: QuietArg,
     /// Cache mode
     #[arg(short = 'T', long = "cache", value_name = "SRC_CACHE")]
     pub cache: Option<String>,
-    /// The filename is an option string
-    #[arg(long = "image-opts")]
-    pub image_opts: bool,
     /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
@@ -257,14 +253,8 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// Format of the first image (probed when omitted)
-    #[arg(
-        short = 'f',
-        long = "a-format",
-        visible_alias = "left-format",
-        value_name = "FMT"
-    )]
-    pub format: Option<String>,
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Format of the second image (probed when omitted)
     #[arg(
         short = 'F',
@@ -279,18 +269,11 @@ pub struct CompareArgs {
     /// Show progress
     #[arg(short = 'p', long = "progress")]
     pub progress: bool,
-    /// Quiet: only the exit code tells
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub quiet: QuietArg,
     /// Strict: differing sizes or allocation are differences too
     #[arg(short = 's', long = "strict")]
     pub strict: bool,
-    /// Open the images even if another process uses them
-    #[arg(short = 'U', long = "force-share")]
-    pub force_share: bool,
-    /// The filenames are option strings
-    #[arg(long = "image-opts")]
-    pub image_opts: bool,
     /// FILENAME1 FILENAME2
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,

@@ -6,16 +6,16 @@
 use anyhow::bail;
 use serde_json::{Map, Value, json};
 
+use crate::block::driver::{CheckReport, Repair};
 use crate::cli::CheckArgs;
-use crate::commands::{OutputFormat, one_filename, output_format, print, usage};
-use crate::image::ErrorKind;
-use crate::image::driver::{CheckReport, Repair};
-use crate::image::open::{OpenOptions, open_image};
+use crate::commands::{Console, OutputFormat, one_filename, output_format, print, usage};
+use crate::error::ErrorKind;
+use crate::open::{OpenOptions, open_image};
 use crate::qjson;
 
 pub const EXIT_NO_CHECK: i32 = 63;
 
-pub fn run(a: CheckArgs) -> anyhow::Result<i32> {
+pub fn run(a: CheckArgs, console: &Console) -> anyhow::Result<i32> {
     let output = output_format("check", &a.output)?;
     let repair = match a.repair.as_deref() {
         None => Repair::None,
@@ -29,26 +29,35 @@ pub fn run(a: CheckArgs) -> anyhow::Result<i32> {
         }
     };
     let filename = one_filename("check", &a.args)?;
-    if repair != Repair::None && a.force_share {
+    if repair != Repair::None && a.image.force_share {
         bail!("force-share=on can only be used with read-only images");
     }
     let opts = OpenOptions {
-        format: a.format,
+        format: a.image.format,
         writable: repair != Repair::None,
-        force_share: a.force_share,
-        image_opts: a.image_opts,
+        force_share: a.image.force_share,
+        image_opts: a.image.image_opts,
         check: true,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let image = open_image(filename, &opts)?;
     let mut report = match image.check(repair) {
         Ok(r) => r,
         Err(e) if e.kind() == ErrorKind::Unsupported => {
-            eprintln!("{}: This image format does not support checks", program());
+            console.error("This image format does not support checks");
             return Ok(EXIT_NO_CHECK);
         }
         Err(e) => bail!("Check failed: {e}"),
     };
+    // What a check finds goes to stderr whatever the output format, as
+    // QEMU prints it while checking.
+    let print_found = |report: &CheckReport| {
+        for message in &report.messages {
+            console.diagnostic(message);
+        }
+    };
+    print_found(&report);
     let mut text = String::new();
     if report.leaks_fixed > 0 || report.corruptions_fixed > 0 {
         if output == OutputFormat::Human {
@@ -60,29 +69,21 @@ pub fn run(a: CheckArgs) -> anyhow::Result<i32> {
         }
         let (leaks_fixed, corruptions_fixed) = (report.leaks_fixed, report.corruptions_fixed);
         report = image.check(Repair::None)?;
+        print_found(&report);
         report.leaks_fixed = leaks_fixed;
         report.corruptions_fixed = corruptions_fixed;
     }
     match output {
-        OutputFormat::Human => {
-            for line in &report.messages {
-                eprintln!("{line}");
-            }
-            text.push_str(&human(&report));
-        }
+        OutputFormat::Human => text.push_str(&human(&report)),
         OutputFormat::Json => {
             let value = to_json(&report, filename, image.format_name());
             text.push_str(&format!("{}\n", qjson::to_pretty_string(&value)));
         }
     }
-    if !a.quiet || output == OutputFormat::Json {
+    if !a.quiet.quiet || output == OutputFormat::Json {
         print(&text)?;
     }
     Ok(exit_code(&report))
-}
-
-fn program() -> String {
-    crate::cli::usage_error::program_name(std::env::args_os().next().as_ref())
 }
 
 fn exit_code(report: &CheckReport) -> i32 {

@@ -6,12 +6,12 @@
 
 use std::sync::Arc;
 
+use crate::block::BlockDriver;
 use crate::cli::CompareArgs;
-use crate::commands::{print, usage};
+use crate::commands::{Console, print, usage};
 use crate::convert::progress::Progress;
 use crate::convert::sparse::SECTOR;
-use crate::image::BlockDriver;
-use crate::image::open::{OpenOptions, open_image};
+use crate::open::{OpenOptions, open_image};
 
 const EXIT_DIFFERENT: i32 = 1;
 const EXIT_OPEN: i32 = 2;
@@ -19,40 +19,40 @@ const EXIT_READ: i32 = 4;
 /// The most compared at once, as qemu-img.
 const STEP: u64 = 2 << 20;
 
-pub fn run(a: CompareArgs) -> anyhow::Result<i32> {
+pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
     let [first, second] = a.args.as_slice() else {
         return Err(usage("compare", "Expecting two image file names"));
     };
-    let prog = crate::cli::usage_error::program_name(std::env::args_os().next().as_ref());
     if let Some(mode) = &a.cache
         && !crate::commands::convert::CACHE_MODES.contains(&mode.as_str())
     {
-        eprintln!("{prog}: Invalid source cache option: {mode}");
+        console.error(format!("Invalid source cache option: {mode}"));
         return Ok(EXIT_OPEN);
     }
     let open = |name: &str, format: &Option<String>| {
         let opts = OpenOptions {
             format: format.clone(),
-            force_share: a.force_share,
-            image_opts: a.image_opts,
+            force_share: a.image.force_share,
+            image_opts: a.image.image_opts,
+            diagnostics: console.diagnostics(),
             ..Default::default()
         };
         open_image(name, &opts)
     };
-    let (one, two) = match (open(first, &a.format), open(second, &a.second_format)) {
+    let (one, two) = match (open(first, &a.image.format), open(second, &a.second_format)) {
         (Ok(one), Ok(two)) => (one, two),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("{prog}: {e}");
+            console.error(e);
             return Ok(EXIT_OPEN);
         }
     };
-    let say = |text: &str| if a.quiet { Ok(()) } else { print(text) };
+    let say = |text: &str| if a.quiet.quiet { Ok(()) } else { print(text) };
     let (size1, size2) = (one.size(), two.size());
     if a.strict && size1 != size2 {
         say("Strict mode: Image size mismatch!\n")?;
         return Ok(EXIT_DIFFERENT);
     }
-    let progress = Progress::new(size1.max(size2), a.progress && !a.quiet);
+    let progress = Progress::new(size1.max(size2), a.progress && !a.quiet.quiet);
     let mut outcome = compare(&one, &two, a.strict, &progress);
     if matches!(outcome, Ok(None)) && size1 != size2 {
         say("Warning: Image size mismatch!\n")?;
@@ -76,7 +76,7 @@ pub fn run(a: CompareArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_DIFFERENT);
         }
         Err(e) => {
-            eprintln!("{prog}: {e}");
+            console.error(e);
             return Ok(EXIT_READ);
         }
     }
@@ -98,7 +98,7 @@ fn compare(
     two: &Arc<dyn BlockDriver>,
     strict: bool,
     progress: &Progress,
-) -> crate::image::Result<Option<Mismatch>> {
+) -> crate::error::Result<Option<Mismatch>> {
     let total = one.size().min(two.size());
     let (mut a, mut b) = (vec![0u8; STEP as usize], vec![0u8; STEP as usize]);
     let mut offset = 0;
@@ -146,7 +146,7 @@ fn first_nonzero(
     from: u64,
     to: u64,
     progress: &Progress,
-) -> crate::image::Result<Option<u64>> {
+) -> crate::error::Result<Option<u64>> {
     let mut buf = vec![0u8; STEP as usize];
     let mut offset = from;
     while offset < to {

@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
+use crate::block::BlockDriver;
+use crate::block::options::{Options, help_text};
+use crate::block::snapshot::SnapshotSelector;
 use crate::cli::ConvertArgs;
+use crate::commands::Console;
 use crate::convert::{self, ConvertOptions, progress::Progress};
-use crate::formats::Format;
-use crate::image::BlockDriver;
-use crate::image::create::{self, CreateRequest};
-use crate::image::open::{OpenOptions, open_image};
-use crate::image::options::Options;
-use crate::image::snapshot::SnapshotSelector;
+use crate::open::create::{self, CreateRequest};
+use crate::open::format::Format;
+use crate::open::{OpenOptions, open_image};
 use crate::size::parse_size;
 
 /// qemu-img's limit on `-S`: 512-byte multiples up to 16 MiB (32768 sectors).
@@ -26,7 +27,54 @@ const DEFAULT_PARALLEL: u64 = 4;
 
 pub const CACHE_MODES: &[&str] = &["none", "writeback", "unsafe", "directsync", "writethrough"];
 
-pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
+/// A convert job as the command line asks for it, validated before any
+/// image is opened.
+#[derive(Debug)]
+struct ConvertConfig {
+    sources: Vec<String>,
+    target: String,
+    /// `-f`, `-U`, `--image-opts` for the sources.
+    source_format: Option<String>,
+    force_share: bool,
+    image_opts: bool,
+    /// `-l`: the snapshot of the (single) source to convert.
+    snapshot: Option<SnapshotSelector>,
+    out_format: Format,
+    /// `-o`, with `-B`/`-F` not yet merged in (`create::plan` does that).
+    options: Options,
+    /// `-n`: write into an existing target.
+    no_create: bool,
+    backing: Option<String>,
+    backing_format: Option<String>,
+    target_image_opts: bool,
+    target_is_zero: bool,
+    sparse_size: u64,
+    parallel: usize,
+    out_of_order: bool,
+    compress: bool,
+    progress: bool,
+    /// Any target cache mode but "unsafe" flushes the target at the end.
+    flush: bool,
+}
+
+/// What the command line asks for: a conversion, or `-o help`'s text.
+enum Request {
+    Convert(ConvertConfig),
+    OptionHelp(String),
+}
+
+pub fn run(a: ConvertArgs, console: &Console) -> anyhow::Result<i32> {
+    match validate(a, console)? {
+        Request::OptionHelp(text) => {
+            crate::commands::print(&text)?;
+            Ok(0)
+        }
+        Request::Convert(config) => execute(&config, console),
+    }
+}
+
+/// Checks the command line in qemu-img's order, with its messages.
+fn validate(a: ConvertArgs, console: &Console) -> anyhow::Result<Request> {
     let parallel = match a.parallel.as_deref() {
         None => DEFAULT_PARALLEL,
         Some(text) => match parse_size(text) {
@@ -38,6 +86,17 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     let sparse_size = match a.sparse_size.as_deref() {
         None => 4096,
         Some(text) => sparse_size(text)?,
+    };
+    let snapshot = match &a.snapshot {
+        None => None,
+        Some(param) => match SnapshotSelector::parse_convert_option(param) {
+            Ok(selector) => Some(selector),
+            Err(e) => {
+                // qemu-img reports the bad key, then the whole parameter.
+                console.error(e);
+                bail!("Failed in parsing snapshot param '{param}'");
+            }
+        },
     };
     for mode in [&a.cache, &a.source_cache].into_iter().flatten() {
         if !CACHE_MODES.contains(&mode.as_str()) {
@@ -54,11 +113,9 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     let out_format = Format::for_output(&a.output_format)?;
     if options.wants_help() {
         let target = a.args.last().map(String::as_str).unwrap_or("");
-        let location = crate::image::open::ImageSpec::parse(target, false)?.location;
-        let mut descs = out_format.create_options(crate::image::create::storage_of(&location));
-        descs.sort_by_key(|d| d.name);
-        crate::commands::print(&crate::image::options::help_text(None, &descs))?;
-        return Ok(0);
+        let location = crate::open::ImageSpec::parse(target, false)?.location;
+        let descs = out_format.create_options(crate::open::create::storage_of(&location));
+        return Ok(Request::OptionHelp(help_text(None, &descs)));
     }
     if a.compress && !out_format.supports_compression() {
         bail!("Compression not supported for this file format");
@@ -76,64 +133,91 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
     if backing_named && a.backing_format.is_none() && options.get("backing_fmt").is_none() {
         bail!("Use of backing file requires explicit backing format");
     }
-    let Some((target_name, source_names)) = a.args.split_last().filter(|(_, s)| !s.is_empty())
-    else {
+    let Some((target, sources)) = a.args.split_last().filter(|(_, s)| !s.is_empty()) else {
         bail!("Must specify image file name");
     };
-    if a.snapshot.is_some() && source_names.len() > 1 {
+    if snapshot.is_some() && sources.len() > 1 {
         bail!("No support for concatenating multiple snapshot");
     }
-    if (a.backing.is_some() || options.get("backing_file").is_some()) && source_names.len() > 1 {
+    if backing_named && sources.len() > 1 {
         bail!(
             "Having a backing file for the target makes no sense when concatenating multiple input images"
         );
     }
+    Ok(Request::Convert(ConvertConfig {
+        sources: sources.to_vec(),
+        target: target.clone(),
+        source_format: a.image.format,
+        force_share: a.image.force_share,
+        image_opts: a.image.image_opts,
+        snapshot,
+        out_format,
+        options,
+        no_create: a.no_create,
+        backing: a.backing,
+        backing_format: a.backing_format,
+        target_image_opts: a.target_image_opts,
+        target_is_zero: a.target_is_zero,
+        sparse_size,
+        parallel: parallel as usize,
+        out_of_order: a.out_of_order,
+        compress: a.compress,
+        progress: a.progress && !a.quiet.quiet,
+        // qemu-img's default target cache mode is "unsafe": no final flush.
+        flush: a.cache.as_deref().unwrap_or("unsafe") != "unsafe",
+    }))
+}
 
+/// Opens the sources, creates the target unless `-n`, copies.
+fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
     let source_opts = OpenOptions {
-        format: a.format.clone(),
+        format: c.source_format.clone(),
         writable: false,
-        force_share: a.force_share,
-        image_opts: a.image_opts,
+        force_share: c.force_share,
+        image_opts: c.image_opts,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let mut sources: Vec<Arc<dyn BlockDriver>> = Vec::new();
-    for name in source_names {
+    for name in &c.sources {
         sources.push(open_image(name, &source_opts)?);
     }
-    if let Some(param) = &a.snapshot {
-        sources[0] = open_snapshot(&sources[0], param)?;
+    if let Some(selector) = &c.snapshot {
+        sources[0] = open_snapshot(&sources[0], selector)?;
     }
     let total: u64 = sources.iter().map(|s| s.size()).sum();
 
-    if !a.no_create {
+    if !c.no_create {
         let request = CreateRequest {
-            filename: target_name.clone(),
-            format: a.output_format.clone(),
-            options,
+            filename: c.target.clone(),
+            format: c.out_format.name().to_string(),
+            options: c.options.clone(),
             size: Some(total),
-            backing: a.backing.clone(),
-            backing_format: a.backing_format.clone(),
+            backing: c.backing.clone(),
+            backing_format: c.backing_format.clone(),
             // convert names the backing file without opening it.
             unsafe_backing: true,
+            diagnostics: console.diagnostics(),
         };
         let plan = create::plan(&request)?;
         create::execute_as(
             &plan,
-            &format!("error while converting {}", out_format.name()),
+            &format!("error while converting {}", c.out_format.name()),
         )?;
     }
     let target_opts = OpenOptions {
-        format: if a.target_image_opts {
+        format: if c.target_image_opts {
             None
         } else {
-            Some(out_format.name().to_string())
+            Some(c.out_format.name().to_string())
         },
         writable: true,
         force_share: false,
-        image_opts: a.target_image_opts,
+        image_opts: c.target_image_opts,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
-    let target = open_image(target_name, &target_opts)?;
+    let target = open_image(&c.target, &target_opts)?;
     if target.size() < total {
         bail!(
             "Target image size is smaller than the source ({} < {total})",
@@ -141,22 +225,21 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<i32> {
         );
     }
     let opts = ConvertOptions {
-        sparse_size,
+        sparse_size: c.sparse_size,
         // A new target reads as zeros unless a backing file shows through.
-        target_is_zero: (!a.no_create && a.backing.is_none()) || a.target_is_zero,
-        keep_backing_unallocated: a.backing.is_some(),
-        parallel: parallel as usize,
-        out_of_order: a.out_of_order,
-        compress_unit: if a.compress {
+        target_is_zero: (!c.no_create && c.backing.is_none()) || c.target_is_zero,
+        keep_backing_unallocated: c.backing.is_some(),
+        parallel: c.parallel,
+        out_of_order: c.out_of_order,
+        compress_unit: if c.compress {
             target.allocation_unit()
         } else {
             None
         },
     };
-    let progress = Progress::new(total, a.progress && !a.quiet);
+    let progress = Progress::new(total, c.progress);
     convert::convert(&sources, target.as_ref(), &opts, &progress)?;
-    // qemu-img's default target cache mode is "unsafe": no final flush.
-    if a.cache.as_deref().unwrap_or("unsafe") != "unsafe" {
+    if c.flush {
         target.flush()?;
     }
     Ok(0)
@@ -178,9 +261,8 @@ fn sparse_size(text: &str) -> anyhow::Result<u64> {
 
 fn open_snapshot(
     source: &Arc<dyn BlockDriver>,
-    param: &str,
+    selector: &SnapshotSelector,
 ) -> anyhow::Result<Arc<dyn BlockDriver>> {
-    let selector = SnapshotSelector::parse_convert_option(param).map_err(anyhow::Error::msg)?;
     let Some(list) = source.snapshots()? else {
         bail!(
             "Failed to load snapshot: Block format '{}' used by device '' does not support temporarily loading \

@@ -2,14 +2,14 @@
 
 use anyhow::bail;
 
+use crate::block::options::{Options, help_text};
 use crate::cli::CreateArgs;
-use crate::commands::{print, usage};
-use crate::formats::Format;
-use crate::image::create::{self, CreateRequest};
-use crate::image::options::{Options, help_text};
+use crate::commands::{Console, print, usage};
+use crate::open::create::{self, CreateRequest};
+use crate::open::format::Format;
 use crate::size::{SizeError, parse_size};
 
-pub fn run(a: CreateArgs) -> anyhow::Result<i32> {
+pub fn run(a: CreateArgs, console: &Console) -> anyhow::Result<i32> {
     let options = Options::parse(&a.options)?;
     if options.wants_help() {
         return option_help(&a.format, a.args.first());
@@ -28,9 +28,10 @@ pub fn run(a: CreateArgs) -> anyhow::Result<i32> {
         backing: a.backing,
         backing_format: a.backing_format,
         unsafe_backing: a.unsafe_backing,
+        diagnostics: console.diagnostics(),
     };
     let plan = create::plan(&request).map_err(|e| e.prepend(&filename))?;
-    if !a.quiet {
+    if !a.quiet.quiet {
         print(&format!("Formatting '{}', {}\n", filename, plan.describe()))?;
     }
     create::execute(&plan)?;
@@ -52,9 +53,8 @@ pub fn image_size(text: &str) -> anyhow::Result<u64> {
 fn option_help(format: &str, filename: Option<&String>) -> anyhow::Result<i32> {
     let format = Format::for_output(format)?;
     let text = if let Some(filename_arg) = filename {
-        let location = crate::image::open::ImageSpec::parse(filename_arg, false)?.location;
-        let mut descs = format.create_options(crate::image::create::storage_of(&location));
-        descs.sort_by_key(|d| d.name);
+        let location = crate::open::ImageSpec::parse(filename_arg, false)?.location;
+        let descs = format.create_options(crate::open::create::storage_of(&location));
         help_text(None, &descs)
     } else {
         help_text(Some(format.name()), format.format_options())

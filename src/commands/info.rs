@@ -4,19 +4,20 @@ use anyhow::bail;
 use serde_json::Value;
 
 use crate::cli::InfoArgs;
-use crate::commands::{OutputFormat, one_filename, output_format, print};
-use crate::image::open::{OpenOptions, open_image};
+use crate::commands::{Console, OutputFormat, one_filename, output_format, print};
+use crate::open::{OpenOptions, open_image};
 use crate::qjson;
 
-pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
+pub fn run(a: InfoArgs, console: &Console) -> anyhow::Result<i32> {
     let output = output_format("info", &a.output)?;
     let filename = one_filename("info", &a.args)?;
     let opts = OpenOptions {
-        format: a.format,
+        format: a.image.format,
         writable: false,
-        force_share: a.force_share,
-        image_opts: a.image_opts,
+        force_share: a.image.force_share,
+        image_opts: a.image.image_opts,
         metadata_only: true,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let image = open_image(filename, &opts)?;
@@ -41,8 +42,9 @@ pub fn run(a: InfoArgs) -> anyhow::Result<i32> {
             seen.push(full.clone());
             let chain_opts = OpenOptions {
                 format: last.backing_filename_format.clone(),
-                force_share: a.force_share,
+                force_share: a.image.force_share,
                 metadata_only: true,
+                diagnostics: console.diagnostics(),
                 ..Default::default()
             };
             let layer = open_image(&full, &chain_opts)?;

@@ -1,6 +1,7 @@
 //! One file per subcommand. Commands are the application edge: they take
-//! parsed arguments, drive the image layer, print qemu-img's output, and
-//! return the process exit code; errors travel as `anyhow::Error`.
+//! parsed arguments, drive the image layer, print qemu-img's output (and
+//! the diagnostics drivers report), and return the process exit code;
+//! errors travel as `anyhow::Error`. Nothing below this layer prints.
 
 pub mod check;
 pub mod compare;
@@ -13,6 +14,7 @@ pub mod snapshot;
 use std::fmt;
 use std::io::{self, Write};
 
+use crate::block::diagnostics::{Diagnostic, Diagnostics};
 use crate::cli::{Cli, Command};
 
 /// A misuse of a command's arguments: printed with the "Try ... --help" hint.
@@ -39,15 +41,58 @@ pub fn usage(command: &'static str, message: impl Into<String>) -> anyhow::Error
 }
 
 /// Runs the parsed command; returns the exit code.
-pub fn run(cli: Cli) -> anyhow::Result<i32> {
+pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Create(a) => create::run(a),
-        Command::Info(a) => info::run(a),
-        Command::Convert(a) => convert::run(a),
-        Command::Resize(a) => resize::run(a),
-        Command::Snapshot(a) => snapshot::run(a),
-        Command::Check(a) => check::run(a),
-        Command::Compare(a) => compare::run(a),
+        Command::Create(a) => create::run(a, console),
+        Command::Info(a) => info::run(a, console),
+        Command::Convert(a) => convert::run(a, console),
+        Command::Resize(a) => resize::run(a, console),
+        Command::Snapshot(a) => snapshot::run(a, console),
+        Command::Check(a) => check::run(a, console),
+        Command::Compare(a) => compare::run(a, console),
+    }
+}
+
+/// The terminal a command reports to: stderr lines carry the program name
+/// as QEMU prints it (the basename the binary was run by).
+#[derive(Debug, Clone)]
+pub struct Console {
+    program: String,
+}
+
+impl Console {
+    pub fn new(program: impl Into<String>) -> Console {
+        Console {
+            program: program.into(),
+        }
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// "<program>: <message>" on stderr.
+    pub fn error(&self, message: impl fmt::Display) {
+        self.diagnostic(&Diagnostic::Error(message.to_string()));
+    }
+
+    /// A driver's diagnostic on stderr, worded by its kind.
+    pub fn diagnostic(&self, diagnostic: &Diagnostic) {
+        let line = match diagnostic {
+            Diagnostic::Line(text) => format!("{text}\n"),
+            Diagnostic::Warning(text) => format!("{}: warning: {text}\n", self.program),
+            Diagnostic::Error(text) | Diagnostic::Info(text) => {
+                format!("{}: {text}\n", self.program)
+            }
+        };
+        // A closed stderr is not worth a panic.
+        let _ = io::stderr().write_all(line.as_bytes());
+    }
+
+    /// A sink for drivers that prints their diagnostics as they come.
+    pub fn diagnostics(&self) -> Diagnostics {
+        let console = self.clone();
+        Diagnostics::forwarded(move |d| console.diagnostic(d))
     }
 }
 

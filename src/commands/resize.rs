@@ -2,12 +2,11 @@
 
 use anyhow::bail;
 
+use crate::block::driver::Preallocation;
+use crate::block::options::SIZE_HINT;
 use crate::cli::ResizeArgs;
-use crate::cli::usage_error::program_name;
-use crate::commands::{print, usage};
-use crate::image::driver::Preallocation;
-use crate::image::open::{OpenOptions, open_image};
-use crate::image::options::SIZE_HINT;
+use crate::commands::{Console, print, usage};
+use crate::open::{OpenOptions, open_image};
 use crate::size::parse_size;
 
 /// The requested size: absolute, or relative to the current one.
@@ -30,7 +29,7 @@ fn parse_target(text: &str) -> anyhow::Result<Target> {
     }
 }
 
-pub fn run(a: ResizeArgs) -> anyhow::Result<i32> {
+pub fn run(a: ResizeArgs, console: &Console) -> anyhow::Result<i32> {
     let [filename, size] = a.args.as_slice() else {
         return Err(usage("resize", "Expecting image file name and size"));
     };
@@ -43,10 +42,11 @@ pub fn run(a: ResizeArgs) -> anyhow::Result<i32> {
     };
     let target = parse_target(size)?;
     let opts = OpenOptions {
-        format: a.format,
+        format: a.image.format,
         writable: true,
-        force_share: a.force_share,
-        image_opts: a.image_opts,
+        force_share: a.image.force_share,
+        image_opts: a.image.image_opts,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let image = open_image(filename, &opts)?;
@@ -64,7 +64,7 @@ pub fn run(a: ResizeArgs) -> anyhow::Result<i32> {
     if (new_size as i128) < current {
         if !a.shrink {
             // qemu-img prints the error, then a warning line of its own.
-            let prog = program_name(std::env::args_os().next().as_ref());
+            let prog = console.program();
             bail!(
                 "Use the --shrink option to perform a shrink operation.\n{prog}: warning: Shrinking an image \
                  will delete all data beyond the shrunken image's end. Before performing such an operation, \
@@ -77,7 +77,7 @@ pub fn run(a: ResizeArgs) -> anyhow::Result<i32> {
     }
     image.resize(new_size, prealloc)?;
     image.flush()?;
-    if !a.quiet {
+    if !a.quiet.quiet {
         print("Image resized.\n")?;
     }
     Ok(0)

@@ -2,11 +2,12 @@
 
 use anyhow::bail;
 
+use crate::block::BlockDriver;
+use crate::block::snapshot::{SnapshotSelector, table_header, table_row};
 use crate::cli::SnapshotArgs;
-use crate::commands::{one_filename, print, usage};
-use crate::image::open::{OpenOptions, open_image};
-use crate::image::snapshot::{SnapshotSelector, table_header, table_row};
-use crate::image::{BlockDriver, Error, ErrorKind};
+use crate::commands::{Console, one_filename, print, usage};
+use crate::error::{Error, ErrorKind};
+use crate::open::{OpenOptions, open_image};
 
 enum Action {
     List,
@@ -15,7 +16,7 @@ enum Action {
     Delete(String),
 }
 
-pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
+pub fn run(a: SnapshotArgs, console: &Console) -> anyhow::Result<i32> {
     let mut actions = Vec::new();
     if a.list {
         actions.push(Action::List);
@@ -29,14 +30,15 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
     let action = actions.pop().unwrap_or(Action::List);
     let filename = one_filename("snapshot", &a.args)?;
     let writable = !matches!(action, Action::List);
-    if writable && a.force_share {
+    if writable && a.image.force_share {
         bail!("force-share=on can only be used with read-only images");
     }
     let opts = OpenOptions {
-        format: a.format,
+        format: a.image.format,
         writable,
-        force_share: a.force_share,
-        image_opts: a.image_opts,
+        force_share: a.image.force_share,
+        image_opts: a.image.image_opts,
+        diagnostics: console.diagnostics(),
         ..Default::default()
     };
     let image = open_image(filename, &opts)?;
@@ -91,7 +93,7 @@ pub fn run(a: SnapshotArgs) -> anyhow::Result<i32> {
 
 /// The id of the first snapshot with this name (`snapshot -d` matches names
 /// only, as qemu-img's `bdrv_snapshot_find`).
-fn find_by_name(image: &dyn BlockDriver, name: &str) -> crate::image::Result<String> {
+fn find_by_name(image: &dyn BlockDriver, name: &str) -> crate::error::Result<String> {
     let Some(list) = image.snapshots()? else {
         return Err(Error::not_supported());
     };
@@ -102,7 +104,7 @@ fn find_by_name(image: &dyn BlockDriver, name: &str) -> crate::image::Result<Str
 }
 
 /// The id of the snapshot a user named (by id first, then by name).
-fn find(image: &dyn BlockDriver, name: &str) -> crate::image::Result<String> {
+fn find(image: &dyn BlockDriver, name: &str) -> crate::error::Result<String> {
     let Some(list) = image.snapshots()? else {
         return Err(Error::not_supported());
     };

@@ -13,16 +13,19 @@
 //! ```
 //! Memory: each worker owns one chunk buffer, so the peak is about
 //! N x chunk size plus a small constant, whatever the image size.
+//!
+//! A worker that fails or panics stops every other one (a panic is then
+//! re-raised on the caller's thread once all workers have returned).
 
 pub mod plan;
 pub mod progress;
 pub mod sparse;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use crate::image::driver::BlockDriver;
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::block::driver::BlockDriver;
+use crate::error::{Error, ErrorKind, Result};
 use plan::{Chunk, Planner, Work};
 
 #[derive(Debug, Clone)]
@@ -117,9 +120,14 @@ pub fn convert(
                 format!("could not start convert workers: {e}"),
             )
         })?;
+    // A panicking worker unwinds through its guard, which stops the
+    // others; the scope then re-raises the panic here.
     pool.scope(|scope| {
         for _ in 0..workers {
-            scope.spawn(|_| worker(&shared, chunk as usize));
+            scope.spawn(|_| {
+                let _guard = StopOnUnwind(&shared);
+                worker(&shared, chunk as usize)
+            });
         }
     });
     if let Some((_, e)) = shared.error.into_inner().expect("no poisoning") {
@@ -150,11 +158,34 @@ fn fail(shared: &Shared, index: u64, e: Error) {
     if first.as_ref().is_none_or(|(i, _)| index < *i) {
         *first = Some((index, e));
     }
+    drop(first);
+    stop(shared);
+}
+
+/// Tells every worker to stop after its current chunk.
+fn stop(shared: &Shared) {
     shared.abort.store(true, Ordering::SeqCst);
     // Wake writers waiting for a turn that will never come (under the
     // ticket's lock, so none is between checking `abort` and waiting).
-    let _turn = shared.ticket.next.lock().expect("no poisoning");
+    // Poisoning is harmless here: the counter is only read.
+    let _turn = shared
+        .ticket
+        .next
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     shared.ticket.turn.notify_all();
+}
+
+/// Stops the other workers when a worker unwinds: the chunk it held never
+/// takes its turn, so workers waiting for later turns would wait forever.
+struct StopOnUnwind<'a, 'b>(&'a Shared<'b>);
+
+impl Drop for StopOnUnwind<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            stop(self.0);
+        }
+    }
 }
 
 /// Reads (when needed) outside any lock, then writes in turn.
@@ -257,4 +288,133 @@ fn zero(shared: &Shared, offset: u64, len: u64) -> Result<()> {
         .target
         .write_zeroes(offset, len, true)
         .map_err(|e| e.prepend(format!("error while writing at byte {offset}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::driver::{Check, Preallocation};
+    use crate::block::extent::{Allocation, Extent};
+    use crate::block::info::NodeInfo;
+    use crate::block::snapshot::Snapshots;
+    use std::time::Duration;
+
+    /// An all-data disk in memory whose reads at `panic_at` panic.
+    struct Disk {
+        bytes: Mutex<Vec<u8>>,
+        panic_at: Option<u64>,
+    }
+
+    impl Disk {
+        fn new(size: usize, panic_at: Option<u64>) -> Disk {
+            Disk {
+                bytes: Mutex::new((0..size).map(|i| (i / 4096) as u8 | 1).collect()),
+                panic_at,
+            }
+        }
+    }
+
+    impl Snapshots for Disk {}
+    impl Check for Disk {}
+
+    impl BlockDriver for Disk {
+        fn format_name(&self) -> &'static str {
+            "raw"
+        }
+        fn filename(&self) -> &str {
+            "memory"
+        }
+        fn size(&self) -> u64 {
+            self.bytes.lock().unwrap().len() as u64
+        }
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+            if self.panic_at == Some(offset) {
+                panic!("read at {offset}");
+            }
+            let bytes = self.bytes.lock().unwrap();
+            buf.copy_from_slice(&bytes[offset as usize..offset as usize + buf.len()]);
+            Ok(())
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+            let mut bytes = self.bytes.lock().unwrap();
+            bytes[offset as usize..offset as usize + buf.len()].copy_from_slice(buf);
+            Ok(())
+        }
+        fn write_zeroes(&self, offset: u64, len: u64, _may_unmap: bool) -> Result<()> {
+            let mut bytes = self.bytes.lock().unwrap();
+            bytes[offset as usize..(offset + len) as usize].fill(0);
+            Ok(())
+        }
+        fn discard(&self, offset: u64, len: u64) -> Result<()> {
+            self.write_zeroes(offset, len, true)
+        }
+        fn flush(&self) -> Result<()> {
+            Ok(())
+        }
+        fn resize(&self, _new_size: u64, _prealloc: Preallocation) -> Result<()> {
+            Err(Error::not_supported())
+        }
+        fn block_status(&self, offset: u64, len: u64) -> Result<Extent> {
+            Ok(Extent {
+                offset,
+                len,
+                allocation: Allocation::Data,
+            })
+        }
+        fn info(&self) -> Result<NodeInfo> {
+            Ok(NodeInfo::default())
+        }
+    }
+
+    fn options(out_of_order: bool) -> ConvertOptions {
+        ConvertOptions {
+            sparse_size: 4096,
+            target_is_zero: true,
+            keep_backing_unallocated: false,
+            parallel: 4,
+            out_of_order,
+            compress_unit: None,
+        }
+    }
+
+    /// Runs a conversion on another thread; `None` if it did not end in 20 s.
+    fn run(source: Disk, out_of_order: bool) -> Option<std::thread::Result<Result<Vec<u8>>>> {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let size = source.size() as usize;
+            let sources: Vec<Arc<dyn BlockDriver>> = vec![Arc::new(source)];
+            let target = Disk::new(size, None);
+            target.write_zeroes(0, size as u64, true).unwrap();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let progress = progress::Progress::new(0, false);
+                convert(&sources, &target, &options(out_of_order), &progress)
+                    .map(|()| target.bytes.lock().unwrap().clone())
+            }));
+            let _ = done.send(outcome);
+        });
+        result.recv_timeout(Duration::from_secs(20)).ok()
+    }
+
+    #[test]
+    fn copies_every_chunk() {
+        let source = Disk::new(9 * plan::CHUNK as usize + 4096, None);
+        let expected = source.bytes.lock().unwrap().clone();
+        let copied = run(source, false).expect("convert hung").unwrap().unwrap();
+        assert!(copied == expected);
+    }
+
+    #[test]
+    fn a_panicking_worker_stops_the_others_and_the_panic_reaches_the_caller() {
+        // The panicking chunk never takes its write turn: in order, the
+        // workers holding later chunks wait for it.
+        for out_of_order in [false, true] {
+            let source = Disk::new(16 * plan::CHUNK as usize, Some(2 * plan::CHUNK));
+            let outcome = run(source, out_of_order).expect("convert hung after a worker panicked");
+            let panic = outcome.expect_err("the worker's panic was swallowed");
+            assert_eq!(
+                panic.downcast_ref::<String>().map(String::as_str),
+                Some(format!("read at {}", 2 * plan::CHUNK).as_str())
+            );
+        }
+    }
 }

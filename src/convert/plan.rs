@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use crate::image::driver::BlockDriver;
-use crate::image::error::Result;
-use crate::image::extent::Allocation;
+use crate::block::driver::BlockDriver;
+use crate::block::extent::Allocation;
+use crate::error::Result;
 
 /// What a chunk needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,155 +1,46 @@
-//! Image formats stored in local files, and the table of format names
-//! qemu-img knows.
+//! Image formats: where guest bytes live, over a `Storage`.
+//!
+//! A format never opens anything by name itself: its backing image and
+//! external data file are named inside the image, and the layer that opens
+//! names (`open/`) hands the format an [`Opener`] to reach them.
 
 pub mod probe;
 pub mod qcow2;
 pub mod raw;
 
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::options::OptDesc;
+use std::sync::Arc;
 
-/// Format names qemu-img accepts with -f/-O. Those we do not implement are
-/// known here so that using one is "not supported", not "unknown".
-const QEMU_FORMATS: &[&str] = &[
-    "blkdebug",
-    "blklogwrites",
-    "blkverify",
-    "bochs",
-    "cloop",
-    "compress",
-    "copy-before-write",
-    "copy-on-read",
-    "dmg",
-    "file",
-    "ftp",
-    "ftps",
-    "host_cdrom",
-    "host_device",
-    "http",
-    "https",
-    "iscsi",
-    "luks",
-    "nbd",
-    "nfs",
-    "null-aio",
-    "null-co",
-    "nvme",
-    "parallels",
-    "preallocate",
-    "qcow",
-    "qcow2",
-    "qed",
-    "quorum",
-    "raw",
-    "rbd",
-    "snapshot-access",
-    "ssh",
-    "throttle",
-    "vdi",
-    "vhdx",
-    "vmdk",
-    "vpc",
-    "vvfat",
-];
+use crate::block::BlockDriver;
+use crate::block::diagnostics::Diagnostics;
+use crate::block::options::Options;
+use crate::error::Result;
+use crate::storage::Storage;
 
-/// What a format name refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    Found(Format),
-    /// A format qemu-img knows that this build does not implement.
-    NotImplemented,
-    /// A name nobody knows.
-    Unknown,
+/// What opening asks of a format (QEMU's open flags that formats see).
+#[derive(Debug, Clone, Default)]
+pub struct OpenFlags {
+    pub writable: bool,
+    /// Open only what describing the image needs (qemu's `BDRV_O_NO_BACKING
+    /// | BDRV_O_NO_IO`, used by `info`): no backing file, no external data
+    /// file.
+    pub metadata_only: bool,
+    /// Open for a consistency check (qemu's `BDRV_O_CHECK`): tolerate what a
+    /// check reports or repairs instead of refusing the image.
+    pub check: bool,
+    /// Where the image reports what it has to tell besides results.
+    pub diagnostics: Diagnostics,
 }
 
-/// A format this build implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Raw,
-    /// The `file` protocol node used directly as an image (`driver=file`).
-    File,
-    /// The `rbd` protocol node used directly as an image (`-f rbd`).
-    Rbd,
-    Qcow2,
-}
-
-/// Where a new image will be stored, which adds the storage's own options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    File,
-    Rbd,
-}
-
-impl Format {
-    /// Looks up a `-f`/`-O` name.
-    pub fn lookup(name: &str) -> Lookup {
-        match name {
-            "raw" => Lookup::Found(Format::Raw),
-            "file" => Lookup::Found(Format::File),
-            "rbd" => Lookup::Found(Format::Rbd),
-            "qcow2" => Lookup::Found(Format::Qcow2),
-            _ if QEMU_FORMATS.contains(&name) => Lookup::NotImplemented,
-            _ => Lookup::Unknown,
-        }
-    }
-
-    /// Looks up a name for creating or converting: errors worded as qemu-img's.
-    pub fn for_output(name: &str) -> Result<Format> {
-        match Format::lookup(name) {
-            Lookup::Found(f) => Ok(f),
-            Lookup::NotImplemented => Err(Error::new(
-                ErrorKind::UnsupportedFeature,
-                format!("Image format '{name}' is not supported by rbdimg"),
-            )),
-            Lookup::Unknown => Err(Error::invalid(format!("Unknown file format '{name}'"))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Raw => "raw",
-            Format::File => "file",
-            Format::Rbd => "rbd",
-            Format::Qcow2 => "qcow2",
-        }
-    }
-
-    /// The format's own `-o` options (what `-o help` lists without a filename).
-    pub fn format_options(self) -> &'static [OptDesc] {
-        match self {
-            Format::Raw => raw::FORMAT_OPTIONS,
-            Format::File => crate::storage::file::CREATE_OPTIONS,
-            Format::Rbd => crate::rbd::create::CREATE_OPTIONS,
-            Format::Qcow2 => qcow2::FORMAT_OPTIONS,
-        }
-    }
-
-    /// Every `-o` option for an image stored in `storage`: the format's,
-    /// then the storage's not already named (QEMU's `qemu_opts_append`),
-    /// which is also the order of the "Formatting" line.
-    pub fn create_options(self, storage: Storage) -> Vec<OptDesc> {
-        // qcow2's list is already QEMU's merged one, in QEMU's order.
-        if self == Format::Qcow2 {
-            return qcow2::CREATE_OPTIONS.to_vec();
-        }
-        let storage_options = match storage {
-            Storage::File => crate::storage::file::CREATE_OPTIONS,
-            Storage::Rbd => crate::rbd::create::CREATE_OPTIONS,
-        };
-        let mut all = self.format_options().to_vec();
-        for desc in storage_options {
-            if !all.iter().any(|d| d.name == desc.name) {
-                all.push(*desc);
-            }
-        }
-        all
-    }
-
-    pub fn supports_backing(self) -> bool {
-        self == Format::Qcow2
-    }
-
-    pub fn supports_compression(self) -> bool {
-        self == Format::Qcow2
-    }
+/// Opens and creates what an image names: the callback a format gets from
+/// the layer above, so that formats never depend on how names are opened.
+pub trait Opener {
+    /// A backing image, by its name as combined with the image's own
+    /// (`path_combine`), read-only.
+    fn open_backing(&self, name: &str, format: Option<&str>) -> Result<Arc<dyn BlockDriver>>;
+    /// Byte storage by name (an external data file).
+    fn open_storage(&self, name: &str, writable: bool) -> Result<Arc<dyn Storage>>;
+    /// Creates empty byte storage by name with the storage's `-o` options.
+    fn create_storage(&self, name: &str, options: &Options) -> Result<()>;
+    /// Removes storage created by `create_storage` after a failed create.
+    fn remove_storage(&self, name: &str);
 }

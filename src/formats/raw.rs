@@ -1,88 +1,151 @@
-//! Raw images in local files: guest offset = file offset.
+//! The raw format: guest offset = storage offset, or a window of the
+//! storage with QEMU's `offset` and `size` options.
 //!
-//! Allocation status comes from the filesystem (SEEK_DATA/SEEK_HOLE), so a
-//! sparse raw file converts without reading its holes. When the format was
-//! guessed by probing, writes to the first 512 bytes that would make the
-//! file probe as another format are refused, as QEMU does: otherwise a guest
-//! could turn its raw disk into, say, a qcow2 that names a host file as backing.
+//! Allocation status comes from the storage (SEEK_DATA/SEEK_HOLE for a
+//! file, the object map for RBD), so a sparse raw image converts without
+//! reading its holes. Snapshots and the consistency check are the
+//! storage's, as QEMU's raw driver falls through to its file child. When
+//! the format was guessed by probing, writes to the first 512 bytes that
+//! would make the image probe as another format are refused, as QEMU does:
+//! otherwise a guest could turn its raw disk into, say, a qcow2 that names
+//! a host file as backing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::formats::probe;
-use crate::image::create::preallocation;
-use crate::image::driver::{BlockDriver, Preallocation};
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::extent::{Allocation, Extent};
-use crate::image::info::NodeInfo;
-use crate::image::options::{OptDesc, OptType, Options};
-use crate::storage::file::{
-    DEFAULT_EXTENT_SIZE_HINT, FileCreateOptions, LocalFile, SECTOR, round_to_sector,
-};
+use serde_json::{Map, Value};
 
-/// The raw format's own options; the file storage adds preallocation.
+use crate::block::driver::{BlockDriver, Check, CheckReport, Preallocation, Repair};
+use crate::block::extent::Extent;
+use crate::block::info::{NodeInfo, format_node_filename};
+use crate::block::options::SIZE_HINT;
+use crate::block::options::{OptDesc, OptType};
+use crate::block::snapshot::{SnapshotInfo, Snapshots};
+use crate::block::{SECTOR, round_to_sector};
+use crate::error::{Error, ErrorKind, Result};
+use crate::formats::probe;
+use crate::size::parse_size;
+use crate::storage::Storage;
+
+/// The raw format's own options; the storage adds its own.
 pub const FORMAT_OPTIONS: &[OptDesc] = &[OptDesc::new("size", OptType::Size, "Virtual disk size")];
 
-/// How much of a new file QEMU allocates at creation.
-const FIRST_BLOCK: u64 = 4096;
+/// QEMU's raw `offset` and `size` options: the image is the window
+/// `[offset, offset + size)` of its storage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawWindow {
+    pub offset: u64,
+    /// A fixed size; without one the window runs to the storage's end (and
+    /// resizing moves the end).
+    pub size: Option<u64>,
+    /// The options as given, for the node's `json:` name.
+    pub given: Map<String, Value>,
+}
+
+impl RawWindow {
+    /// Reads the options (later ones win), with QEMU's messages.
+    pub fn parse(given: &[(String, Value)]) -> Result<RawWindow> {
+        let mut window = RawWindow::default();
+        for (key, value) in given {
+            let n = match value {
+                Value::String(text) => parse_size(text).ok(),
+                Value::Number(n) if n.is_i64() && !n.is_u64() => {
+                    return Err(Error::invalid(format!(
+                        "Value '{n}' is out of range for parameter '{key}'"
+                    )));
+                }
+                Value::Number(n) => n.as_u64(),
+                _ => None,
+            };
+            let n = n.ok_or_else(|| {
+                Error::invalid(format!(
+                    "Parameter '{key}' expects a non-negative number below 2^64\n{SIZE_HINT}"
+                ))
+            })?;
+            match key.as_str() {
+                "offset" => window.offset = n,
+                _ => window.size = Some(n),
+            }
+            window.given.insert(key.clone(), value.clone());
+        }
+        Ok(window)
+    }
+}
 
 pub struct RawImage {
-    file: LocalFile,
+    storage: Arc<dyn Storage>,
+    /// Where the image starts in the storage, and whether its size is fixed.
+    offset: u64,
+    fixed_size: bool,
+    /// The `offset`/`size` options as given, shown in the `json:` name.
+    given: Map<String, Value>,
     /// The image size, read once at open (as QEMU keeps its sector count)
-    /// and changed by resize, so reads and writes do not stat the file.
+    /// and changed by resize, so reads and writes do not stat the storage.
     size: AtomicU64,
     probed: bool,
-    /// Opened as `driver=file`: the protocol node is the image itself.
+    /// Opened as the protocol itself (`-f file`, `-f rbd`): the storage
+    /// node is the image.
     protocol: bool,
 }
 
 impl RawImage {
-    pub fn open(path: &str, writable: bool, probed: bool) -> Result<Arc<dyn BlockDriver>> {
-        Ok(Arc::new(Self::open_file(path, writable, probed, false)?))
+    /// Opens `storage` (the `window` of it) as a raw image; `probed` when
+    /// the format was guessed.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        probed: bool,
+        window: &RawWindow,
+    ) -> Result<Arc<dyn BlockDriver>> {
+        Ok(Arc::new(Self::new(storage, probed, false, window)?))
     }
 
-    /// Opens the file itself as the image (`driver=file`).
-    pub fn open_protocol(path: &str, writable: bool) -> Result<Arc<dyn BlockDriver>> {
-        Ok(Arc::new(Self::open_file(path, writable, false, true)?))
+    /// Opens the storage node itself as the image (`-f file`, `-f rbd`).
+    pub fn open_protocol(storage: Arc<dyn Storage>) -> Result<Arc<dyn BlockDriver>> {
+        Ok(Arc::new(Self::new(
+            storage,
+            false,
+            true,
+            &RawWindow::default(),
+        )?))
     }
 
-    fn open_file(path: &str, writable: bool, probed: bool, protocol: bool) -> Result<RawImage> {
-        let file = LocalFile::open(path, writable)?;
-        let size = AtomicU64::new(round_to_sector(file.len()?));
+    /// QEMU's `raw_apply_options` checks, in its order and words.
+    fn new(
+        storage: Arc<dyn Storage>,
+        probed: bool,
+        protocol: bool,
+        window: &RawWindow,
+    ) -> Result<RawImage> {
+        if window.size.is_some_and(|s| !s.is_multiple_of(SECTOR)) {
+            return Err(Error::invalid(format!(
+                "Specified size is not multiple of {SECTOR}"
+            )));
+        }
+        let real = round_to_sector(storage.length()?);
+        let offset = window.offset;
+        if offset > real {
+            return Err(Error::invalid(format!(
+                "Offset ({offset}) cannot be greater than size of the containing file ({real})"
+            )));
+        }
+        let size = match window.size {
+            Some(size) if real - offset < size => {
+                return Err(Error::invalid(format!(
+                    "The sum of offset ({offset}) and size ({size}) has to be smaller or equal to the  actual size of the containing file ({real})"
+                )));
+            }
+            Some(size) => size,
+            None => round_to_sector(real - offset),
+        };
         Ok(RawImage {
-            file,
-            size,
+            storage,
+            offset,
+            fixed_size: window.size.is_some(),
+            given: window.given.clone(),
+            size: AtomicU64::new(size),
             probed,
             protocol,
         })
-    }
-
-    /// Creates a raw file; `options` are the validated `-o` options.
-    pub fn create(path: &str, size: u64, options: &Options) -> Result<()> {
-        let prealloc = preallocation(options)?;
-        if prealloc == Preallocation::Metadata {
-            return Err(Error::invalid("Unsupported preallocation mode: metadata"));
-        }
-        let hint = options
-            .size("extent_size_hint")?
-            .unwrap_or(DEFAULT_EXTENT_SIZE_HINT as u64);
-        let extent_size_hint =
-            u32::try_from(hint).map_err(|_| Error::invalid("Extent size hint is too large"))?;
-        let opts = FileCreateOptions {
-            prealloc,
-            nocow: options.bool("nocow")?.unwrap_or(false),
-            extent_size_hint,
-        };
-        let size = round_to_sector(size);
-        let file = LocalFile::create(path, size, opts)?;
-        if prealloc == Preallocation::Off {
-            // QEMU allocates the first block of a new file (so that later
-            // alignment probing is cheap); doing the same keeps `info`'s
-            // disk size identical for identical commands.
-            let head = vec![0u8; FIRST_BLOCK.min(size) as usize];
-            file.write_at(&head, 0)?;
-        }
-        file.sync()
     }
 
     fn check_range(&self, offset: u64, len: u64) -> Result<()> {
@@ -90,7 +153,7 @@ impl RawImage {
         if offset.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::new(
                 ErrorKind::OutOfBounds,
-                format!("Access beyond end of image '{}'", self.file.path()),
+                format!("Access beyond end of image '{}'", self.storage.filename()),
             )
             .with_offset(offset));
         }
@@ -100,11 +163,15 @@ impl RawImage {
 
 impl BlockDriver for RawImage {
     fn format_name(&self) -> &'static str {
-        if self.protocol { "file" } else { "raw" }
+        if self.protocol {
+            self.storage.protocol()
+        } else {
+            "raw"
+        }
     }
 
     fn filename(&self) -> &str {
-        self.file.path()
+        self.storage.filename()
     }
 
     fn size(&self) -> u64 {
@@ -113,14 +180,16 @@ impl BlockDriver for RawImage {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         self.check_range(offset, buf.len() as u64)?;
-        self.file.read_at(buf, offset)
+        self.storage.read_at(buf, self.offset + offset)
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_range(offset, buf.len() as u64)?;
+        // Probed images have no window (a format that was guessed has no
+        // options), so block 0 is the storage's.
         if self.probed && offset < 512 && !buf.is_empty() {
             let mut sector = [0u8; 512];
-            self.file.read_at(&mut sector, 0)?;
+            self.storage.read_at(&mut sector, 0)?;
             let start = offset as usize;
             let n = buf.len().min(512 - start);
             sector[start..start + n].copy_from_slice(&buf[..n]);
@@ -132,32 +201,35 @@ impl BlockDriver for RawImage {
                 ));
             }
         }
-        self.file.write_at(buf, offset)
+        self.storage.write_at(buf, self.offset + offset)
     }
 
     fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
         self.check_range(offset, len)?;
         if may_unmap {
-            self.file.punch_hole(offset, len)
+            self.storage.discard(self.offset + offset, len)
         } else {
-            self.file.zero_range(offset, len)
+            self.storage.zero_range(self.offset + offset, len)
         }
     }
 
     fn discard(&self, offset: u64, len: u64) -> Result<()> {
         self.check_range(offset, len)?;
-        self.file.punch_hole(offset, len)
+        self.storage.discard(self.offset + offset, len)
     }
 
     fn flush(&self) -> Result<()> {
-        self.file.sync()
+        self.storage.flush()
     }
 
     fn resize(&self, new_size: u64, prealloc: Preallocation) -> Result<()> {
-        if prealloc == Preallocation::Metadata {
-            return Err(Error::invalid("Unsupported preallocation mode: metadata"));
+        if self.fixed_size {
+            return Err(Error::unsupported("Cannot resize fixed-size raw disks"));
         }
-        self.file.set_len(new_size, prealloc)?;
+        let end = new_size
+            .checked_add(self.offset)
+            .ok_or_else(|| Error::os(ErrorKind::InvalidArgument, libc::EINVAL))?;
+        self.storage.set_len(end, prealloc)?;
         self.size
             .store(round_to_sector(new_size), Ordering::Release);
         Ok(())
@@ -165,33 +237,16 @@ impl BlockDriver for RawImage {
 
     fn block_status(&self, offset: u64, len: u64) -> Result<Extent> {
         self.check_range(offset, len)?;
-        let limit = offset + len;
-        let (mut is_data, end) = self.file.data_run(offset, limit)?;
-        // Report whole sectors: data ends round up, hole ends round down, and
-        // a hole shorter than one sector counts as data.
-        let mut end = if is_data {
-            round_to_sector(end)
-        } else {
-            end / SECTOR * SECTOR
-        };
-        if end <= offset {
-            is_data = true;
-            end = round_to_sector(offset + 1);
-        }
-        let allocation = if is_data {
-            Allocation::Data
-        } else {
-            Allocation::Unallocated
-        };
-        Ok(Extent {
-            offset,
-            len: end.min(limit) - offset,
-            allocation,
-        })
+        let extent = self.storage.block_status(self.offset + offset, len)?;
+        Ok(Extent { offset, ..extent })
+    }
+
+    fn allocation_unit(&self) -> Option<u64> {
+        self.storage.allocation_unit()
     }
 
     fn info(&self) -> Result<NodeInfo> {
-        let file = self.file.node_info()?;
+        let file = self.storage.node_info()?;
         if self.protocol {
             return Ok(NodeInfo {
                 protocol: false,
@@ -199,59 +254,192 @@ impl BlockDriver for RawImage {
             });
         }
         Ok(NodeInfo {
-            filename: self.file.path().to_string(),
+            filename: format_node_filename("raw", &self.given, &file),
             format: "raw".to_string(),
             virtual_size: self.size(),
             actual_size: file.actual_size,
             dirty_flag: Some(false),
+            cluster_size: file.cluster_size,
+            snapshots: file.snapshots.clone(),
             children: vec![("file".to_string(), file)],
             ..Default::default()
         })
     }
 }
 
+impl Snapshots for RawImage {
+    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
+        self.storage.snapshots()
+    }
+
+    fn snapshot_create(&self, name: &str) -> Result<()> {
+        self.storage.snapshot_create(name)
+    }
+
+    fn snapshot_apply(&self, id: &str) -> Result<()> {
+        self.storage.snapshot_apply(id)
+    }
+
+    fn snapshot_delete(&self, id: &str) -> Result<()> {
+        self.storage.snapshot_delete(id)
+    }
+}
+
+impl Check for RawImage {
+    fn check(&self, repair: Repair) -> Result<CheckReport> {
+        self.storage.check(repair)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::block::extent::Allocation;
+    use crate::block::options::Options;
+    use crate::storage::file::LocalFile;
+
+    fn raw_file(dir: &tempfile::TempDir, size: u64) -> Arc<dyn Storage> {
+        let path = dir.path().join("r").to_string_lossy().into_owned();
+        LocalFile::create_with(&path, size, &Options::default()).unwrap();
+        Arc::new(LocalFile::open(&path, true).unwrap())
+    }
 
     #[test]
     fn probed_raw_refuses_a_qcow2_header_in_block_0() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r").to_string_lossy().into_owned();
-        RawImage::create(&path, 1 << 20, &Options::default()).unwrap();
-        let probed = RawImage::open(&path, true, true).unwrap();
+        let file = raw_file(&dir, 1 << 20);
+        let probed = RawImage::open(file.clone(), true, &RawWindow::default()).unwrap();
         let err = probed.write_at(b"QFI\xfb\0\0\0\x03", 0).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
         probed.write_at(b"hello", 0).unwrap();
-        let explicit = RawImage::open(&path, true, false).unwrap();
+        let explicit = RawImage::open(file, false, &RawWindow::default()).unwrap();
         explicit.write_at(b"QFI\xfb\0\0\0\x03", 0).unwrap();
     }
 
     #[test]
     fn block_status_follows_holes() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r").to_string_lossy().into_owned();
-        RawImage::create(&path, 8 << 20, &Options::default()).unwrap();
-        let img = RawImage::open(&path, true, false).unwrap();
+        let img = RawImage::open(raw_file(&dir, 8 << 20), false, &RawWindow::default()).unwrap();
         img.write_at(&[7u8; 65536], 4 << 20).unwrap();
         // The first block is allocated at creation, as QEMU does.
         assert_eq!(
             img.block_status(0, 8 << 20).unwrap().allocation,
             Allocation::Data
         );
-        let hole = img
-            .block_status(FIRST_BLOCK, (8 << 20) - FIRST_BLOCK)
-            .unwrap();
+        let hole = img.block_status(4096, (8 << 20) - 4096).unwrap();
         assert_eq!(
             hole,
             Extent {
-                offset: FIRST_BLOCK,
-                len: (4 << 20) - FIRST_BLOCK,
+                offset: 4096,
+                len: (4 << 20) - 4096,
                 allocation: Allocation::Unallocated
             }
         );
         let second = img.block_status(4 << 20, 4 << 20).unwrap();
         assert_eq!(second.allocation, Allocation::Data);
         assert!(img.read_at(&mut [0u8; 1], 8 << 20).is_err());
+    }
+
+    fn window(given: &[(&str, Value)]) -> Result<RawWindow> {
+        let given: Vec<_> = given
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        RawWindow::parse(&given)
+    }
+
+    #[test]
+    fn offset_and_size_make_a_window_as_qemu_checks_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = raw_file(&dir, 4 << 20);
+        file.write_at(b"inside", 1 << 20).unwrap();
+        let w = window(&[
+            ("offset", Value::String("1M".into())),
+            ("size", 1024.into()),
+        ])
+        .unwrap();
+        let img = RawImage::open(file.clone(), false, &w).unwrap();
+        assert_eq!(img.size(), 1024);
+        let mut buf = [0u8; 6];
+        img.read_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"inside");
+        img.write_at(b"OUT", 1021).unwrap();
+        file.read_at(&mut buf[..3], (1 << 20) + 1021).unwrap();
+        assert_eq!(&buf[..3], b"OUT");
+        assert!(img.write_at(b"x", 1024).is_err());
+        assert_eq!(
+            img.resize(2048, Preallocation::Off)
+                .unwrap_err()
+                .to_string(),
+            "Cannot resize fixed-size raw disks"
+        );
+        let open = |w: &RawWindow| {
+            RawImage::open(file.clone(), false, w)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            open(&window(&[("size", 1000.into())]).unwrap()),
+            "Specified size is not multiple of 512"
+        );
+        assert_eq!(
+            open(&window(&[("offset", (8u64 << 20).into())]).unwrap()),
+            "Offset (8388608) cannot be greater than size of the containing file (4194304)"
+        );
+        assert_eq!(
+            open(
+                &window(&[
+                    ("offset", (3u64 << 20).into()),
+                    ("size", (2u64 << 20).into())
+                ])
+                .unwrap()
+            ),
+            "The sum of offset (3145728) and size (2097152) has to be smaller or equal to the  actual size of the containing file (4194304)"
+        );
+        assert_eq!(
+            window(&[("offset", (-1).into())]).unwrap_err().to_string(),
+            "Value '-1' is out of range for parameter 'offset'"
+        );
+        assert!(
+            window(&[("offset", "x".into())])
+                .unwrap_err()
+                .to_string()
+                .starts_with("Parameter 'offset' expects a non-negative number below 2^64\n")
+        );
+        // Without a size the window ends with the storage, and moves with it.
+        let tail = RawImage::open(
+            file.clone(),
+            false,
+            &window(&[("offset", 1000.into())]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(tail.size(), (4 << 20) - 512);
+        tail.resize(1 << 20, Preallocation::Off).unwrap();
+        assert_eq!(file.length().unwrap(), (1 << 20) + 1000);
+    }
+
+    #[test]
+    fn windows_are_named_as_qemu_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = raw_file(&dir, 4 << 20);
+        let name = |given: &[(&str, Value)]| {
+            let img = RawImage::open(file.clone(), false, &window(given).unwrap()).unwrap();
+            let info = img.info().unwrap();
+            info.filename.replace(file.filename(), "base.raw")
+        };
+        assert_eq!(name(&[]), "base.raw");
+        assert_eq!(
+            name(&[("offset", 1048576.into()), ("size", 1048576.into())]),
+            r#"json:{"offset": 1048576, "driver": "raw", "size": 1048576, "file": {"driver": "file", "filename": "base.raw"}}"#
+        );
+        assert_eq!(
+            name(&[("size", "1048576".into())]),
+            r#"json:{"driver": "raw", "size": "1048576", "file": {"driver": "file", "filename": "base.raw"}}"#
+        );
+        assert_eq!(
+            name(&[("offset", "1k".into())]),
+            r#"json:{"offset": "1k", "driver": "raw", "file": {"driver": "file", "filename": "base.raw"}}"#
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Choosing and connecting a RADOS backend for an `rbd:` name.
+//! Choosing and connecting a RADOS backend from a client configuration
+//! (the connection part of an `rbd:` name).
 //!
 //! Configuration is applied as QEMU applies it: client id, then the conf
 //! file (explicit `conf=`, else `$CEPH_CONF` or the default search), then
@@ -31,11 +32,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::block::diagnostics::Diagnostics;
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::Cluster;
 use crate::rados::embedded::{self, EmbeddedCluster};
 use crate::rados::librados::{Connect, LibradosCluster};
-use crate::rbd::name::RbdSpec;
 
 pub const DEFAULT_TIMEOUTS: &[(&str, &str)] = &[
     ("client_mount_timeout", "30"),
@@ -45,6 +46,19 @@ pub const DEFAULT_TIMEOUTS: &[(&str, &str)] = &[
 
 /// Names the embedded store's directory.
 pub const STORE_ENV: &str = "RBDIMG_STORE";
+
+/// What a client is configured from, in the order QEMU applies it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// The client id (`client.<user>`).
+    pub user: Option<String>,
+    /// The ceph.conf to read instead of the default search.
+    pub conf: Option<String>,
+    /// Configuration overrides, in the order given.
+    pub settings: Vec<(String, String)>,
+    /// The embedded store's directory (not a Ceph setting).
+    pub store: Option<String>,
+}
 
 /// Where an `rbd:` name's images live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +77,7 @@ fn env_set(var: &str) -> Option<String> {
 }
 
 /// Chooses the backend for `spec` by the rules above.
-pub fn select(spec: &RbdSpec) -> Result<Backend> {
+pub fn select(spec: &ClientConfig) -> Result<Backend> {
     let ceph_in_name = spec.conf.is_some() || spec.settings.iter().any(|(k, _)| names_a_monitor(k));
     if let Some(store) = &spec.store {
         if ceph_in_name {
@@ -108,10 +122,15 @@ pub fn select(spec: &RbdSpec) -> Result<Backend> {
     })
 }
 
-/// Connects to the cluster an `rbd:` name addresses.
-pub fn connect(spec: &RbdSpec) -> Result<Arc<dyn Cluster>> {
+/// Connects to the cluster `spec` addresses; `diagnostics` hears what the
+/// user should know about it (an embedded store open to other users).
+pub fn connect(spec: &ClientConfig, diagnostics: &Diagnostics) -> Result<Arc<dyn Cluster>> {
     if let Backend::Embedded(dir) = select(spec)? {
-        return Ok(Arc::new(EmbeddedCluster::open(&dir, &spec.settings)?));
+        return Ok(Arc::new(EmbeddedCluster::open(
+            &dir,
+            &spec.settings,
+            diagnostics,
+        )?));
     }
     let c = Connect {
         user: spec.user.clone(),

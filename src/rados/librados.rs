@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use libloading::Library;
 
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::ceph::Call;
+use crate::ceph::errno::errno_error;
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SNAP_HEAD, SnapContext, Watch, WatchHandler, Watcher, WriteOp};
-use crate::rbd::cls_rbd::Call;
 
 type Handle = *mut c_void;
 type WatchCb = extern "C" fn(*mut c_void, u64, u64, u64, *mut c_void, usize);
@@ -127,19 +128,6 @@ fn check(rc: c_int, what: impl FnOnce() -> String) -> Result<c_int> {
         return Ok(rc);
     }
     Err(errno_error(-rc, what()))
-}
-
-pub fn errno_error(errno: i32, what: String) -> Error {
-    let kind = match errno {
-        libc::ENOENT => ErrorKind::NotFound,
-        libc::EEXIST => ErrorKind::AlreadyExists,
-        libc::EBUSY => ErrorKind::Busy,
-        libc::EPERM | libc::EACCES | libc::EROFS => ErrorKind::PermissionDenied,
-        libc::EINVAL | libc::ERANGE => ErrorKind::InvalidArgument,
-        libc::EOPNOTSUPP => ErrorKind::Unsupported,
-        _ => ErrorKind::Io,
-    };
-    Error::errno(kind, what, errno)
 }
 
 /// A raw librados handle that may be used from any thread (librados is
@@ -695,8 +683,8 @@ impl Pool for LibradosPool {
 }
 
 /// The OSD's notify reply: acks (gid, cookie, payload), then timeouts (gid, cookie).
-fn decode_notify_reply(bytes: &[u8]) -> crate::rbd::encoding::DecodeResult<Vec<Watcher>> {
-    use crate::rbd::encoding::Decoder;
+fn decode_notify_reply(bytes: &[u8]) -> crate::ceph::encoding::DecodeResult<Vec<Watcher>> {
+    use crate::ceph::encoding::Decoder;
     if bytes.is_empty() {
         return Ok(Vec::new());
     }

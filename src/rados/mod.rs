@@ -2,7 +2,7 @@
 //! and nothing more. Two backends implement it: librados (a real Ceph
 //! cluster, loaded at run time) and the embedded local store.
 //!
-//! Errors are `image::Error`s that keep the errno (`errno_value()`), since
+//! Errors are `crate::error::Error`s that keep the errno (`errno_value()`), since
 //! RADOS and cls report errno codes the RBD layer reacts to (-ENOENT,
 //! -EEXIST, -EBUSY, -ESTALE ...).
 
@@ -12,20 +12,20 @@ pub mod librados;
 
 use std::sync::Arc;
 
-use crate::image::error::Result;
-use crate::rbd::cls_rbd::Call;
+use crate::ceph::Call;
+use crate::error::Result;
 
 /// Treats "no such object" as done: removing or trimming what is already
 /// gone succeeds, as it does in librbd.
 pub fn ignore_missing(result: Result<()>) -> Result<()> {
     match result {
-        Err(e) if e.kind() == crate::image::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == crate::error::ErrorKind::NotFound => Ok(()),
         other => other,
     }
 }
 
 /// The head of an object, as a read snapshot (`LIBRADOS_SNAP_HEAD`).
-pub const SNAP_HEAD: u64 = crate::rbd::cls_rbd::NOSNAP;
+pub const SNAP_HEAD: u64 = crate::ceph::NOSNAP;
 
 /// The snapshot context sent with writes: the newest snap id the image has
 /// allocated and its existing snapshots, newest first. Objects written under

@@ -3,16 +3,20 @@
 //! object-map check` compares them. A map entry NONEXISTENT or PENDING for
 //! an object that exists is a corruption (librbd readers would skip its
 //! data); a stale EXISTS for a missing object is harmless and tolerated. A
-//! map flagged invalid is reported as one corruption.
+//! map flagged invalid, or one that cannot be read or is too small, is
+//! reported as one corruption.
 
-use crate::image::driver::{CheckReport, Repair};
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::rbd::header::features;
+use crate::block::diagnostics::Diagnostic;
+use crate::block::driver::{CheckReport, Repair};
+use crate::ceph::features;
+use crate::ceph::object_map::{FLAG_OBJECT_MAP_INVALID, OBJECT_NONEXISTENT, OBJECT_PENDING};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rbd::image::RbdImage;
-use crate::rbd::object_map::{FLAG_OBJECT_MAP_INVALID, OBJECT_NONEXISTENT, OBJECT_PENDING};
 
 impl RbdImage {
-    pub(super) fn check_object_map(&self, repair: Repair) -> Result<CheckReport> {
+    /// Compares the object map with the objects that exist (`rbd
+    /// object-map check`); `repair` rewrites wrong entries.
+    pub fn check_object_map(&self, repair: Repair) -> Result<CheckReport> {
         if repair != Repair::None {
             return Err(Error::invalid(
                 "rbdimg cannot repair rbd images; rebuild the object map with rbd object-map rebuild",
@@ -39,7 +43,7 @@ impl RbdImage {
                     report.check_errors += 1;
                     report
                         .messages
-                        .push(format!("ERROR cannot stat {oid}: {e}"));
+                        .push(Diagnostic::Line(format!("ERROR cannot stat {oid}: {e}")));
                     continue;
                 }
             };
@@ -49,18 +53,23 @@ impl RbdImage {
                 && matches!(map.get(object), OBJECT_NONEXISTENT | OBJECT_PENDING)
             {
                 report.corruptions += 1;
-                report.messages.push(format!(
+                report.messages.push(Diagnostic::Line(format!(
                     "ERROR object map says object {object} ({oid}) does not exist, but it does"
-                ));
+                )));
             }
         }
         report.allocated_clusters = Some(allocated);
         if header.has(features::OBJECT_MAP) && flags & FLAG_OBJECT_MAP_INVALID != 0 {
             report.corruptions += 1;
-            report.messages.push(
+            report.messages.push(Diagnostic::Line(
                 "ERROR the object map is flagged invalid (rbd object-map rebuild repairs it)"
                     .into(),
-            );
+            ));
+        } else if let Some(why) = self.map_problem.lock().expect("no poisoning").as_ref() {
+            report.corruptions += 1;
+            report.messages.push(Diagnostic::Line(format!(
+                "ERROR the object map cannot be used: {why} (rbd object-map rebuild repairs it)"
+            )));
         }
         Ok(report)
     }

@@ -10,47 +10,15 @@
 //! ```
 //! A failure undoes the steps already done, newest first.
 
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::options::{OptDesc, OptType};
+use crate::ceph::cls_rbd;
+use crate::ceph::cls_rbd::DIRECTORY;
+use crate::ceph::features;
+use crate::ceph::object_map::{self, OBJECT_NONEXISTENT};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SnapContext, WriteOp};
-use crate::rbd::cls_rbd;
-use crate::rbd::header::{DIRECTORY, features, header_oid, id_oid};
-use crate::rbd::object_map::{self, OBJECT_NONEXISTENT};
+use crate::rbd::header::{header_oid, id_oid};
+use crate::rbd::limits::ORDERS;
 
-/// The rbd storage's `-o` options: QEMU's (same names, help and order),
-/// then rbdimg's `features`.
-pub const CREATE_OPTIONS: &[OptDesc] = &[
-    OptDesc::new("size", OptType::Size, "Virtual disk size"),
-    OptDesc::new("cluster_size", OptType::Size, "RBD object size"),
-    OptDesc::new(
-        "password-secret",
-        OptType::Str,
-        "ID of secret providing the password",
-    ),
-    OptDesc::new(
-        "encrypt.format",
-        OptType::Str,
-        "Encrypt the image, format choices: 'luks', 'luks2'",
-    ),
-    OptDesc::new(
-        "encrypt.cipher-alg",
-        OptType::Str,
-        "Name of encryption cipher algorithm (allowed values: aes-128, aes-256)",
-    ),
-    OptDesc::new(
-        "encrypt.key-secret",
-        OptType::Str,
-        "ID of secret providing LUKS passphrase",
-    ),
-    OptDesc::new(
-        "features",
-        OptType::Str,
-        "RBD image features: names joined by '+' (or ',,'), or a number (default: rbd_default_features)",
-    ),
-];
-
-/// Valid object orders (object sizes 4 KiB to 32 MiB), as librbd allows.
-pub const ORDERS: std::ops::RangeInclusive<u8> = 12..=25;
 pub const DEFAULT_ORDER: u8 = 22;
 
 #[derive(Debug, Clone)]
@@ -207,56 +175,6 @@ pub fn create(cluster: &dyn Cluster, pool: &dyn Pool, spec: &CreateSpec) -> Resu
         return Err(Error::os(e.kind(), e.errno_value()).prepend("error rbd create"));
     }
     Ok(())
-}
-
-/// `create` on an `rbd:` name with `-o` options: QEMU's checks and wording
-/// for `cluster_size`, rbdimg's `features`, the cluster's defaults otherwise.
-pub fn create_image(
-    spec: &crate::rbd::name::RbdSpec,
-    size: u64,
-    options: &crate::image::options::Options,
-) -> Result<()> {
-    if [
-        "password-secret",
-        "encrypt.format",
-        "encrypt.cipher-alg",
-        "encrypt.key-secret",
-    ]
-    .iter()
-    .any(|k| options.get(k).is_some())
-    {
-        return Err(Error::new(
-            ErrorKind::UnsupportedFeature,
-            "RBD encryption is not supported by rbdimg",
-        ));
-    }
-    let order = match options.size("cluster_size")?.filter(|&c| c != 0) {
-        None => None,
-        Some(c) if !c.is_power_of_two() => {
-            return Err(Error::invalid("obj size needs to be power of 2"));
-        }
-        Some(c) if c < 4096 => return Err(Error::invalid("obj size too small")),
-        Some(c) => Some(c.trailing_zeros() as u8),
-    };
-    let requested_features = match options.get("features") {
-        None => None,
-        Some(text) => Some(
-            features::parse(text)
-                .ok_or_else(|| Error::invalid(format!("invalid value for features: '{text}'")))?,
-        ),
-    };
-    let cluster = crate::rados::config::connect(spec)?;
-    cluster.ensure_pool(&spec.pool, spec.namespace())?;
-    let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
-    let (default_features, default_order) = cluster_defaults(cluster.as_ref());
-    let spec = CreateSpec {
-        name: spec.image.clone(),
-        // QEMU rounds the size up to whole sectors.
-        size: crate::storage::file::round_to_sector(size),
-        order: order.unwrap_or(default_order),
-        features: requested_features.unwrap_or(default_features),
-    };
-    create(cluster.as_ref(), pool.as_ref(), &spec)
 }
 
 #[cfg(test)]

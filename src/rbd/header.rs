@@ -2,70 +2,12 @@
 //! `rbd_id.<name>`, then size, order, features, flags, snapshot context,
 //! snapshots, parent, striping and data pool from `rbd_header.<id>`.
 
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::ceph::cls_rbd::{self, DIRECTORY, ParentSpec};
+use crate::ceph::encoding::DecodeError;
+use crate::ceph::{NOSNAP, features};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::Pool;
-use crate::rbd::cls_rbd::{self, NOSNAP, ParentSpec};
-use crate::rbd::encoding::DecodeError;
-
-/// Feature bits (`include/rbd/features.h`).
-pub mod features {
-    pub const LAYERING: u64 = 1;
-    pub const STRIPINGV2: u64 = 2;
-    pub const EXCLUSIVE_LOCK: u64 = 4;
-    pub const OBJECT_MAP: u64 = 8;
-    pub const FAST_DIFF: u64 = 16;
-    pub const DEEP_FLATTEN: u64 = 32;
-    pub const JOURNALING: u64 = 64;
-    pub const DATA_POOL: u64 = 128;
-    pub const OPERATIONS: u64 = 256;
-    pub const MIGRATING: u64 = 512;
-    pub const NON_PRIMARY: u64 = 1024;
-    pub const DIRTY_CACHE: u64 = 2048;
-    pub const ALL: u64 = 0xFFF;
-    /// Ceph's default (`rbd_default_features`).
-    pub const DEFAULT: u64 = LAYERING | EXCLUSIVE_LOCK | OBJECT_MAP | FAST_DIFF | DEEP_FLATTEN;
-
-    pub const NAMES: &[(&str, u64)] = &[
-        ("layering", LAYERING),
-        ("striping", STRIPINGV2),
-        ("exclusive-lock", EXCLUSIVE_LOCK),
-        ("object-map", OBJECT_MAP),
-        ("fast-diff", FAST_DIFF),
-        ("deep-flatten", DEEP_FLATTEN),
-        ("journaling", JOURNALING),
-        ("data-pool", DATA_POOL),
-        ("operations", OPERATIONS),
-        ("migrating", MIGRATING),
-        ("non-primary", NON_PRIMARY),
-        ("dirty-cache", DIRTY_CACHE),
-    ];
-
-    /// Parses `rbd_default_features`-style text: a number, or names
-    /// separated by ',' or '+' (in `-o`, a comma must be doubled).
-    pub fn parse(text: &str) -> Option<u64> {
-        let text = text.trim();
-        if let Ok(n) = text.parse::<u64>() {
-            return Some(n);
-        }
-        text.split([',', '+'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .try_fold(0u64, |acc, name| {
-                NAMES
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, bit)| acc | bit)
-            })
-    }
-
-    pub fn names(bits: u64) -> Vec<&'static str> {
-        NAMES
-            .iter()
-            .filter(|(_, bit)| bits & bit != 0)
-            .map(|(n, _)| *n)
-            .collect()
-    }
-}
+use crate::rbd::limits;
 
 /// A snapshot as the image knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +56,6 @@ pub fn header_oid(id: &str) -> String {
 pub fn id_oid(name: &str) -> String {
     format!("rbd_id.{name}")
 }
-
-pub const DIRECTORY: &str = "rbd_directory";
 
 /// Opens the pool (and namespace) an `rbd:` name addresses, with QEMU's
 /// messages for a missing pool or namespace.
@@ -185,20 +125,27 @@ impl Header {
         Self::load_by_id(pool, name, &id)
     }
 
-    /// Reads the metadata of the image with this id (e.g. a clone's parent).
+    /// Reads the metadata of the image with this id (e.g. a clone's parent),
+    /// checking every value against [`limits`].
     pub fn load_by_id(pool: &dyn Pool, name: &str, id: &str) -> Result<Header> {
+        limits::check_id("image id", id)?;
         let oid = header_oid(id);
-        let call = |c: cls_rbd::Call| pool.exec(&oid, &c).map_err(strip);
+        let call = |c: crate::ceph::Call| pool.exec(&oid, &c).map_err(strip);
         let (order, size) =
             cls_rbd::decode_size(&call(cls_rbd::get_size(NOSNAP))?).map_err(corrupt("size"))?;
+        limits::check_order(order)?;
+        limits::check_size("size", size)?;
         let (features, _) = cls_rbd::decode_features(&call(cls_rbd::get_features(false))?)
             .map_err(corrupt("features"))?;
+        limits::check_features(features)?;
         let object_prefix = cls_rbd::decode_string(&call(cls_rbd::get_object_prefix())?)
             .map_err(corrupt("prefix"))?;
+        limits::check_object_prefix(&object_prefix)?;
         let flags =
             cls_rbd::decode_u64(&call(cls_rbd::get_flags(NOSNAP))?).map_err(corrupt("flags"))?;
         let (snap_seq, snap_ids) = cls_rbd::decode_snapcontext(&call(cls_rbd::get_snapcontext())?)
             .map_err(corrupt("snapshot context"))?;
+        limits::check_snap_context(snap_seq, &snap_ids)?;
         let (stripe_unit, stripe_count) = if features & features::STRIPINGV2 != 0 {
             cls_rbd::decode_stripe(&call(cls_rbd::get_stripe_unit_count())?)
                 .map_err(corrupt("striping"))?
@@ -215,10 +162,13 @@ impl Header {
             let overlap = cls_rbd::decode_overlap(&call(cls_rbd::parent_overlap_get(NOSNAP))?)
                 .map_err(corrupt("parent overlap"))?;
             match (spec.exists(), overlap) {
-                (true, Some(overlap)) => Some(Parent {
-                    spec,
-                    overlap: overlap.min(size),
-                }),
+                (true, Some(overlap)) => {
+                    limits::check_id("parent image id", &spec.image_id)?;
+                    Some(Parent {
+                        spec,
+                        overlap: overlap.min(size),
+                    })
+                }
                 _ => None,
             }
         } else {
@@ -237,6 +187,7 @@ impl Header {
             }
             let protection = cls_rbd::decode_u8(&call(cls_rbd::get_protection_status(snap))?)
                 .map_err(corrupt("protection"))?;
+            limits::check_snapshot(snap, info.id, &info.name, info.image_size, protection)?;
             let flags =
                 cls_rbd::decode_u64(&call(cls_rbd::get_flags(snap))?).map_err(corrupt("flags"))?;
             snapshots.push(Snapshot {
@@ -248,6 +199,7 @@ impl Header {
                 flags,
             });
         }
+        limits::check_unique_names(snapshots.iter().map(|s| s.name.as_str()))?;
         Ok(Header {
             name: name.to_string(),
             id: id.to_string(),

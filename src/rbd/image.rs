@@ -1,6 +1,7 @@
 //! One open RBD image (librbd's `ImageCtx`): its metadata, object map,
-//! snapshot context and exclusive lock, and the `BlockDriver` glue. The data
-//! path is in `io.rs`, resize in `resize.rs`, snapshots in `snapshot.rs`.
+//! snapshot context and exclusive lock. The data path is in `io.rs`, resize
+//! in `resize.rs`, snapshots in `snapshot.rs`, the object-map check in
+//! `check.rs`; `storage::rbd` presents the image as byte storage.
 //!
 //! Lock order: `state` (read for I/O, write for resize/snapshot/rollback),
 //! then `map_busy`, then `map`. I/O runs concurrently under the `state`
@@ -10,28 +11,17 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
-use serde_json::{Map, json};
-
-use crate::image::driver::{BlockDriver, Preallocation};
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::extent::Extent;
-use crate::image::info::NodeInfo;
-use crate::image::snapshot::SnapshotInfo;
+use crate::block::diagnostics::Diagnostics;
+use crate::ceph::cls_rbd;
+use crate::ceph::features;
+use crate::ceph::object_map::{self, FLAG_OBJECT_MAP_INVALID, ObjectMap};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{Cluster, Pool, SnapContext, config};
-use crate::rbd::cls_rbd;
-use crate::rbd::header::{Header, Snapshot, features};
+use crate::rbd::header::{Header, Snapshot};
+use crate::rbd::limits;
 use crate::rbd::lock::ExclusiveLock;
 use crate::rbd::name::RbdSpec;
 use crate::rbd::notify::{self, NOTIFY_TIMEOUT_MS};
-use crate::rbd::object_map::{self, FLAG_OBJECT_MAP_INVALID, ObjectMap};
-
-/// How the image is presented: as QEMU's raw format over the rbd protocol
-/// (the default), or as the rbd node itself (`-f rbd`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presentation {
-    Raw,
-    Rbd,
-}
 
 pub(super) struct State {
     pub header: Header,
@@ -49,6 +39,9 @@ pub struct RbdImage {
     /// The object map in use: the head's (kept current while we hold the
     /// lock) or the opened snapshot's; `None` when absent or invalid.
     pub(super) map: Mutex<Option<ObjectMap>>,
+    /// Why a map that should be there could not be used (read-only opens
+    /// do not flag it invalid): `check` reports it.
+    pub(super) map_problem: Mutex<Option<String>>,
     /// Objects whose map update is on its way to the cluster: another
     /// writer of the same object waits until it is durable.
     pub(super) map_busy: Mutex<HashSet<u64>>,
@@ -58,30 +51,28 @@ pub struct RbdImage {
     pub(super) lock: Mutex<Option<ExclusiveLock>>,
     /// A clone's parent, opened read-only at the parent snapshot.
     pub(super) parent: Option<(Arc<RbdImage>, u64)>,
-    presentation: Presentation,
-    filename: String,
 }
 
 impl RbdImage {
-    /// Opens `spec`; a writable open takes the exclusive lock.
+    /// Opens `spec`; a writable open takes the exclusive lock. What the
+    /// user should hear meanwhile (a store open to others, a wait for a
+    /// dead lock owner) goes to `diagnostics` as it happens.
     pub fn open(
         spec: &RbdSpec,
-        filename: &str,
         writable: bool,
-        presentation: Presentation,
+        diagnostics: &Diagnostics,
     ) -> Result<Arc<RbdImage>> {
-        let cluster = config::connect(spec)?;
+        let cluster = config::connect(&spec.client_config(), diagnostics)?;
         let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
-        Self::open_in(cluster, pool, spec, filename, writable, presentation)
+        Self::open_in(cluster, pool, spec, writable, diagnostics)
     }
 
     fn open_in(
         cluster: Arc<dyn Cluster>,
         pool: Arc<dyn Pool>,
         spec: &RbdSpec,
-        filename: &str,
         writable: bool,
-        presentation: Presentation,
+        diagnostics: &Diagnostics,
     ) -> Result<Arc<RbdImage>> {
         let header = Header::load(pool.as_ref(), &spec.image)?;
         let snapshot = match spec.snapshot() {
@@ -114,26 +105,26 @@ impl RbdImage {
                 libc::ENOTSUP,
             ));
         }
-        let image = Self::assemble(
-            cluster,
-            pool,
-            spec.clone(),
-            header,
-            snapshot,
-            presentation,
-            filename.to_string(),
-        )?;
+        let image = Self::assemble(cluster, pool, spec.clone(), header, snapshot, 0)?;
         if writable {
-            image.acquire_lock()?;
+            image.acquire_lock(diagnostics)?;
         }
         image.load_object_map()?;
         Ok(Arc::new(image))
     }
 
+    /// Opens the parent of a clone `depth` links down its chain.
     fn open_parent(
         cluster: &Arc<dyn Cluster>,
         spec: &cls_rbd::ParentSpec,
+        depth: usize,
     ) -> Result<Arc<RbdImage>> {
+        if depth > limits::MAX_PARENT_CHAIN {
+            return Err(Error::corrupt(format!(
+                "parent chain is too long ({})",
+                limits::MAX_PARENT_CHAIN
+            )));
+        }
         let pool = cluster.pool_by_id(spec.pool_id, &spec.namespace)?;
         let header = Header::load_by_id(pool.as_ref(), &spec.image_id, &spec.image_id)?;
         let snap = header
@@ -155,30 +146,28 @@ impl RbdImage {
             snapshot: Some(snap.name.clone()),
             ..Default::default()
         };
-        let filename = parent_spec.json_filename();
         let image = Self::assemble(
             cluster.clone(),
             pool,
             parent_spec,
             header,
             Some(snap),
-            Presentation::Rbd,
-            filename,
+            depth,
         )?;
         image.load_object_map()?;
         Ok(Arc::new(image))
     }
 
     /// Builds the open image from its loaded header: data pool, parent
-    /// (opened read-only at its snapshot) and snapshot context.
+    /// (opened read-only at its snapshot) and snapshot context. `depth`
+    /// counts the clone links above this image.
     fn assemble(
         cluster: Arc<dyn Cluster>,
         pool: Arc<dyn Pool>,
         spec: RbdSpec,
         header: Header,
         snapshot: Option<Snapshot>,
-        presentation: Presentation,
-        filename: String,
+        depth: usize,
     ) -> Result<RbdImage> {
         let data = match header.data_pool_id {
             Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
@@ -186,7 +175,7 @@ impl RbdImage {
         };
         let parent = match &header.parent {
             Some(p) => Some((
-                Self::open_parent(&cluster, &p.spec)?,
+                Self::open_parent(&cluster, &p.spec, depth + 1)?,
                 Self::overlap_at(&pool, &header, &snapshot)?,
             )),
             None => None,
@@ -202,13 +191,12 @@ impl RbdImage {
             data,
             state: RwLock::new(State { header, snapc }),
             map: Mutex::new(None),
+            map_problem: Mutex::new(None),
             map_busy: Mutex::new(HashSet::new()),
             map_settled: Condvar::new(),
             snapshot,
             lock: Mutex::new(None),
             parent,
-            presentation,
-            filename,
         })
     }
 
@@ -229,7 +217,7 @@ impl RbdImage {
         }
     }
 
-    fn acquire_lock(&self) -> Result<()> {
+    fn acquire_lock(&self, diagnostics: &Diagnostics) -> Result<()> {
         let header = &self.state.read().expect("no poisoning").header;
         if !header.has(features::EXCLUSIVE_LOCK) {
             return Ok(());
@@ -243,6 +231,7 @@ impl RbdImage {
             &header.name,
             &header.header_oid(),
             map,
+            diagnostics,
         )?;
         *self.lock.lock().expect("no poisoning") = Some(lock);
         Ok(())
@@ -269,7 +258,7 @@ impl RbdImage {
                 ObjectMap::decode(&out).map_err(|e| Error::corrupt(format!("object map: {e}")))
             });
         let needed = header.object_count(size);
-        match loaded {
+        let problem = match loaded {
             // A map larger than the image is left over from an interrupted
             // shrink and is accepted, as librbd accepts it.
             Ok(map) if map.len() >= needed => {
@@ -281,15 +270,18 @@ impl RbdImage {
                 if self.holds_lock() && self.snapshot.is_none() {
                     self.settle_pending(&state, &pending)?;
                 }
+                return Ok(());
             }
-            _ if self.holds_lock() => {
-                drop(slot);
-                drop(state);
-                self.invalidate_object_map()?;
-            }
-            // Read-only: fall back to asking RADOS whether objects exist.
-            _ => {}
+            Ok(map) => format!("it covers {} of the {needed} objects", map.len()),
+            Err(e) => e.to_string(),
+        };
+        drop(slot);
+        if self.holds_lock() {
+            drop(state);
+            return self.invalidate_object_map();
         }
+        // Read-only: fall back to asking RADOS whether objects exist.
+        *self.map_problem.lock().expect("no poisoning") = Some(problem);
         Ok(())
     }
 
@@ -326,7 +318,7 @@ impl RbdImage {
         if state.header.has(features::FAST_DIFF) {
             mask |= object_map::FLAG_FAST_DIFF_INVALID;
         }
-        let call = cls_rbd::set_flags(cls_rbd::NOSNAP, mask, mask);
+        let call = cls_rbd::set_flags(crate::ceph::NOSNAP, mask, mask);
         self.pool.operate(
             &state.header.header_oid(),
             &[crate::rados::WriteOp::Exec(&call)],
@@ -385,36 +377,40 @@ impl RbdImage {
         self.state.read().expect("no poisoning").header.clone()
     }
 
-    /// Releases the exclusive lock explicitly (reporting failures).
-    pub fn close(&self) -> Result<()> {
-        match self.lock.lock().expect("no poisoning").take() {
-            Some(lock) => lock.release(),
-            None => Ok(()),
-        }
+    /// The size of the head, or of the snapshot the image was opened at.
+    pub fn size(&self) -> u64 {
+        self.current_size(&self.state.read().expect("no poisoning"))
     }
 
-    fn snapshot_infos(&self, header: &Header) -> Vec<SnapshotInfo> {
-        // QEMU's rbd driver: id = name, VM state size = image size then,
-        // no date or clock, ICOUNT 0. Oldest first.
-        header
-            .snapshots
-            .iter()
-            .rev()
-            .map(|s| SnapshotInfo {
-                id: s.name.clone(),
-                name: s.name.clone(),
-                vm_state_size: s.size,
-                date_sec: 0,
-                date_nsec: 0,
-                vm_clock_nsec: 0,
-                icount: Some(0),
-            })
-            .collect()
+    pub fn object_size(&self) -> u64 {
+        self.state
+            .read()
+            .expect("no poisoning")
+            .header
+            .object_size()
+    }
+
+    /// The name the image was opened by.
+    pub fn spec(&self) -> &RbdSpec {
+        &self.spec
+    }
+
+    /// Where the image lives: the cluster's description.
+    pub fn store(&self) -> String {
+        self.cluster.describe()
+    }
+
+    /// Makes completed writes durable (object writes are synchronous; the
+    /// backend decides what durable means).
+    pub fn flush(&self) -> Result<()> {
+        self.data.flush()
     }
 
     /// Bytes the object map says are allocated (whole objects, the last one
     /// clipped to the image), when the map is valid.
-    fn allocated_bytes(&self, header: &Header, size: u64) -> Option<u64> {
+    pub fn allocated_bytes(&self) -> Option<u64> {
+        let state = self.state.read().expect("no poisoning");
+        let (header, size) = (&state.header, self.current_size(&state));
         let map = self.map.lock().expect("no poisoning");
         let map = map.as_ref()?;
         let object_size = header.object_size();
@@ -424,155 +420,5 @@ impl RbdImage {
                 .map(|o| object_size.min(size - o * object_size))
                 .sum(),
         )
-    }
-
-    fn encryption_format(&self, size: u64) -> Result<Option<&'static str>> {
-        if size < 8 {
-            return Ok(None);
-        }
-        let mut head = [0u8; 8];
-        self.read_at(&mut head, 0)
-            .map_err(|e| e.prepend("cannot read image start for probe"))?;
-        Ok(match &head {
-            b"LUKS\xba\xbe\0\x01" | b"RBDL\xba\xbe\0\x01" => Some("luks"),
-            b"LUKS\xba\xbe\0\x02" | b"RBDL\xba\xbe\0\x02" => Some("luks2"),
-            _ => None,
-        })
-    }
-}
-
-impl BlockDriver for RbdImage {
-    fn format_name(&self) -> &'static str {
-        match self.presentation {
-            Presentation::Raw => "raw",
-            Presentation::Rbd => "rbd",
-        }
-    }
-
-    fn filename(&self) -> &str {
-        &self.filename
-    }
-
-    fn size(&self) -> u64 {
-        self.current_size(&self.state.read().expect("no poisoning"))
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        self.read_range(buf, offset)
-    }
-
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        self.write_range(buf, offset)
-    }
-
-    fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
-        self.zero_range(offset, len, may_unmap)
-    }
-
-    fn discard(&self, offset: u64, len: u64) -> Result<()> {
-        self.zero_range(offset, len, true)
-    }
-
-    fn flush(&self) -> Result<()> {
-        // Object writes are synchronous; the backend makes them durable.
-        self.data.flush()
-    }
-
-    fn resize(&self, new_size: u64, prealloc: Preallocation) -> Result<()> {
-        if prealloc != Preallocation::Off {
-            return Err(Error::invalid(format!(
-                "Unsupported preallocation mode '{}'",
-                prealloc.name()
-            )));
-        }
-        self.resize_to(new_size)
-            .map_err(|e| e.prepend("Failed to resize file"))
-    }
-
-    fn block_status(&self, offset: u64, len: u64) -> Result<Extent> {
-        self.allocation(offset, len)
-    }
-
-    fn allocation_unit(&self) -> Option<u64> {
-        Some(
-            self.state
-                .read()
-                .expect("no poisoning")
-                .header
-                .object_size(),
-        )
-    }
-
-    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
-        Ok(Some(self.snapshot_infos(
-            &self.state.read().expect("no poisoning").header,
-        )))
-    }
-
-    fn snapshot_create(&self, name: &str) -> Result<()> {
-        self.create_snapshot(name)
-    }
-
-    fn snapshot_apply(&self, id: &str) -> Result<()> {
-        self.rollback_to(id)
-    }
-
-    fn snapshot_delete(&self, id: &str) -> Result<()> {
-        self.remove_snapshot(id)
-            .map_err(|e| e.prepend("Failed to remove the snapshot"))
-    }
-
-    fn check(
-        &self,
-        repair: crate::image::driver::Repair,
-    ) -> Result<crate::image::driver::CheckReport> {
-        self.check_object_map(repair)
-    }
-
-    fn info(&self) -> Result<NodeInfo> {
-        let (header, size) = {
-            let state = self.state.read().expect("no poisoning");
-            (state.header.clone(), self.current_size(&state))
-        };
-        let mut data = Map::new();
-        if let Some(format) = self.encryption_format(size)? {
-            data.insert("encryption-format".into(), json!(format));
-        }
-        // rbdimg's addition: which store the image lives in.
-        data.insert("store".into(), json!(self.cluster.describe()));
-        let protocol_name = self.spec.json_filename();
-        let node = NodeInfo {
-            filename: protocol_name.clone(),
-            format: "rbd".into(),
-            protocol: true,
-            virtual_size: size,
-            actual_size: self.allocated_bytes(&header, size),
-            dirty_flag: Some(false),
-            cluster_size: Some(header.object_size()),
-            snapshots: Some(self.snapshot_infos(&header)),
-            format_specific: Some(("rbd".into(), data)),
-            ..Default::default()
-        };
-        Ok(match self.presentation {
-            Presentation::Rbd => NodeInfo {
-                protocol: false,
-                ..node
-            },
-            Presentation::Raw => NodeInfo {
-                filename: format!(
-                    "json:{{\"driver\": \"raw\", \"file\": {}}}",
-                    &protocol_name["json:".len()..]
-                ),
-                format: "raw".into(),
-                protocol: false,
-                virtual_size: crate::storage::file::round_to_sector(size),
-                actual_size: node.actual_size,
-                dirty_flag: Some(false),
-                cluster_size: node.cluster_size,
-                snapshots: node.snapshots.clone(),
-                children: vec![("file".into(), node)],
-                ..Default::default()
-            },
-        })
     }
 }

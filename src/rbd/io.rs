@@ -10,13 +10,13 @@
 //!                 from the parent within the overlap, else as zeros
 //! ```
 
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::extent::{Allocation, Extent};
+use crate::block::extent::{Allocation, Extent};
+use crate::ceph::cls_rbd;
+use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{SnapContext, WriteOp, ignore_missing};
-use crate::rbd::cls_rbd;
 use crate::rbd::image::{RbdImage, State};
 use crate::rbd::lock::ExclusiveLock;
-use crate::rbd::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
 
 /// One object's share of an image range.
 struct Piece {
@@ -83,6 +83,24 @@ fn apply(map: &mut object_map::ObjectMap, start: u64, end: u64, new: u8, current
 /// librbd batches map updates at this many objects.
 const MAP_BATCH: u64 = 262_144;
 
+/// Ends an object's busy state, even if its update unwinds: other writers
+/// of the object wait for it.
+struct Settle<'a> {
+    image: &'a RbdImage,
+    object: u64,
+}
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        self.image
+            .map_busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.object);
+        self.image.map_settled.notify_all();
+    }
+}
+
 impl RbdImage {
     fn check_range(&self, state: &State, offset: u64, len: u64) -> Result<()> {
         let size = self.current_size(state);
@@ -147,14 +165,17 @@ impl RbdImage {
             }
             busy.insert(object);
         }
+        let settled = Settle {
+            image: self,
+            object,
+        };
         let sent = self.send_map_update(state, object, object + 1, new, current);
         if sent.is_ok()
             && let Some(map) = self.map.lock().expect("no poisoning").as_mut()
         {
             apply(map, object, object + 1, new, current);
         }
-        self.map_busy.lock().expect("no poisoning").remove(&object);
-        self.map_settled.notify_all();
+        drop(settled);
         sent.map_err(|e| self.map_update_failed(e))
     }
 
@@ -190,7 +211,9 @@ impl RbdImage {
             .map(|m| m.get(object))
     }
 
-    pub(super) fn read_range(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+    /// Reads image bytes (head or the opened snapshot); absent objects
+    /// read from the parent within the overlap, else as zeros.
+    pub fn read_range(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, buf.len() as u64)?;
         let object_size = state.header.object_size();
@@ -221,7 +244,8 @@ impl RbdImage {
         Ok(())
     }
 
-    pub(super) fn write_range(&self, buf: &[u8], offset: u64) -> Result<()> {
+    /// Writes image bytes, object by object, keeping the object map exact.
+    pub fn write_range(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_writable()?;
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, buf.len() as u64)?;
@@ -246,7 +270,7 @@ impl RbdImage {
 
     /// Makes a range read as zeros: whole objects are removed, partial ones
     /// truncated or zeroed (kept allocated when `!may_unmap`).
-    pub(super) fn zero_range(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
+    pub fn zero_range(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
         self.check_writable()?;
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, len)?;
@@ -302,7 +326,7 @@ impl RbdImage {
 
     /// Allocation of the run at `offset`: whole objects from the object map
     /// when it is valid, else from whether each object exists.
-    pub(super) fn allocation(&self, offset: u64, len: u64) -> Result<Extent> {
+    pub fn allocation(&self, offset: u64, len: u64) -> Result<Extent> {
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, len)?;
         let object_size = state.header.object_size();

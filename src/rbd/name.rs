@@ -12,7 +12,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::image::error::{Error, Result};
+use crate::error::{Error, Result};
+use crate::rados::config::ClientConfig;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RbdSpec {
@@ -39,6 +40,16 @@ impl RbdSpec {
     /// The snapshot to open, if any (an empty `@` means the head).
     pub fn snapshot(&self) -> Option<&str> {
         self.snapshot.as_deref().filter(|s| !s.is_empty())
+    }
+
+    /// What the RADOS client is configured from.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            user: self.user.clone(),
+            conf: self.conf.clone(),
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+        }
     }
 
     /// The `json:{...}` name QEMU shows for an rbd node: its strong options.

@@ -1,7 +1,7 @@
 //! librbd's header watch/notify messages: what we send after changing an
 //! image, and how we answer what other clients send while we hold the lock.
 
-use crate::rbd::encoding::{DecodeResult, Decoder, Encoder};
+use crate::ceph::encoding::{DecodeResult, Decoder, Encoder};
 
 /// librbd's notify timeout.
 pub const NOTIFY_TIMEOUT_MS: u64 = 5000;

@@ -12,15 +12,16 @@
 //! interrupted halfway leaves a map larger than the image, which librbd
 //! and rbdimg accept on the next open.
 
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::ceph::cls_rbd;
+use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{SnapContext, WriteOp, ignore_missing};
-use crate::rbd::cls_rbd;
 use crate::rbd::image::RbdImage;
 use crate::rbd::lock::ExclusiveLock;
-use crate::rbd::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
 
 impl RbdImage {
-    pub(super) fn resize_to(&self, new_size: u64) -> Result<()> {
+    /// Grows or shrinks the image (steps in the diagram above).
+    pub fn resize_to(&self, new_size: u64) -> Result<()> {
         self.check_writable()?;
         let mut state = self.state.write().expect("no poisoning");
         let old_size = state.header.size;

@@ -12,15 +12,16 @@
 //!            roll back every object that may exist in either -> reload map
 //! ```
 
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::rados::{SnapContext, WriteOp, ignore_missing};
-use crate::rbd::cls_rbd;
-use crate::rbd::header::{Snapshot, features};
-use crate::rbd::image::RbdImage;
-use crate::rbd::lock::ExclusiveLock;
-use crate::rbd::object_map::{
+use crate::ceph::cls_rbd;
+use crate::ceph::features;
+use crate::ceph::object_map::{
     self, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, OBJECT_NONEXISTENT, ObjectMap,
 };
+use crate::error::{Error, ErrorKind, Result};
+use crate::rados::{SnapContext, WriteOp, ignore_missing};
+use crate::rbd::header::Snapshot;
+use crate::rbd::image::RbdImage;
+use crate::rbd::lock::ExclusiveLock;
 
 /// QEMU's limit on snapshot names.
 const MAX_NAME: usize = 127;
@@ -33,7 +34,8 @@ impl RbdImage {
         })
     }
 
-    pub(super) fn create_snapshot(&self, name: &str) -> Result<()> {
+    /// Creates snapshot `name` of the head.
+    pub fn create_snapshot(&self, name: &str) -> Result<()> {
         if name.is_empty() {
             return Err(Error::os(ErrorKind::InvalidArgument, libc::EINVAL));
         }
@@ -108,7 +110,8 @@ impl RbdImage {
         Ok(())
     }
 
-    pub(super) fn remove_snapshot(&self, name: &str) -> Result<()> {
+    /// Removes snapshot `name`.
+    pub fn remove_snapshot(&self, name: &str) -> Result<()> {
         self.check_writable()?;
         let snap = self
             .find_snapshot(name)
@@ -183,7 +186,8 @@ impl RbdImage {
         }
     }
 
-    pub(super) fn rollback_to(&self, name: &str) -> Result<()> {
+    /// Rolls the head back to snapshot `name`.
+    pub fn rollback_to(&self, name: &str) -> Result<()> {
         let snap = self.find_snapshot(name)?;
         self.check_writable()?;
         if self.current_size(&self.state.read().expect("no poisoning")) != snap.size {

@@ -6,14 +6,17 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
 
 use serde_json::Map;
 
-use crate::image::driver::Preallocation;
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::info::NodeInfo;
-use crate::image::options::{OptDesc, OptType};
+use crate::block::driver::{Check, Preallocation};
+use crate::block::extent::{Allocation, Extent};
+use crate::block::info::NodeInfo;
+use crate::block::options::{OptDesc, OptType, Options};
+use crate::block::snapshot::Snapshots;
+use crate::block::{SECTOR, round_to_sector};
+use crate::error::{Error, ErrorKind, Result};
+use crate::storage::Storage;
 
 /// The `file` protocol's `-o` options.
 pub const CREATE_OPTIONS: &[OptDesc] = &[
@@ -35,14 +38,6 @@ pub const CREATE_OPTIONS: &[OptDesc] = &[
     ),
 ];
 
-/// QEMU's block layer counts in 512-byte sectors: a file's image size is
-/// its length rounded up, and creation rounds the requested size up.
-pub const SECTOR: u64 = 512;
-
-pub fn round_to_sector(n: u64) -> u64 {
-    n.div_ceil(SECTOR) * SECTOR
-}
-
 /// Layout hints for a new file (the `file` protocol's create options).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FileCreateOptions {
@@ -56,10 +51,27 @@ pub struct FileCreateOptions {
 /// QEMU's default extent size hint for new files.
 pub const DEFAULT_EXTENT_SIZE_HINT: u32 = 1 << 20;
 
+/// How much of a new file QEMU allocates at creation.
+const FIRST_BLOCK: u64 = 4096;
+
+impl FileCreateOptions {
+    /// The `file` protocol's `-o` options; errors worded as QEMU's.
+    pub fn from_options(options: &Options) -> Result<FileCreateOptions> {
+        let hint = options
+            .size("extent_size_hint")?
+            .unwrap_or(DEFAULT_EXTENT_SIZE_HINT as u64);
+        Ok(FileCreateOptions {
+            prealloc: options.preallocation()?,
+            nocow: options.bool("nocow")?.unwrap_or(false),
+            extent_size_hint: u32::try_from(hint)
+                .map_err(|_| Error::invalid("Extent size hint is too large"))?,
+        })
+    }
+}
+
 pub struct LocalFile {
     file: File,
     path: String,
-    writable: bool,
 }
 
 impl LocalFile {
@@ -69,19 +81,15 @@ impl LocalFile {
             .read(true)
             .write(writable)
             .open(path)
-            .map_err(|e| {
-                Error::io("open", format!("Could not open '{path}'"), e).with_path(path)
-            })?;
+            .map_err(|e| Error::io(format!("Could not open '{path}'"), e))?;
         if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
             return Err(Error::invalid(format!(
                 "'file' driver requires '{path}' to be a regular file"
-            ))
-            .with_path(path));
+            )));
         }
         Ok(LocalFile {
             file,
             path: path.to_string(),
-            writable,
         })
     }
 
@@ -94,13 +102,10 @@ impl LocalFile {
             .truncate(true)
             .mode(0o644)
             .open(path)
-            .map_err(|e| {
-                Error::io("create", format!("Could not create '{path}'"), e).with_path(path)
-            })?;
+            .map_err(|e| Error::io(format!("Could not create '{path}'"), e))?;
         let local = LocalFile {
             file,
             path: path.to_string(),
-            writable: true,
         };
         // Both hints must be set while the file is still empty.
         if opts.nocow {
@@ -154,75 +159,31 @@ impl LocalFile {
         }
     }
 
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    pub fn is_writable(&self) -> bool {
-        self.writable
-    }
-
-    pub fn len(&self) -> Result<u64> {
-        self.file
-            .metadata()
-            .map(|m| m.len())
-            .map_err(|e| self.err("stat", e))
-    }
-
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.len()? == 0)
+    /// Creates a new image file with the `file` protocol's `-o` options
+    /// (QEMU's `raw_co_create`), its first block allocated as QEMU does.
+    pub fn create_with(path: &str, size: u64, options: &Options) -> Result<LocalFile> {
+        let opts = FileCreateOptions::from_options(options)?;
+        if opts.prealloc == Preallocation::Metadata {
+            return Err(Error::invalid("Unsupported preallocation mode: metadata"));
+        }
+        let size = round_to_sector(size);
+        let file = LocalFile::create(path, size, opts)?;
+        if opts.prealloc == Preallocation::Off {
+            // Later alignment probing is cheap this way; doing the same
+            // keeps `info`'s disk size identical for identical commands.
+            let head = vec![0u8; FIRST_BLOCK.min(size) as usize];
+            file.write_at(&head, 0)?;
+        }
+        file.flush()?;
+        Ok(file)
     }
 
     /// Bytes the filesystem has allocated for the file.
-    pub fn allocated_bytes(&self) -> Result<u64> {
+    fn allocated_bytes(&self) -> Result<u64> {
         self.file
             .metadata()
             .map(|m| m.blocks() * 512)
             .map_err(|e| self.err("stat", e))
-    }
-
-    /// Reads exactly `buf.len()` bytes; a read past the end of the file
-    /// fills the rest with zeros, as QEMU's file driver does.
-    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let mut done = 0;
-        while done < buf.len() {
-            match self.file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => {
-                    buf[done..].fill(0);
-                    break;
-                }
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.err("read", e).with_offset(offset)),
-            }
-        }
-        Ok(())
-    }
-
-    pub fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        self.file
-            .write_all_at(buf, offset)
-            .map_err(|e| self.err("write", e).with_offset(offset))
-    }
-
-    /// Deallocates the range (it reads back as zeros); the file keeps its length.
-    pub fn punch_hole(&self, offset: u64, len: u64) -> Result<()> {
-        self.fallocate(
-            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-            offset,
-            len,
-        )
-        .or_else(|_| self.write_zeros(offset, len))
-    }
-
-    /// Makes the range read as zeros while keeping it allocated.
-    pub fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
-        self.fallocate(
-            libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
-            offset,
-            len,
-        )
-        .or_else(|_| self.write_zeros(offset, len))
     }
 
     fn write_zeros(&self, offset: u64, len: u64) -> Result<()> {
@@ -249,20 +210,6 @@ impl LocalFile {
                 .with_offset(offset));
         }
         Ok(())
-    }
-
-    pub fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| self.err("flush", e))
-    }
-
-    /// Sets the length; new space is laid out per `prealloc`.
-    pub fn set_len(&self, size: u64, prealloc: Preallocation) -> Result<()> {
-        let old = self.len()?;
-        if size <= old {
-            return self.file.set_len(size).map_err(|e| self.err("truncate", e));
-        }
-        self.grow(old, size, prealloc)
-            .map_err(|e| e.prepend("Could not resize file"))
     }
 
     /// Extends the file; errors are bare strerror texts for callers to word.
@@ -300,7 +247,7 @@ impl LocalFile {
 
     /// The next data/hole boundary: `(is_data, end)` for the run at `offset`,
     /// from SEEK_DATA/SEEK_HOLE (the whole range is data where unsupported).
-    pub fn data_run(&self, offset: u64, limit: u64) -> Result<(bool, u64)> {
+    fn data_run(&self, offset: u64, limit: u64) -> Result<(bool, u64)> {
         let fd = self.file.as_raw_fd();
         // SAFETY: lseek on a descriptor we own; positioned I/O does not use the offset.
         let data = unsafe { libc::lseek(fd, offset as i64, libc::SEEK_DATA) };
@@ -324,34 +271,132 @@ impl LocalFile {
         Ok((true, (hole as u64).min(limit)))
     }
 
+    fn err(&self, operation: &'static str, e: io::Error) -> Error {
+        Error::io(format!("Could not {operation} '{}'", self.path), e)
+    }
+}
+
+impl Storage for LocalFile {
+    fn protocol(&self) -> &'static str {
+        "file"
+    }
+
+    fn filename(&self) -> &str {
+        &self.path
+    }
+
+    fn length(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| self.err("stat", e))
+    }
+
+    /// Reads exactly `buf.len()` bytes; a read past the end of the file
+    /// fills the rest with zeros, as QEMU's file driver does.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => {
+                    buf[done..].fill(0);
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.err("read", e).with_offset(offset)),
+            }
+        }
+        Ok(())
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| self.err("write", e).with_offset(offset))
+    }
+
+    /// Makes the range read as zeros while keeping it allocated.
+    fn zero_range(&self, offset: u64, len: u64) -> Result<()> {
+        self.fallocate(
+            libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        )
+        .or_else(|_| self.write_zeros(offset, len))
+    }
+
+    /// Deallocates the range (it reads back as zeros); the file keeps its length.
+    fn discard(&self, offset: u64, len: u64) -> Result<()> {
+        self.fallocate(
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        )
+        .or_else(|_| self.write_zeros(offset, len))
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.file.sync_data().map_err(|e| self.err("flush", e))
+    }
+
+    /// Sets the length; new space is laid out per `prealloc`.
+    fn set_len(&self, size: u64, prealloc: Preallocation) -> Result<()> {
+        if prealloc == Preallocation::Metadata {
+            return Err(Error::invalid("Unsupported preallocation mode: metadata"));
+        }
+        let old = self.length()?;
+        if size <= old {
+            return self.file.set_len(size).map_err(|e| self.err("truncate", e));
+        }
+        self.grow(old, size, prealloc)
+            .map_err(|e| e.prepend("Could not resize file"))
+    }
+
+    /// Data and holes from the filesystem, in whole sectors: data ends round
+    /// up, hole ends round down, and a hole shorter than a sector is data.
+    fn block_status(&self, offset: u64, len: u64) -> Result<Extent> {
+        let limit = offset + len;
+        let (mut is_data, end) = self.data_run(offset, limit)?;
+        let mut end = if is_data {
+            round_to_sector(end)
+        } else {
+            end / SECTOR * SECTOR
+        };
+        if end <= offset {
+            is_data = true;
+            end = round_to_sector(offset + 1);
+        }
+        let allocation = if is_data {
+            Allocation::Data
+        } else {
+            Allocation::Unallocated
+        };
+        Ok(Extent {
+            offset,
+            len: end.min(limit) - offset,
+            allocation,
+        })
+    }
+
     /// The `file` protocol node of `info`.
-    pub fn node_info(&self) -> Result<NodeInfo> {
+    fn node_info(&self) -> Result<NodeInfo> {
         Ok(NodeInfo {
             filename: self.path.clone(),
             format: "file".to_string(),
             protocol: true,
-            virtual_size: round_to_sector(self.len()?),
+            virtual_size: round_to_sector(self.length()?),
             actual_size: Some(self.allocated_bytes()?),
             dirty_flag: Some(false),
             format_specific: Some(("file".to_string(), Map::new())),
             ..Default::default()
         })
     }
-
-    fn err(&self, operation: &'static str, e: io::Error) -> Error {
-        Error::io(
-            operation,
-            format!("Could not {operation} '{}'", self.path),
-            e,
-        )
-        .with_path(&self.path)
-    }
 }
 
-/// True when `path` names an existing file or device.
-pub fn exists(path: &str) -> bool {
-    Path::new(path).exists()
-}
+impl Snapshots for LocalFile {}
+
+impl Check for LocalFile {}
 
 #[cfg(test)]
 mod tests {
@@ -366,7 +411,7 @@ mod tests {
         assert_eq!(f.data_run(0, 4 << 20).unwrap(), (false, 1 << 20));
         let (is_data, end) = f.data_run(1 << 20, 4 << 20).unwrap();
         assert!(is_data && end > 1 << 20 && end < 4 << 20);
-        f.punch_hole(1 << 20, 4096).unwrap();
+        f.discard(1 << 20, 4096).unwrap();
         let mut buf = [9u8; 4096];
         f.read_at(&mut buf, 1 << 20).unwrap();
         assert!(buf.iter().all(|&b| b == 0));

@@ -1,3 +1,74 @@
-//! Byte storage under the image formats.
+//! Byte storage under the image formats (QEMU's protocol layer): a local
+//! file or an RBD image. A format only describes where guest bytes live;
+//! the storage holds them.
+//!
+//! ```text
+//!   raw / qcow2 (formats)
+//!        |  Arc<dyn Storage>
+//!        v
+//!   +-------------+   +--------------------------------+
+//!   | file.rs     |   | rbd.rs: an RBD image as bytes  |
+//!   | LocalFile   |   | RbdStorage -> rbd::RbdImage    |
+//!   +-------------+   +--------------------------------+
+//! ```
+//!
+//! The semantics every storage keeps (the conformance tests check them):
+//! reads past the end return zeros; writes past the end grow the storage;
+//! `zero_range` keeps the range allocated, `discard` may deallocate it, and
+//! both make it read as zeros; `set_len` truncates or grows with the given
+//! preallocation. Like `BlockDriver`, every method takes `&self`: one
+//! storage serves many threads at once.
 
 pub mod file;
+pub mod rbd;
+
+use crate::block::driver::{Check, Preallocation};
+use crate::block::extent::Extent;
+use crate::block::info::NodeInfo;
+use crate::block::snapshot::Snapshots;
+use crate::error::Result;
+
+/// Byte storage; its snapshots and check are the storage's own (RBD's):
+/// a format without snapshots or a check of its own passes them through,
+/// as QEMU's `bdrv_snapshot_*` fall back to the file child.
+pub trait Storage: Snapshots + Check + Send + Sync {
+    /// The protocol's name, as `-f` and `info` know it ("file", "rbd").
+    fn protocol(&self) -> &'static str;
+
+    /// The name `info` shows for this node: a path, or a `json:{...}` name
+    /// when the storage cannot be named by a plain string.
+    fn filename(&self) -> &str;
+
+    /// The length in bytes.
+    fn length(&self) -> Result<u64>;
+
+    /// Fills `buf` from `offset`; bytes past the end read as zeros.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+
+    /// Writes `buf` at `offset`, growing the storage when it ends past the end.
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()>;
+
+    /// Makes the range read as zeros and keeps it allocated.
+    fn zero_range(&self, offset: u64, len: u64) -> Result<()>;
+
+    /// Makes the range read as zeros, deallocating what the storage can.
+    fn discard(&self, offset: u64, len: u64) -> Result<()>;
+
+    /// Makes every completed write durable.
+    fn flush(&self) -> Result<()>;
+
+    /// Truncates or grows to `size`; new space is laid out per `prealloc`.
+    fn set_len(&self, size: u64, prealloc: Preallocation) -> Result<()>;
+
+    /// The status of the longest run at `offset` with one status, clipped
+    /// to `len`; past the end the storage reads as unallocated zeros.
+    fn block_status(&self, offset: u64, len: u64) -> Result<Extent>;
+
+    /// The storage's natural allocation unit (an RBD object), if it has one.
+    fn allocation_unit(&self) -> Option<u64> {
+        None
+    }
+
+    /// The protocol node of `info`.
+    fn node_info(&self) -> Result<NodeInfo>;
+}

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Throw-away single-node Ceph cluster (1 mon, 1 OSD, no mgr) for rbdimg's tests.
+# Throw-away single-node Ceph cluster (1 mon, 1 or more OSDs, no mgr) for rbdimg's tests.
 #
 #   cluster.sh install                      install Ceph 16.2 + qemu-block-extra (idempotent)
-#   cluster.sh start DIR [memstore|bluestore]  fresh cluster with all state in DIR
+#   cluster.sh start DIR [memstore|bluestore] [OSDS]
+#                                           fresh cluster with all state in DIR; with OSDS > 1
+#                                           (e.g. 3) pools are replicated: size 2, min_size 1
+#   cluster.sh start-osd DIR ID             start osd.ID again (after a kill), wait until it is up
 #   cluster.sh stop DIR                     kill its daemons, remove DIR (idempotent)
-#   cluster.sh pids DIR                     print "mon PID" / "osd PID" lines
+#   cluster.sh pids DIR                     print "mon PID" / "osd.ID PID" lines
 #
 # Env: CEPH_TEST_PORT (mon port, default 46789; give each concurrent cluster its
 #      own), CEPH_TEST_TIMEOUT (start time limit in s, default 90),
-#      CEPH_TEST_MEMSTORE_BYTES (memstore capacity, default 4 GiB).
+#      CEPH_TEST_MEMSTORE_BYTES (memstore capacity per OSD, default 4 GiB).
 # After start:  . DIR/env   (or CEPH_CONF=DIR/ceph.conf)  then rbd/rados/qemu-img work.
 # Everything listens on 127.0.0.1 only; /etc/ceph and /var/lib/ceph are never used.
+# Every daemon has a pid file in DIR/run: stop (and the tests) end exactly the
+# daemons this DIR started.
 # Needs root (apt, and the daemons run as the invoking user).
 set -euo pipefail
 
@@ -79,7 +84,7 @@ ceph_() { timeout 30 ceph -c "$DIR/ceph.conf" --connect-timeout 20 "$@"; }
 # On failure: show the log tails, kill the daemons, keep DIR for inspection.
 fail_start() {
     local f
-    for f in "$DIR"/log/{setup,mon,osd}.log; do
+    for f in "$DIR"/log/{setup,mon}.log "$DIR"/log/osd.*.log; do
         [[ -f $f ]] && { echo "==== tail $f" >&2; tail -n 20 "$f" >&2; }
     done
     stop_daemons
@@ -100,8 +105,9 @@ pid_of() {
 
 # ---------------------------------------------------------------- start
 cmd_start() {
-    local store=${2:-memstore}
+    local store=${2:-memstore} osds=${3:-1}
     [[ $store == memstore || $store == bluestore ]] || die "objectstore must be memstore or bluestore, not '$store'"
+    [[ $osds =~ ^[1-9]$ ]] || die "OSDS must be 1 to 9, not '$osds'"
     [[ $EUID -eq 0 ]] || die "must run as root"
     cmd_install  # ~50 ms when everything is there already
 
@@ -111,12 +117,16 @@ cmd_start() {
     local port=${CEPH_TEST_PORT:-46789} limit=${CEPH_TEST_TIMEOUT:-90}
     # Refuse a busy port: otherwise the mon dies and we would only see a timeout.
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port 127.0.0.1:$port is in use (set CEPH_TEST_PORT)"; fi
-    mkdir -p "$DIR"/{mon,osd,log,run,crash}
-    local t0=$SECONDS fsid osd_uuid
-    fsid=$(</proc/sys/kernel/random/uuid); osd_uuid=$(</proc/sys/kernel/random/uuid)
+    mkdir -p "$DIR"/{mon,log,run,crash}
+    local t0=$SECONDS fsid id
+    fsid=$(</proc/sys/kernel/random/uuid)
+    # One OSD: no redundancy. Several: every object on two OSDs and writable
+    # with one of them up (a test can kill an OSD mid-write); each OSD small.
+    local size=1 memory=1073741824
+    if ((osds > 1)); then size=2 memory=536870912; fi
 
     # msgr v2 only: librados (rbd CLI, qemu, librbd users) of pacific speaks it,
-    # and a single address avoids v1/v2 ambiguity.
+    # and a single address avoids v1/v2 ambiguity. In [osd], Ceph expands $id.
     cat >"$DIR/ceph.conf" <<EOF
 [global]
 fsid = $fsid
@@ -132,7 +142,7 @@ auth allow insecure global id reclaim = false
 keyring = $DIR/keyring
 run dir = $DIR/run
 crash dir = $DIR/crash
-osd pool default size = 1
+osd pool default size = $size
 osd pool default min size = 1
 osd pool default pg num = 8
 osd pool default pgp num = 8
@@ -155,10 +165,10 @@ log file = $DIR/log/mon.log
 mon cluster log file = $DIR/log/cluster.log
 pid file = $DIR/run/mon.pid
 [osd]
-osd data = $DIR/osd
-keyring = $DIR/osd/keyring
-log file = $DIR/log/osd.log
-pid file = $DIR/run/osd.pid
+osd data = $DIR/osd.\$id
+keyring = $DIR/osd.\$id/keyring
+log file = $DIR/log/osd.\$id.log
+pid file = $DIR/run/osd.\$id.pid
 osd objectstore = $store
 memstore device bytes = ${CEPH_TEST_MEMSTORE_BYTES:-4294967296}
 # Tests SIGSTOP/SIGCONT daemons: after a long stop a worker thread would look
@@ -169,42 +179,45 @@ osd command thread suicide timeout = 0
 bluestore block create = true
 bluestore block size = 68719476736
 bluestore fsck on mkfs = false
-osd memory target = 1073741824
+osd memory target = $memory
 bluestore cache autotune = true
 EOF
     printf 'export CEPH_CONF=%q\n' "$DIR/ceph.conf" >"$DIR/env"
 
-    # One keyring holds mon. + client.admin (+ osd.0): mon --mkfs imports every
-    # entity in it into the auth database, so no "ceph auth add" round trip.
-    local osd_key
-    osd_key=$(ceph-authtool --gen-print-key)
+    # One keyring holds mon. + client.admin: mon --mkfs imports every entity
+    # in it into the auth database.
     {
         ceph-authtool --create-keyring "$DIR/keyring" --gen-key -n mon. --cap mon 'allow *'
         ceph-authtool "$DIR/keyring" --gen-key -n client.admin \
             --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' --cap mds 'allow *'
-        ceph-authtool "$DIR/keyring" -n osd.0 --add-key "$osd_key" \
-            --cap mon 'allow profile osd' --cap osd 'allow *' --cap mgr 'allow profile osd'
-        ceph-authtool --create-keyring "$DIR/osd/keyring" -n osd.0 --add-key "$osd_key"
         monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$port]" "$DIR/monmap"
         ceph-mon -c "$DIR/ceph.conf" -i a --mkfs --monmap "$DIR/monmap" --keyring "$DIR/keyring"
         ceph-mon -c "$DIR/ceph.conf" -i a
     } >"$DIR/log/setup.log" 2>&1 || fail_start "creating the monitor (see $DIR/log/setup.log)"
 
-    # OSD: register it, then mkfs.  --no-mon-config: mkfs need not ask the mon for
-    # config (with the usual --mkkey flow, whose key the mon doesn't know yet,
-    # that fails to authenticate; here it only saves a round trip).
-    {
-        ceph_ osd new "$osd_uuid" 0
-        ceph-osd -c "$DIR/ceph.conf" -i 0 --mkfs --osd-uuid "$osd_uuid" --no-mon-config
-        ceph-osd -c "$DIR/ceph.conf" -i 0
-    } >>"$DIR/log/setup.log" 2>&1 || fail_start "creating the OSD (see $DIR/log/setup.log)"
-
-    # Wait until the OSD is up and in.
-    until [[ $(ceph_ osd stat 2>/dev/null) == *"1 up"*"1 in"* ]]; do
-        ((SECONDS - t0 < limit)) || fail_start "OSD not up+in after ${limit}s"
-        pid_of "$DIR" osd >/dev/null || fail_start "ceph-osd exited"
-        sleep 0.5
+    # OSDs: every mkfs at once (bluestore's takes seconds), each making its
+    # own key; --no-mon-config: mkfs asks the mon for nothing (the mon does
+    # not know that key yet). Then each key and id is registered and started.
+    local mkfs=() uuids=()
+    for ((id = 0; id < osds; id++)); do
+        uuids[id]=$(</proc/sys/kernel/random/uuid)
+        mkdir -p "$DIR/osd.$id"
+        ceph-osd -c "$DIR/ceph.conf" -i "$id" --mkfs --mkkey --osd-uuid "${uuids[id]}" \
+            --no-mon-config >"$DIR/log/mkfs.$id.log" 2>&1 &
+        mkfs[id]=$!
     done
+    for ((id = 0; id < osds; id++)); do
+        wait "${mkfs[id]}" || fail_start "mkfs of osd.$id (see $DIR/log/mkfs.$id.log)"
+    done
+    {
+        for ((id = 0; id < osds; id++)); do
+            ceph_ auth add "osd.$id" mon 'allow profile osd' osd 'allow *' mgr 'allow profile osd' \
+                -i "$DIR/osd.$id/keyring"
+            ceph_ osd new "${uuids[id]}" "$id"
+            ceph-osd -c "$DIR/ceph.conf" -i "$id"
+        done
+    } >>"$DIR/log/setup.log" 2>&1 || fail_start "creating the OSDs (see $DIR/log/setup.log)"
+    wait_osds_up "$osds" "$t0" "$limit" || fail_start "OSDs not up+in after ${limit}s"
 
     # rbd pool init blocks until the PGs are active, so it doubles as the
     # readiness check.  No mgr is needed for any of this in pacific.
@@ -215,6 +228,30 @@ EOF
             >>"$DIR/log/setup.log" 2>&1 || fail_start "creating pool $pool (see $DIR/log/setup.log)"
     done
     timeout 20 rbd -c "$DIR/ceph.conf" ls rbd >/dev/null 2>>"$DIR/log/setup.log" || fail_start "rbd ls rbd failed"
+}
+
+# Waits until all N OSDs are up and in (the wait started at SECONDS=$2 and
+# lasts at most $3 s); fails at once if one of them exited.
+wait_osds_up() {
+    local n=$1 t0=$2 limit=$3 id
+    until [[ $(ceph_ osd stat 2>/dev/null) == *"$n up"*"$n in"* ]]; do
+        ((SECONDS - t0 < limit)) || return 1
+        for ((id = 0; id < n; id++)); do
+            pid_of "$DIR" "osd.$id" >/dev/null || { echo "cluster.sh: ceph-osd $id exited" >&2; return 1; }
+        done
+        sleep 0.5
+    done
+}
+
+# Starts osd.ID of DIR again (a test killed it) and waits until every OSD is up.
+cmd_start_osd() {
+    DIR=$(realpath -m "$1")
+    local id=$2 osds
+    [[ $id =~ ^[0-9]$ && -d $DIR/osd.$id ]] || die "no osd.$id in $DIR"
+    if pid_of "$DIR" "osd.$id" >/dev/null; then die "osd.$id of $DIR is running"; fi
+    osds=$(find "$DIR" -maxdepth 1 -name 'osd.*' -type d | wc -l)
+    ceph-osd -c "$DIR/ceph.conf" -i "$id" >>"$DIR/log/setup.log" 2>&1 || die "starting osd.$id failed"
+    wait_osds_up "$osds" "$SECONDS" "${CEPH_TEST_TIMEOUT:-90}" || die "osd.$id not up after its restart"
 }
 
 # ---------------------------------------------------------------- stop / pids
@@ -230,15 +267,28 @@ kill_daemon() {
     while alive "$pid"; do sleep 0.05; done
 }
 
-stop_daemons() {
-    local name pid pids=()
-    for name in osd mon; do
-        if pid=$(pid_of "$DIR" "$name"); then pids+=("$pid"); fi
+# Every daemon with a pid file in DIR/run that is still this DIR's: "NAME PID".
+daemons() {
+    local f name pid
+    for f in "$DIR"/run/*.pid; do
+        [[ -e $f ]] || continue
+        name=$(basename "$f" .pid)
+        if pid=$(pid_of "$DIR" "$name"); then echo "$name $pid"; fi
     done
+}
+
+stop_daemons() {
+    local name pid osds=() mons=()
+    while read -r name pid; do
+        if [[ $name == mon ]]; then mons+=("$pid"); else osds+=("$pid"); fi
+    done < <(daemons)
     # Wake every daemon first (a stopped process can't act on SIGTERM), then
-    # OSD before mon: on SIGTERM the OSD waits up to 5 s for the mon's ack.
-    if ((${#pids[@]})); then kill -CONT "${pids[@]}" 2>/dev/null || true; fi
-    for pid in "${pids[@]}"; do kill_daemon "$pid"; done
+    # OSDs (in parallel) before the mon: on SIGTERM an OSD waits up to 5 s
+    # for the mon's ack.
+    if ((${#osds[@]} + ${#mons[@]})); then kill -CONT "${osds[@]}" "${mons[@]}" 2>/dev/null || true; fi
+    for pid in "${osds[@]}"; do kill_daemon "$pid" & done
+    wait
+    for pid in "${mons[@]}"; do kill_daemon "$pid"; done
 }
 
 cmd_stop() {
@@ -253,17 +303,14 @@ cmd_stop() {
 
 cmd_pids() {
     DIR=$(realpath -m "$1")
-    local name pid
-    for name in mon osd; do
-        pid=$(pid_of "$DIR" "$name") && echo "$name $pid"
-    done
-    return 0
+    daemons
 }
 
 case "${1:-}" in
     install) cmd_install ;;
-    start) [[ $# -ge 2 && $# -le 3 ]] || die "usage: $0 start DIR [memstore|bluestore]"; cmd_start "$2" "${3:-}" ;;
+    start) [[ $# -ge 2 && $# -le 4 ]] || die "usage: $0 start DIR [memstore|bluestore] [OSDS]"; cmd_start "$2" "${3:-}" "${4:-}" ;;
+    start-osd) [[ $# -eq 3 ]] || die "usage: $0 start-osd DIR ID"; cmd_start_osd "$2" "$3" ;;
     stop) [[ $# -eq 2 ]] || die "usage: $0 stop DIR"; cmd_stop "$2" ;;
     pids) [[ $# -eq 2 ]] || die "usage: $0 pids DIR"; cmd_pids "$2" ;;
-    *) die "usage: $0 install | start DIR [memstore|bluestore] | stop DIR | pids DIR" ;;
+    *) die "usage: $0 install | start DIR [memstore|bluestore] [OSDS] | start-osd DIR ID | stop DIR | pids DIR" ;;
 esac

@@ -44,11 +44,11 @@ fn map_clean_or_invalid(c: &CephCluster, image: &str) {
 
 #[test]
 fn frozen_daemons_are_survived_or_reported() {
-    let c = CephCluster::start("memstore");
+    let c = CephCluster::start("memstore", 1);
     let dir = tempfile::tempdir().unwrap();
     let src = raw_source(dir.path(), "s.raw", 64 << 20, &[(0, 3, 64 << 20)]);
     let expected = std::fs::read(&src).unwrap();
-    let osd = c.pid("osd");
+    let osd = c.pid("osd.0");
     let mon = c.pid("mon");
 
     // 1. OSD frozen for a few seconds mid-convert: the convert finishes.

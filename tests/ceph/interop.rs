@@ -9,7 +9,7 @@ use crate::util::{have_qemu_img, qemu_img};
 
 /// Our deliberate additions: disk size from the object map, and the store
 /// an image lives in. Everything else must equal qemu-img's output.
-fn without_our_additions(text: &str) -> String {
+pub(super) fn without_our_additions(text: &str) -> String {
     if text.trim_start().starts_with('{') {
         let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
         strip(&mut v);
@@ -31,15 +31,15 @@ fn without_our_additions(text: &str) -> String {
 fn strip(v: &mut serde_json::Value) {
     match v {
         serde_json::Value::Object(m) => {
-            m.remove("actual-size");
+            m.shift_remove("actual-size");
             if let Some(data) = m
                 .get_mut("format-specific")
                 .and_then(|f| f.get_mut("data"))
                 .and_then(|d| d.as_object_mut())
             {
-                data.remove("store");
+                data.shift_remove("store");
                 if data.is_empty() {
-                    m.remove("format-specific");
+                    m.shift_remove("format-specific");
                 }
             }
             m.values_mut().for_each(strip);

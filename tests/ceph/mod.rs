@@ -1,7 +1,8 @@
 //! RBD against a real single-node Ceph cluster (Debian's ceph-mon and
 //! ceph-osd on loopback, cephx on), started by tests/ceph/cluster.sh. One
-//! shared cluster serves most tests (each uses its own image names); tests
-//! that freeze daemons start a private one.
+//! shared single-OSD cluster serves most tests (each uses its own image
+//! names); tests that freeze daemons start a private one; the tests that
+//! kill OSDs share a replicated three-OSD cluster, one test at a time.
 
 mod faults;
 mod interop;
@@ -9,11 +10,14 @@ mod locking;
 mod matrix;
 mod misuse;
 mod options;
+mod qcow2_in_rbd;
+mod replicated;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::util::Outcome;
 
@@ -34,8 +38,9 @@ fn free_port() -> u16 {
 }
 
 impl CephCluster {
-    /// Starts a fresh cluster (installing Ceph first if it is missing).
-    pub fn start(objectstore: &str) -> CephCluster {
+    /// Starts a fresh cluster of `osds` OSDs (installing Ceph first if it
+    /// is missing); with more than one, pools keep two copies.
+    pub fn start(objectstore: &str, osds: u32) -> CephCluster {
         let dir = tempfile::Builder::new()
             .prefix("rbdimg-ceph-")
             .tempdir()
@@ -44,6 +49,7 @@ impl CephCluster {
         let out = Command::new("bash")
             .arg(script())
             .args(["start", dir.to_str().unwrap(), objectstore])
+            .arg(osds.to_string())
             .env("CEPH_TEST_PORT", free_port().to_string())
             .output()
             .expect("run cluster.sh");
@@ -111,17 +117,47 @@ impl CephCluster {
         std::fs::read(file.path()).unwrap()
     }
 
-    pub fn pid(&self, daemon: &str) -> i32 {
+    /// "NAME PID" lines of the running daemons ("mon", "osd.0", ...).
+    fn daemons(&self) -> String {
         let out = Command::new("bash")
             .arg(script())
             .args(["pids", self.dir.to_str().unwrap()])
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn pid(&self, daemon: &str) -> i32 {
+        let text = self.daemons();
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{daemon} ")))
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {daemon} pid in {text}"))
+    }
+
+    /// Kills osd.`id` with SIGKILL and waits until it is gone.
+    pub fn kill_osd(&self, id: u32) {
+        let pid = self.pid(&format!("osd.{id}"));
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.daemons().contains(&format!("osd.{id} ")) {
+            assert!(Instant::now() < deadline, "osd.{id} survived SIGKILL");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a killed osd.`id` again and waits until every OSD is up.
+    pub fn start_osd(&self, id: u32) {
+        let out = Command::new("bash")
+            .arg(script())
+            .args(["start-osd", self.dir.to_str().unwrap(), &id.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "could not restart osd.{id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn stop(&self) {
@@ -150,11 +186,38 @@ extern "C" fn stop_shared_cluster() {
 /// the test binary exits.
 pub fn shared() -> &'static CephCluster {
     SHARED.get_or_init(|| {
-        let cluster = CephCluster::start("memstore");
+        let cluster = CephCluster::start("memstore", 1);
         // SAFETY: registering a plain extern "C" function.
         unsafe { libc::atexit(stop_shared_cluster) };
         cluster
     })
+}
+
+static REPLICATED: OnceLock<Mutex<CephCluster>> = OnceLock::new();
+
+extern "C" fn stop_replicated_cluster() {
+    if let Some(cluster) = REPLICATED.get() {
+        cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .stop();
+    }
+}
+
+/// Three bluestore OSDs, pools of size 2 (min_size 1), started on first use
+/// and stopped when the test binary exits. The guard makes the tests that
+/// kill its OSDs take turns.
+pub fn replicated() -> MutexGuard<'static, CephCluster> {
+    REPLICATED
+        .get_or_init(|| {
+            let cluster = CephCluster::start("bluestore", 3);
+            // SAFETY: registering a plain extern "C" function.
+            unsafe { libc::atexit(stop_replicated_cluster) };
+            Mutex::new(cluster)
+        })
+        .lock()
+        // A failed test's panic leaves the cluster usable.
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 pub use crate::rbd::{raw_source, rbdimg, rbdimg_fails, rbdimg_ok, unique};

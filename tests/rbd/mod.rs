@@ -5,9 +5,11 @@
 //! with rbdimg itself.
 
 mod conformance;
+mod corrupt;
 mod crash;
 mod embedded;
 mod names;
+mod qcow2_in_rbd;
 mod store;
 
 use std::path::{Path, PathBuf};

@@ -4,9 +4,9 @@
 //! clears the "bitmaps consistent" autoclear bit, as the format requires of
 //! programs without bitmap support.
 
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::header::BitmapsExt;
 use crate::formats::qcow2::tables::L1E_OFFSET_MASK;
-use crate::image::error::{Error, ErrorKind, Result};
 
 /// QEMU's bitmap directory entry constraints (`check_dir_entry`): a table
 /// of at most this many entries ...

@@ -1,20 +1,22 @@
 //! Consistency check and repair, as `qemu-img check` does it for qcow2
 //! (QEMU's `qcow2_check_refcounts` and friends): references are counted
 //! from the metadata into an in-memory refcount table and compared with the
-//! on-disk refcounts. Diagnostics go to stderr as they are found, worded as
-//! QEMU words them, so the two tools print the same lines.
+//! on-disk refcounts. What it finds is reported line by line in the
+//! report's messages, worded as QEMU words them, so the two tools print the
+//! same lines.
 
+use crate::block::diagnostics::Diagnostics;
+use crate::block::driver::{CheckReport, Repair};
+use crate::error::Result;
 use crate::formats::qcow2::Qcow2Image;
 use crate::formats::qcow2::header::{INCOMPAT_CORRUPT, INCOMPAT_DIRTY, hex};
 use crate::formats::qcow2::metadata::Meta;
-use crate::formats::qcow2::snapshot;
+use crate::formats::qcow2::snapshot_table;
 use crate::formats::qcow2::tables::{
     self, ClusterType, L1E_OFFSET_MASK, L1E_RESERVED_MASK, L2E_OFFSET_MASK, L2E_STD_RESERVED_MASK,
     OFLAG_COPIED, OFLAG_ZERO, REFT_OFFSET_MASK, REFT_RESERVED_MASK,
 };
 use crate::formats::qcow2::validate_table;
-use crate::image::driver::{CheckReport, Repair};
-use crate::image::error::Result;
 
 #[derive(Debug, Default, Clone)]
 struct Res {
@@ -39,10 +41,32 @@ struct Checker<'a> {
 
 pub fn run(img: &Qcow2Image, repair: Repair) -> Result<CheckReport> {
     let mut m = img.lock();
+    // What the check finds, and any corruption event it triggers, goes into
+    // the report in the order it happened.
+    let found = Diagnostics::default();
+    let image_sink = std::mem::replace(&mut m.diagnostics, found.clone());
+    let result = check(img, &mut m, repair);
+    m.diagnostics = image_sink;
+    match result {
+        Ok(report) => Ok(CheckReport {
+            messages: found.take(),
+            ..report
+        }),
+        // A check that fails still tells what it found on its way.
+        Err(e) => {
+            for message in found.take() {
+                m.diagnostics.report(message);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn check(img: &Qcow2Image, m: &mut Meta, repair: Repair) -> Result<CheckReport> {
     let fix_errors = repair == Repair::All;
     let fix_leaks = repair != Repair::None;
     let mut c = Checker {
-        m: &mut m,
+        m,
         res: Res::default(),
         fix_leaks,
         fix_errors,
@@ -57,17 +81,21 @@ pub fn run(img: &Qcow2Image, repair: Repair) -> Result<CheckReport> {
     if c.res.corruptions > 0 && fix_errors && end.is_some() {
         if let Err(e) = c.m.write_snapshots() {
             c.res.check_errors += 1;
-            eprintln!("ERROR failed to update snapshot table: {}", e.message());
+            c.m.diagnostics.line(format!(
+                "ERROR failed to update snapshot table: {}",
+                e.message()
+            ));
         } else {
             c.res.corruptions_fixed += c.res.corruptions;
             c.res.corruptions = 0;
         }
     }
     let res = c.res.clone();
+    let m = c.m;
     if fix_leaks && res.check_errors == 0 && res.corruptions == 0 {
         let flags = m.header.incompatible_features;
         if flags & (INCOMPAT_DIRTY | INCOMPAT_CORRUPT) != 0 {
-            m.file.sync()?;
+            m.file.flush()?;
             m.header.incompatible_features &= !(INCOMPAT_DIRTY | INCOMPAT_CORRUPT);
             m.write_header()?;
         }
@@ -96,39 +124,39 @@ impl Checker<'_> {
             Ok(h) => h,
             Err(e) => {
                 self.res.check_errors += 1;
-                eprintln!(
+                self.m.diagnostics.line(format!(
                     "ERROR failed to read the snapshot table pointer from the image header: {}",
                     e.message()
-                );
+                ));
                 return false;
             }
         };
         let mut count = u32::from_be_bytes(head[0..4].try_into().expect("4 bytes"));
         let offset = u64::from_be_bytes(head[4..12].try_into().expect("8 bytes"));
         let mut reduced = 0;
-        if count > snapshot::MAX_SNAPSHOTS && self.fix_errors {
-            eprintln!(
+        if count > snapshot_table::MAX_SNAPSHOTS && self.fix_errors {
+            self.m.diagnostics.line(format!(
                 "Discarding {} overhanging snapshots",
-                count - snapshot::MAX_SNAPSHOTS
-            );
-            reduced += count - snapshot::MAX_SNAPSHOTS;
-            count = snapshot::MAX_SNAPSHOTS;
+                count - snapshot_table::MAX_SNAPSHOTS
+            ));
+            reduced += count - snapshot_table::MAX_SNAPSHOTS;
+            count = snapshot_table::MAX_SNAPSHOTS;
         }
         if let Err(e) = validate_table(
             &g,
             offset,
             u64::from(count),
-            snapshot::ENTRY_HEADER as u64,
-            snapshot::ENTRY_HEADER as u64 * u64::from(snapshot::MAX_SNAPSHOTS),
+            snapshot_table::ENTRY_HEADER as u64,
+            snapshot_table::ENTRY_HEADER as u64 * u64::from(snapshot_table::MAX_SNAPSHOTS),
             "snapshot table",
         ) {
             self.res.check_errors += 1;
-            eprintln!("ERROR {}", e.message());
-            if count > snapshot::MAX_SNAPSHOTS {
-                eprintln!(
+            self.m.diagnostics.line(format!("ERROR {}", e.message()));
+            if count > snapshot_table::MAX_SNAPSHOTS {
+                self.m.diagnostics.line(format!(
                     "You can force-remove all {} overhanging snapshots with qemu-img check -r all",
-                    count - snapshot::MAX_SNAPSHOTS
-                );
+                    count - snapshot_table::MAX_SNAPSHOTS
+                ));
             }
             self.m.snapshots.clear();
             self.m.header.snapshots_offset = 0;
@@ -137,14 +165,18 @@ impl Checker<'_> {
         }
         let size = self.m.header.size;
         let m = &*self.m;
-        let table = snapshot::parse(count, size, self.fix_errors, |off, len| {
+        let repair = self.fix_errors.then_some(&m.diagnostics);
+        let table = snapshot_table::parse(count, size, repair, |off, len| {
             m.read_meta(offset + off, len)
         });
         let table = match table {
             Ok(t) => t,
             Err(e) => {
                 self.res.check_errors += 1;
-                eprintln!("ERROR failed to read the snapshot table: {}", e.message());
+                self.m.diagnostics.line(format!(
+                    "ERROR failed to read the snapshot table: {}",
+                    e.message()
+                ));
                 self.m.snapshots.clear();
                 self.m.header.snapshots_offset = 0;
                 self.m.snapshots_size = 0;
@@ -160,10 +192,10 @@ impl Checker<'_> {
             let n = (self.m.snapshots.len() as u32).to_be_bytes();
             if let Err(e) = self.m.write_meta(60, &n) {
                 self.res.check_errors += 1;
-                eprintln!(
+                self.m.diagnostics.line(format!(
                     "ERROR failed to update the snapshot count in the image header: {}",
                     e.message()
-                );
+                ));
                 return false;
             }
             self.m.header.nb_snapshots = self.m.snapshots.len() as u32;
@@ -172,16 +204,16 @@ impl Checker<'_> {
         }
         if g.version >= 3 {
             for (i, sn) in self.m.snapshots.iter().enumerate() {
-                if (sn.extra_data_size as usize) < snapshot::EXTRA_V3_MIN {
+                if (sn.extra_data_size as usize) < snapshot_table::EXTRA_V3_MIN {
                     self.res.corruptions += 1;
-                    eprintln!(
+                    self.m.diagnostics.line(format!(
                         "{} snapshot table entry {i} is incomplete",
                         if self.fix_errors {
                             "Repairing"
                         } else {
                             "ERROR"
                         }
-                    );
+                    ));
                 }
             }
         }
@@ -194,12 +226,12 @@ impl Checker<'_> {
             return Ok(());
         }
         let g = self.m.g;
-        let file_len = self.m.file.len()?;
+        let file_len = self.m.file.length()?;
         if offset.saturating_add(size) as i128 - file_len as i128 >= g.cluster_size as i128 {
-            eprintln!(
+            self.m.diagnostics.line(format!(
                 "ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset {:#x} size {:#x}",
                 offset, size
-            );
+            ));
             self.res.corruptions += 1;
             return Ok(());
         }
@@ -210,9 +242,12 @@ impl Checker<'_> {
                 self.imrt.resize(k as usize + 1, 0);
             }
             if self.imrt[k as usize] == g.refcount_max {
-                eprintln!("ERROR: overflow cluster offset={:#x}", k << g.cluster_bits);
-                eprintln!(
-                    "Use qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing"
+                self.m.diagnostics.line(format!(
+                    "ERROR: overflow cluster offset={:#x}",
+                    k << g.cluster_bits
+                ));
+                self.m.diagnostics.line(
+                    "Use qemu-img amend to increase the refcount entry width or qemu-img convert to create a clean copy if the image cannot be opened for writing",
                 );
                 self.res.corruptions += 1;
                 continue;
@@ -230,7 +265,9 @@ impl Checker<'_> {
         let l1 = match self.m.read_meta(l1_offset, (l1_size * 8) as usize) {
             Ok(b) => tables::decode_entries(&b),
             Err(_) => {
-                eprintln!("ERROR: I/O error in check_refcounts_l1");
+                self.m
+                    .diagnostics
+                    .line("ERROR: I/O error in check_refcounts_l1");
                 self.res.check_errors += 1;
                 return Ok(());
             }
@@ -240,15 +277,17 @@ impl Checker<'_> {
                 continue;
             }
             if entry & L1E_RESERVED_MASK != 0 {
-                eprintln!("ERROR found L1 entry with reserved bits set: {entry:x}");
+                self.m.diagnostics.line(format!(
+                    "ERROR found L1 entry with reserved bits set: {entry:x}"
+                ));
                 self.res.corruptions += 1;
             }
             let l2 = entry & L1E_OFFSET_MASK;
             self.inc(l2, self.m.g.cluster_size)?;
             if self.m.g.offset_into_cluster(l2) != 0 {
-                eprintln!(
+                self.m.diagnostics.line(format!(
                     "ERROR l2_offset={l2:x}: Table is not cluster aligned; L1 entry corrupted"
-                );
+                ));
                 self.res.corruptions += 1;
             }
             self.check_l2(l2, frag, active)?;
@@ -261,7 +300,9 @@ impl Checker<'_> {
         let mut table = match self.m.read_meta(l2, g.cluster_size as usize) {
             Ok(b) => tables::decode_entries(&b),
             Err(_) => {
-                eprintln!("ERROR: I/O error in check_refcounts_l2");
+                self.m
+                    .diagnostics
+                    .line("ERROR: I/O error in check_refcounts_l2");
                 self.res.check_errors += 1;
                 return Ok(());
             }
@@ -273,28 +314,32 @@ impl Checker<'_> {
             let bitmap = if g.extended_l2 { table[i * w + 1] } else { 0 };
             let t = g.cluster_type(e);
             if t != ClusterType::Compressed && e & L2E_STD_RESERVED_MASK != 0 {
-                eprintln!("ERROR found l2 entry with reserved bits set: {e:x}");
+                self.m.diagnostics.line(format!(
+                    "ERROR found l2 entry with reserved bits set: {e:x}"
+                ));
                 self.res.corruptions += 1;
             }
             match t {
                 ClusterType::Compressed => {
                     if e & OFLAG_COPIED != 0 {
-                        eprintln!(
+                        self.m.diagnostics.line(format!(
                             "ERROR: coffset={:#x}: copied flag must never be set for compressed clusters",
                             e & g.cluster_offset_mask
-                        );
+                        ));
                         e &= !OFLAG_COPIED;
                         self.res.corruptions += 1;
                     }
                     if g.has_data_file {
-                        eprintln!("ERROR compressed cluster {i} with data file, entry={e:#x}");
+                        self.m.diagnostics.line(format!(
+                            "ERROR compressed cluster {i} with data file, entry={e:#x}"
+                        ));
                         self.res.corruptions += 1;
                         continue;
                     }
                     if bitmap != 0 {
-                        eprintln!(
+                        self.m.diagnostics.line(format!(
                             "ERROR compressed cluster {i} with non-zero subcluster allocation bitmap, entry={e:#x}"
-                        );
+                        ));
                         self.res.corruptions += 1;
                         continue;
                     }
@@ -310,9 +355,9 @@ impl Checker<'_> {
                     let off = e & L2E_OFFSET_MASK;
                     if (bitmap >> 32) & bitmap != 0 {
                         self.res.corruptions += 1;
-                        eprintln!(
+                        self.m.diagnostics.line(format!(
                             "ERROR offset={off:x}: Allocated cluster has corrupted subcluster allocation bitmap"
-                        );
+                        ));
                     }
                     if g.offset_into_cluster(off) != 0 {
                         self.res.corruptions += 1;
@@ -322,14 +367,14 @@ impl Checker<'_> {
                             e & OFLAG_ZERO == 0
                         };
                         if !contains_data {
-                            eprintln!(
+                            self.m.diagnostics.line(format!(
                                 "{} offset={off:x}: Preallocated cluster is not properly aligned; L2 entry corrupted.",
                                 if self.fix_errors {
                                     "Repairing"
                                 } else {
                                     "ERROR"
                                 }
-                            );
+                            ));
                             if self.fix_errors {
                                 if g.extended_l2 {
                                     table[i * w + 1] =
@@ -349,9 +394,9 @@ impl Checker<'_> {
                                 self.res.check_errors += 1;
                             }
                         } else {
-                            eprintln!(
+                            self.m.diagnostics.line(format!(
                                 "ERROR offset={off:x}: Data cluster is not properly aligned; L2 entry corrupted."
-                            );
+                            ));
                         }
                     }
                     if frag {
@@ -369,8 +414,8 @@ impl Checker<'_> {
                 ClusterType::Unallocated => {
                     if bitmap & tables::BITMAP_ALL_ALLOC != 0 {
                         self.res.corruptions += 1;
-                        eprintln!(
-                            "ERROR: Unallocated cluster has non-zero subcluster allocation map"
+                        self.m.diagnostics.line(
+                            "ERROR: Unallocated cluster has non-zero subcluster allocation map",
                         );
                     }
                 }
@@ -388,30 +433,30 @@ impl Checker<'_> {
         let (l1_off, l1_size) = (self.m.header.l1_table_offset, self.m.l1.len() as u64);
         self.check_l1(l1_off, l1_size, true, true)?;
         if g.has_data_file && !self.m.snapshots.is_empty() {
-            eprintln!(
+            self.m.diagnostics.line(format!(
                 "ERROR {} snapshots in image with data file",
                 self.m.snapshots.len()
-            );
+            ));
             self.res.corruptions += 1;
         }
         for sn in self.m.snapshots.clone() {
             if g.offset_into_cluster(sn.l1_table_offset) != 0 {
-                eprintln!(
+                self.m.diagnostics.line(format!(
                     "ERROR snapshot {} ({}) l1_offset={}: L1 table is not cluster aligned; snapshot table entry corrupted",
                     sn.id,
                     sn.name,
                     hex(sn.l1_table_offset)
-                );
+                ));
                 self.res.corruptions += 1;
                 continue;
             }
             if u64::from(sn.l1_size) > tables::MAX_L1_BYTES / 8 {
-                eprintln!(
+                self.m.diagnostics.line(format!(
                     "ERROR snapshot {} ({}) l1_size={}: L1 table is too large; snapshot table entry corrupted",
                     sn.id,
                     sn.name,
                     hex(u64::from(sn.l1_size))
-                );
+                ));
                 self.res.corruptions += 1;
                 continue;
             }
@@ -433,7 +478,9 @@ impl Checker<'_> {
             if let Err(e) = &list {
                 // QEMU refuses to open such an image; its check counts one
                 // corruption for a bitmap directory it cannot load.
-                eprintln!("ERROR bitmap directory: {}", e.message());
+                self.m
+                    .diagnostics
+                    .line(format!("ERROR bitmap directory: {}", e.message()));
                 self.res.corruptions += 1;
             }
             if let Ok(list) = list {
@@ -458,15 +505,17 @@ impl Checker<'_> {
             let off = raw & REFT_OFFSET_MASK;
             let cluster = off >> g.cluster_bits;
             if raw & REFT_RESERVED_MASK != 0 {
-                eprintln!("ERROR refcount table entry {i} has reserved bits set");
+                self.m.diagnostics.line(format!(
+                    "ERROR refcount table entry {i} has reserved bits set"
+                ));
                 self.res.corruptions += 1;
                 *rebuild = true;
                 continue;
             }
             if g.offset_into_cluster(off) != 0 {
-                eprintln!(
+                self.m.diagnostics.line(format!(
                     "ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted"
-                );
+                ));
                 self.res.corruptions += 1;
                 *rebuild = true;
                 continue;
@@ -474,17 +523,17 @@ impl Checker<'_> {
             let nb_clusters = self.imrt.len() as u64;
             if cluster >= nb_clusters {
                 self.res.corruptions += 1;
-                eprintln!(
+                self.m.diagnostics.line(format!(
                     "{} refcount block {i} is outside image",
                     if fix_errors { "Repairing" } else { "ERROR" }
-                );
+                ));
                 if fix_errors {
                     match self.m.file.set_len(
                         off + g.cluster_size,
-                        crate::image::driver::Preallocation::Off,
+                        crate::block::driver::Preallocation::Off,
                     ) {
                         Ok(()) => {
-                            let size = self.m.file.len()?;
+                            let size = self.m.file.length()?;
                             let n = g.size_to_clusters(size) as usize;
                             if self.imrt.len() < n {
                                 self.imrt.resize(n, 0);
@@ -495,7 +544,9 @@ impl Checker<'_> {
                         }
                         Err(e) => {
                             *rebuild = true;
-                            eprintln!("ERROR could not resize image: {}", e.message());
+                            self.m
+                                .diagnostics
+                                .line(format!("ERROR could not resize image: {}", e.message()));
                         }
                     }
                 }
@@ -505,7 +556,9 @@ impl Checker<'_> {
                 self.inc(off, g.cluster_size)?;
                 let rc = self.imrt[cluster as usize];
                 if rc != 1 {
-                    eprintln!("ERROR refcount block {i} refcount={rc}");
+                    self.m
+                        .diagnostics
+                        .line(format!("ERROR refcount block {i} refcount={rc}"));
                     self.res.corruptions += 1;
                     *rebuild = true;
                 }
@@ -522,7 +575,10 @@ impl Checker<'_> {
             let rc1 = match self.m.get_refcount(i) {
                 Ok(r) => r,
                 Err(e) => {
-                    eprintln!("Can't get refcount for cluster {i}: {}", e.message());
+                    self.m.diagnostics.line(format!(
+                        "Can't get refcount for cluster {i}: {}",
+                        e.message()
+                    ));
                     self.res.check_errors += 1;
                     continue;
                 }
@@ -557,7 +613,9 @@ impl Checker<'_> {
             } else {
                 "Leaked"
             };
-            eprintln!("{what} cluster {i} refcount={rc1} reference={rc2}");
+            self.m
+                .diagnostics
+                .line(format!("{what} cluster {i} refcount={rc1} reference={rc2}"));
             if fix != Fix::None {
                 let cs = self.m.g.cluster_size;
                 self.m.discard_freed = true;
@@ -586,7 +644,7 @@ impl Checker<'_> {
 
     fn check_refcounts(&mut self) -> Result<Option<u64>> {
         let g = self.m.g;
-        let size = self.m.file.len()?;
+        let size = self.m.file.length()?;
         self.imrt = vec![0; g.size_to_clusters(size) as usize];
         let mut rebuild = false;
         self.calculate(&mut rebuild, self.fix_errors)?;
@@ -594,9 +652,9 @@ impl Checker<'_> {
         let mut highest = self.compare(false, false, &mut rebuild);
         if rebuild && self.fix_errors {
             let old = self.res.clone();
-            eprintln!("Rebuilding refcount structure");
+            self.m.diagnostics.line("Rebuilding refcount structure");
             if let Err(e) = self.rebuild() {
-                eprintln!("qemu-img: {}", e.message());
+                self.m.diagnostics.error(e.message());
                 self.res.check_errors += 1;
                 return Ok(None);
             }
@@ -614,7 +672,9 @@ impl Checker<'_> {
                 self.res = Res::default();
                 highest = self.compare(true, false, &mut again);
                 if again {
-                    eprintln!("ERROR rebuilt refcount structure is still broken");
+                    self.m
+                        .diagnostics
+                        .line("ERROR rebuilt refcount structure is still broken");
                 }
                 fresh_leaks = self.res.leaks;
                 self.res = saved;
@@ -635,10 +695,12 @@ impl Checker<'_> {
             self.res.leaks += fresh_leaks;
         } else if self.fix_leaks {
             if rebuild {
-                eprintln!("ERROR need to rebuild refcount structures");
+                self.m
+                    .diagnostics
+                    .line("ERROR need to rebuild refcount structures");
                 self.res.check_errors += 1;
-                return Err(crate::image::error::Error::os(
-                    crate::image::error::ErrorKind::Io,
+                return Err(crate::error::Error::os(
+                    crate::error::ErrorKind::Io,
                     libc::EIO,
                 ));
             }
@@ -674,9 +736,9 @@ impl Checker<'_> {
             };
             if (rc == 1) != (entry & OFLAG_COPIED != 0) {
                 self.res.corruptions += 1;
-                eprintln!(
+                self.m.diagnostics.line(format!(
                     "{what} OFLAG_COPIED L2 cluster: l1_index={i} l1_entry={entry:x} refcount={rc}"
-                );
+                ));
                 if repair {
                     self.m.l1[i] = if rc == 1 {
                         entry | OFLAG_COPIED
@@ -692,7 +754,9 @@ impl Checker<'_> {
                 }
             }
             let Ok(bytes) = self.m.read_meta(l2, g.cluster_size as usize) else {
-                eprintln!("ERROR: Could not read L2 table: Input/output error");
+                self.m
+                    .diagnostics
+                    .line("ERROR: Could not read L2 table: Input/output error");
                 self.res.check_errors += 1;
                 return Ok(());
             };
@@ -715,7 +779,9 @@ impl Checker<'_> {
                 };
                 if (rc == 1) != (e & OFLAG_COPIED != 0) {
                     self.res.corruptions += 1;
-                    eprintln!("{what} OFLAG_COPIED data cluster: l2_entry={e:x} refcount={rc}");
+                    self.m.diagnostics.line(format!(
+                        "{what} OFLAG_COPIED data cluster: l2_entry={e:x} refcount={rc}"
+                    ));
                     if repair {
                         table[j * w] = if rc == 1 {
                             e | OFLAG_COPIED
@@ -728,7 +794,9 @@ impl Checker<'_> {
             }
             if dirty > 0 {
                 if let Err(e) = self.m.write_meta(l2, &tables::encode_entries(&table)) {
-                    eprintln!("ERROR: Could not write L2 table: {}", e.message());
+                    self.m
+                        .diagnostics
+                        .line(format!("ERROR: Could not write L2 table: {}", e.message()));
                     self.res.check_errors += 1;
                     return Ok(());
                 }
@@ -836,7 +904,7 @@ impl Checker<'_> {
         let mut hdr = offset.to_be_bytes().to_vec();
         hdr.extend_from_slice(&(clusters as u32).to_be_bytes());
         self.m.file.write_at(&hdr, 48)?;
-        self.m.file.sync()?;
+        self.m.file.flush()?;
         self.m.reftable = reftable;
         self.m.header.refcount_table_offset = offset;
         self.m.header.refcount_table_clusters = clusters as u32;

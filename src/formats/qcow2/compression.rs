@@ -6,8 +6,8 @@
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::header::CompressionType;
-use crate::image::error::{Error, ErrorKind, Result};
 
 /// QEMU's deflate window: 2^12 bytes.
 const WINDOW_BITS: u8 = 12;

@@ -3,18 +3,21 @@
 //! one refcount block, then the L1 table (and, with preallocation, L2
 //! tables and data clusters) at the next free clusters.
 
+use std::sync::Arc;
+
+use crate::block::diagnostics::Diagnostics;
+use crate::block::driver::Preallocation;
+use crate::block::driver_names;
+use crate::block::options::{OptDesc, OptType, Options};
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
 use crate::formats::qcow2::header::{
     AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, CompressionType, Header, INCOMPAT_COMPRESSION,
     INCOMPAT_DATA_FILE, INCOMPAT_EXTL2, MAX_CLUSTER_BITS, MIN_CLUSTER_BITS,
 };
 use crate::formats::qcow2::resize;
-use crate::formats::{Format, Lookup};
-use crate::image::driver::Preallocation;
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::open::OpenOptions;
-use crate::image::options::{OptDesc, OptType, Options};
-use crate::storage::file::{FileCreateOptions, LocalFile};
+use crate::formats::{OpenFlags, Opener};
+use crate::storage::Storage;
 
 const ENCRYPTION: OptDesc = OptDesc::new(
     "encryption",
@@ -107,68 +110,30 @@ const REFCOUNT_BITS: OptDesc = OptDesc::new(
     "Width of a reference count entry in bits",
 )
 .with_default("16");
-const NOCOW: OptDesc = OptDesc::new(
-    "nocow",
-    OptType::Bool,
-    "Turn off copy-on-write (valid only on btrfs)",
-);
-const EXTENT_SIZE_HINT: OptDesc = OptDesc::new(
-    "extent_size_hint",
-    OptType::Size,
-    "Extent size hint for the image file, 0 to disable",
-);
-
 /// qcow2's options in QEMU's declaration order (the "Formatting" line
-/// order), followed by the file protocol's own.
-pub const CREATE_OPTIONS: &[OptDesc] = &[
-    ENCRYPTION,
-    ENCRYPT_FORMAT,
-    ENCRYPT_KEY,
-    ENCRYPT_CIPHER,
-    ENCRYPT_MODE,
-    ENCRYPT_IVGEN,
-    ENCRYPT_IVGEN_HASH,
-    ENCRYPT_HASH,
-    ENCRYPT_ITER,
-    CLUSTER_SIZE,
-    EXTENDED_L2,
-    PREALLOCATION,
-    COMPRESSION_TYPE,
-    SIZE,
-    COMPAT,
-    BACKING_FILE,
-    BACKING_FMT,
-    DATA_FILE,
-    DATA_FILE_RAW,
-    LAZY_REFCOUNTS,
-    REFCOUNT_BITS,
-    NOCOW,
-    EXTENT_SIZE_HINT,
-];
-
-/// The format's own options, sorted as `-o help` lists them.
+/// order); the storage's own options follow them there.
 pub const FORMAT_OPTIONS: &[OptDesc] = &[
-    BACKING_FILE,
-    BACKING_FMT,
-    CLUSTER_SIZE,
-    COMPAT,
-    COMPRESSION_TYPE,
-    DATA_FILE,
-    DATA_FILE_RAW,
+    ENCRYPTION,
+    ENCRYPT_FORMAT,
+    ENCRYPT_KEY,
     ENCRYPT_CIPHER,
     ENCRYPT_MODE,
-    ENCRYPT_FORMAT,
-    ENCRYPT_HASH,
-    ENCRYPT_ITER,
     ENCRYPT_IVGEN,
     ENCRYPT_IVGEN_HASH,
-    ENCRYPT_KEY,
-    ENCRYPTION,
+    ENCRYPT_HASH,
+    ENCRYPT_ITER,
+    CLUSTER_SIZE,
     EXTENDED_L2,
-    LAZY_REFCOUNTS,
     PREALLOCATION,
-    REFCOUNT_BITS,
+    COMPRESSION_TYPE,
     SIZE,
+    COMPAT,
+    BACKING_FILE,
+    BACKING_FMT,
+    DATA_FILE,
+    DATA_FILE_RAW,
+    LAZY_REFCOUNTS,
+    REFCOUNT_BITS,
 ];
 
 /// Everything a new image needs, validated.
@@ -208,7 +173,7 @@ pub fn settings(size: u64, o: &Options) -> Result<Settings> {
     let backing_file = o.get("backing_file").map(str::to_string);
     let backing_fmt = o.get("backing_fmt").map(str::to_string);
     if let Some(f) = &backing_fmt
-        && Format::lookup(f) == Lookup::Unknown
+        && !driver_names::is_qemu_driver(f)
     {
         return Err(bad_value("backing-fmt", f));
     }
@@ -317,37 +282,44 @@ pub fn settings(size: u64, o: &Options) -> Result<Settings> {
     })
 }
 
-/// Creates the image at `path`; a failure removes what was created.
-pub fn create(path: &str, size: u64, options: &Options) -> Result<()> {
+/// Creates the image `name`: its storage (with the options that are not
+/// qcow2's, as QEMU passes them to the protocol), an external data file if
+/// asked, then the layout; a failure removes what was created.
+pub fn create(
+    name: &str,
+    size: u64,
+    options: &Options,
+    opener: &dyn Opener,
+    diagnostics: &Diagnostics,
+) -> Result<()> {
     let s = settings(size, options)?;
-    let file_opts = FileCreateOptions {
-        prealloc: Preallocation::Off,
-        nocow: options.bool("nocow")?.unwrap_or(false),
-        extent_size_hint: options
-            .size("extent_size_hint")?
-            .unwrap_or(crate::storage::file::DEFAULT_EXTENT_SIZE_HINT as u64)
-            .min(u64::from(u32::MAX)) as u32,
-    };
-    LocalFile::create(path, 0, file_opts)?;
+    let storage_options = options.without(FORMAT_OPTIONS);
+    opener.create_storage(name, &storage_options)?;
     if let Some(df) = &s.data_file
-        && let Err(e) = LocalFile::create(df, 0, file_opts)
+        && let Err(e) = opener.create_storage(df, &storage_options)
     {
-        let _ = std::fs::remove_file(path);
+        opener.remove_storage(name);
         return Err(e);
     }
-    let result = lay_out(path, &s);
+    let result = opener
+        .open_storage(name, true)
+        .and_then(|file| lay_out(file, &s, opener, diagnostics));
     if result.is_err() {
-        let _ = std::fs::remove_file(path);
+        opener.remove_storage(name);
         if let Some(df) = &s.data_file {
-            let _ = std::fs::remove_file(df);
+            opener.remove_storage(df);
         }
     }
     result
 }
 
-fn lay_out(path: &str, s: &Settings) -> Result<()> {
+fn lay_out(
+    file: Arc<dyn Storage>,
+    s: &Settings,
+    opener: &dyn Opener,
+    diagnostics: &Diagnostics,
+) -> Result<()> {
     let cs = 1u64 << s.cluster_bits;
-    let file = LocalFile::open(path, true)?;
     let mut h = Header::new(s.version, s.cluster_bits, s.refcount_order);
     h.compression_type = s.compression;
     if s.lazy_refcounts {
@@ -373,16 +345,14 @@ fn lay_out(path: &str, s: &Settings) -> Result<()> {
     table[..8].copy_from_slice(&(2 * cs).to_be_bytes());
     file.write_at(&table, cs)
         .map_err(|e| e.prepend("Could not write refcount table"))?;
-    drop(file);
 
-    let opts = OpenOptions {
-        format: Some("qcow2".into()),
+    let opts = OpenFlags {
         writable: true,
-        metadata_only: false,
+        diagnostics: diagnostics.clone(),
         ..Default::default()
     };
     // The fresh image has no backing file yet; it is named at the end.
-    let img = Qcow2Image::open_inner(path, &opts)?;
+    let img = Qcow2Image::open_inner(file, &opts, opener)?;
     {
         let mut m = img.lock();
         let at = m.alloc_clusters(3 * cs).map_err(|e| {

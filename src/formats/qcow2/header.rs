@@ -8,7 +8,7 @@
 //! (extension order, feature name table, padding), so that images we create
 //! are identical to the ones qemu-img creates.
 
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Byte 0-3, `magic`: "QCOW magic string ("QFI\xfb")".
 pub const MAGIC: u32 = 0x5146_49fb;

@@ -10,6 +10,7 @@
 
 use std::sync::MutexGuard;
 
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
 use crate::formats::qcow2::compression;
 use crate::formats::qcow2::header::hex;
@@ -17,7 +18,6 @@ use crate::formats::qcow2::metadata::{Mapping, Meta};
 use crate::formats::qcow2::tables::{
     self, BITMAP_ALL_ZEROES, ClusterType, L2E_OFFSET_MASK, OFLAG_COPIED, OFLAG_ZERO, SubclusterType,
 };
-use crate::image::error::{Error, ErrorKind, Result};
 
 /// Fills `buf` from guest offset `offset` (no range check: copy-on-write
 /// reads may touch the tail of the last cluster past the image end).

@@ -12,14 +12,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::block::diagnostics::Diagnostics;
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::header::{Header, hex};
-use crate::formats::qcow2::snapshot::Snapshot;
+use crate::formats::qcow2::snapshot_table::Snapshot;
 use crate::formats::qcow2::tables::{
     self, ClusterType, Geometry, L1E_OFFSET_MASK, L2E_OFFSET_MASK, OFLAG_COPIED, REFT_OFFSET_MASK,
     SubclusterType,
 };
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::storage::file::LocalFile;
+use crate::storage::Storage;
 
 /// Cache budget for L2 tables and refcount blocks, each.
 const CACHE_BYTES: u64 = 32 << 20;
@@ -96,8 +97,10 @@ pub enum Mapping {
 
 pub struct Meta {
     pub g: Geometry,
-    pub file: Arc<LocalFile>,
+    pub file: Arc<dyn Storage>,
     pub header: Header,
+    /// Where corruption events and failed frees are reported.
+    pub diagnostics: Diagnostics,
     pub l1: Vec<u64>,
     pub reftable: Vec<u64>,
     pub max_reftable_index: usize,
@@ -124,12 +127,19 @@ fn eio() -> Error {
 }
 
 impl Meta {
-    pub fn new(g: Geometry, file: Arc<LocalFile>, header: Header, writable: bool) -> Meta {
+    pub fn new(
+        g: Geometry,
+        file: Arc<dyn Storage>,
+        header: Header,
+        writable: bool,
+        diagnostics: Diagnostics,
+    ) -> Meta {
         let tables = (CACHE_BYTES / g.cluster_size) as usize;
         Meta {
             g,
             file,
             header,
+            diagnostics,
             l1: Vec::new(),
             reftable: Vec::new(),
             max_reftable_index: 0,
@@ -148,22 +158,22 @@ impl Meta {
         }
     }
 
-    /// QEMU's `qcow2_signal_corruption`: tells stderr once, marks a writable
+    /// QEMU's `qcow2_signal_corruption`: reports it once, marks a writable
     /// image corrupt (fatal), and fails the request with EIO.
     pub fn corruption(&mut self, fatal: bool, message: String) -> Error {
         let fatal = fatal && self.writable;
         let suppressed = self.corruption_signaled
             && (!fatal || self.header.incompatible_features & super::header::INCOMPAT_CORRUPT != 0);
         if !suppressed {
-            if fatal {
-                eprintln!(
+            self.diagnostics.line(if fatal {
+                format!(
                     "qcow2: Marking image as corrupt: {message}; further corruption events will be suppressed"
-                );
+                )
             } else {
-                eprintln!(
+                format!(
                     "qcow2: Image is corrupt: {message}; further non-fatal corruption events will be suppressed"
-                );
-            }
+                )
+            });
             if fatal {
                 self.header.incompatible_features |= super::header::INCOMPAT_CORRUPT;
                 let _ = self.write_header();
@@ -521,7 +531,7 @@ impl Meta {
             self.write_refblock_range(block, first, lastw)?;
         }
         for cluster in freed {
-            let _ = self.file.punch_hole(cluster, g.cluster_size);
+            let _ = self.file.discard(cluster, g.cluster_size);
         }
         match result {
             Ok(Outcome::Done) => Ok(Outcome::Done),
@@ -821,7 +831,8 @@ impl Meta {
     /// QEMU.
     pub fn free_clusters(&mut self, offset: u64, size: u64) {
         if let Err(e) = self.update_refcount(offset, size, 1, true) {
-            eprintln!("qcow2_free_clusters failed: {}", e.message());
+            self.diagnostics
+                .line(format!("qcow2_free_clusters failed: {}", e.message()));
         }
     }
 

@@ -1,10 +1,10 @@
-//! qcow2 images: the driver.
+//! qcow2 images: the driver, over any `Storage`.
 //!
 //! ```text
 //!   read/write (any thread) --lock--> Meta: L1, L2 cache, refcounts, allocator
 //!        |                             (metadata written through, in a
 //!        |                              crash-safe order, under the lock)
-//!        +--unlock--> pread/pwrite on the shared data file descriptor
+//!        +--unlock--> read_at/write_at on the data Storage (a file, an RBD image)
 //! ```
 //!
 //! Guest data moves outside the metadata lock; every write registers its
@@ -23,22 +23,21 @@ pub mod io;
 pub mod metadata;
 pub mod refcount;
 pub mod resize;
-pub mod snapshot;
+pub mod snapshot_table;
 pub mod tables;
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
 
-use crate::image::driver::{BlockDriver, CheckReport, Preallocation, Repair};
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::extent::{Allocation, Extent};
-use crate::image::info::NodeInfo;
-use crate::image::open::{OpenOptions, open_child};
-use crate::image::snapshot::SnapshotInfo;
-use crate::storage::file::LocalFile;
+use crate::block::driver::{BlockDriver, Check, CheckReport, Preallocation, Repair};
+use crate::block::extent::{Allocation, Extent};
+use crate::block::info::NodeInfo;
+use crate::block::snapshot::{SnapshotInfo, Snapshots};
+use crate::error::{Error, ErrorKind, Result};
+use crate::formats::{OpenFlags, Opener};
+use crate::storage::Storage;
 
 use header::{
     AUTOCLEAR_BITMAPS, AUTOCLEAR_MASK, COMPAT_LAZY_REFCOUNTS, CRYPT_NONE, Header, INCOMPAT_CORRUPT,
@@ -47,19 +46,14 @@ use header::{
 use metadata::{Mapping, Meta};
 use tables::Geometry;
 
-pub use create::{CREATE_OPTIONS, FORMAT_OPTIONS};
-
-thread_local! {
-    /// Images being opened on this thread, to catch backing-file loops.
-    static OPENING: RefCell<Vec<std::path::PathBuf>> = const { RefCell::new(Vec::new()) };
-}
+pub use create::FORMAT_OPTIONS;
 
 pub struct Qcow2Image {
-    /// The name the image was opened by.
+    /// The name of the storage the image lives in (a path or `json:` name).
     path: String,
-    file: Arc<LocalFile>,
+    file: Arc<dyn Storage>,
     /// The external data file, when the image has one and it was opened.
-    data_file: Option<LocalFile>,
+    data_file: Option<Arc<dyn Storage>>,
     g: Geometry,
     meta: Mutex<Meta>,
     /// Signalled when an in-flight allocation completes.
@@ -118,22 +112,22 @@ pub fn path_combine(base: &str, name: &str) -> String {
 }
 
 impl Qcow2Image {
-    pub fn open(path: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
-        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
-        let looping = OPENING.with(|s| s.borrow().contains(&canonical));
-        if looping {
-            return Err(Error::invalid(format!(
-                "Backing file '{path}' creates an infinite loop."
-            )));
-        }
-        OPENING.with(|s| s.borrow_mut().push(canonical));
-        let result = Self::open_inner(path, opts).map(|img| Arc::new(img) as Arc<dyn BlockDriver>);
-        OPENING.with(|s| s.borrow_mut().pop());
-        result
+    /// Opens the qcow2 image in `file`; its backing image and data file
+    /// come through `opener`.
+    pub fn open(
+        file: Arc<dyn Storage>,
+        opts: &OpenFlags,
+        opener: &dyn Opener,
+    ) -> Result<Arc<dyn BlockDriver>> {
+        Ok(Arc::new(Self::open_inner(file, opts, opener)?))
     }
 
-    fn open_inner(path: &str, opts: &OpenOptions) -> Result<Qcow2Image> {
-        let file = Arc::new(LocalFile::open(path, opts.writable)?);
+    fn open_inner(
+        file: Arc<dyn Storage>,
+        opts: &OpenFlags,
+        opener: &dyn Opener,
+    ) -> Result<Qcow2Image> {
+        let path = file.filename().to_string();
         let mut head = vec![0u8; V3_HEADER_LEN];
         file.read_at(&mut head, 0)
             .map_err(|e| e.prepend("Could not read qcow2 header"))?;
@@ -192,8 +186,8 @@ impl Qcow2Image {
                 &g,
                 h.snapshots_offset,
                 u64::from(h.nb_snapshots),
-                snapshot::ENTRY_HEADER as u64,
-                snapshot::ENTRY_HEADER as u64 * u64::from(snapshot::MAX_SNAPSHOTS),
+                snapshot_table::ENTRY_HEADER as u64,
+                snapshot_table::ENTRY_HEADER as u64 * u64::from(snapshot_table::MAX_SNAPSHOTS),
                 "Snapshot table",
             )?;
         }
@@ -231,7 +225,7 @@ impl Qcow2Image {
             if opts.metadata_only {
                 None
             } else {
-                Some(LocalFile::open(&name, opts.writable)?)
+                Some(opener.open_storage(&name, opts.writable)?)
             }
         } else {
             if g.data_file_raw {
@@ -240,36 +234,36 @@ impl Qcow2Image {
             None
         };
 
-        let full_backing = h.backing_file.as_ref().map(|b| path_combine(path, b));
+        let full_backing = h.backing_file.as_ref().map(|b| path_combine(&path, b));
         let backing = match (&full_backing, opts.metadata_only) {
-            (Some(name), false) => {
-                let child = OpenOptions {
-                    format: h.backing_format.clone(),
-                    force_share: true,
-                    ..Default::default()
-                };
-                Some(
-                    open_child(name, &child)
-                        .map_err(|e| e.prepend("Could not open backing file"))?,
-                )
-            }
+            (Some(name), false) => Some(
+                opener
+                    .open_backing(name, h.backing_format.as_deref())
+                    .map_err(|e| e.prepend("Could not open backing file"))?,
+            ),
             _ => None,
         };
 
-        let mut meta = Meta::new(g, file.clone(), h.clone(), opts.writable);
+        let mut meta = Meta::new(
+            g,
+            file.clone(),
+            h.clone(),
+            opts.writable,
+            opts.diagnostics.clone(),
+        );
         meta.l1 = tables::decode_entries(&l1_bytes);
         meta.reftable = tables::decode_entries(&reftable_bytes);
         meta.update_max_reftable_index();
         meta.has_backing = backing.is_some() || h.backing_file.is_some();
         if !opts.check {
-            let t = snapshot::parse(h.nb_snapshots, h.size, false, |off, len| {
+            let t = snapshot_table::parse(h.nb_snapshots, h.size, None, |off, len| {
                 meta.read_meta(h.snapshots_offset + off, len)
             })?;
             meta.snapshots = t.snapshots;
             meta.snapshots_size = t.size;
         }
         let image = Qcow2Image {
-            path: path.to_string(),
+            path,
             file,
             data_file,
             g,
@@ -310,8 +304,14 @@ impl Qcow2Image {
         Ok(())
     }
 
+    /// QEMU repairs an image left dirty (lazy refcounts) when it opens it
+    /// for writing, reporting what the repair found.
     fn repair_dirty(&self) -> Result<()> {
         let report = check::run(self, Repair::All)?;
+        let diagnostics = self.lock().diagnostics.clone();
+        for message in report.messages {
+            diagnostics.report(message);
+        }
         if report.check_errors > 0 {
             return Err(Error::os(ErrorKind::Io, libc::EIO));
         }
@@ -326,13 +326,14 @@ impl Qcow2Image {
         self.g
     }
 
-    /// The file that holds guest data.
-    pub(crate) fn data(&self) -> &LocalFile {
-        self.data_file.as_ref().unwrap_or(&self.file)
+    /// The storage that holds guest data.
+    pub(crate) fn data(&self) -> &dyn Storage {
+        self.data_file.as_deref().unwrap_or(&*self.file)
     }
 
-    pub(crate) fn container(&self) -> &LocalFile {
-        &self.file
+    /// The storage that holds the image itself (and compressed clusters).
+    pub(crate) fn container(&self) -> &dyn Storage {
+        &*self.file
     }
 
     pub(crate) fn backing_image(&self) -> Option<&Arc<dyn BlockDriver>> {
@@ -356,7 +357,7 @@ impl Qcow2Image {
         if m.header.incompatible_features & INCOMPAT_DIRTY == 0 {
             let v = m.header.incompatible_features | INCOMPAT_DIRTY;
             self.file.write_at(&v.to_be_bytes(), 72)?;
-            self.file.sync()?;
+            self.file.flush()?;
             m.header.incompatible_features = v;
         }
         self.marked_dirty.store(true, Ordering::SeqCst);
@@ -372,14 +373,14 @@ impl Qcow2Image {
         m.header.incompatible_features &= !INCOMPAT_DIRTY;
         let v = m.header.incompatible_features;
         self.file.write_at(&v.to_be_bytes(), 72)?;
-        self.file.sync()
+        self.file.flush()
     }
 
     pub(crate) fn flush_files(&self) -> Result<()> {
         if let Some(df) = &self.data_file {
-            df.sync()?;
+            df.flush()?;
         }
-        self.file.sync()
+        self.file.flush()
     }
 
     fn check_range(&self, offset: u64, len: u64) -> Result<()> {
@@ -466,12 +467,15 @@ impl Qcow2Image {
     /// A read-only view of snapshot `id` (QEMU's `qcow2_snapshot_load_tmp`:
     /// the snapshot's L1 table, the image's current size).
     fn open_snapshot_view(&self, id: &str) -> Result<Arc<dyn BlockDriver>> {
-        let opts = OpenOptions {
-            format: Some("qcow2".into()),
-            force_share: true,
+        let same = SameChildren {
+            backing: self.backing.clone(),
+            data_file: self.data_file.clone(),
+        };
+        let flags = OpenFlags {
+            diagnostics: self.lock().diagnostics.clone(),
             ..Default::default()
         };
-        let mut view = Self::open_inner(&self.path, &opts)?;
+        let mut view = Self::open_inner(self.file.clone(), &flags, &same)?;
         {
             let m = view.meta.get_mut().unwrap_or_else(|p| p.into_inner());
             let Some(sn) = m.snapshots.iter().find(|s| s.id == id).cloned() else {
@@ -494,6 +498,28 @@ impl Qcow2Image {
         view.snapshot_view = true;
         Ok(Arc::new(view))
     }
+}
+
+/// The opener of a snapshot view: the image's own backing and data file.
+struct SameChildren {
+    backing: Option<Arc<dyn BlockDriver>>,
+    data_file: Option<Arc<dyn Storage>>,
+}
+
+impl Opener for SameChildren {
+    fn open_backing(&self, _name: &str, _format: Option<&str>) -> Result<Arc<dyn BlockDriver>> {
+        self.backing.clone().ok_or_else(Error::not_supported)
+    }
+
+    fn open_storage(&self, _name: &str, _writable: bool) -> Result<Arc<dyn Storage>> {
+        self.data_file.clone().ok_or_else(Error::not_supported)
+    }
+
+    fn create_storage(&self, _name: &str, _options: &crate::block::options::Options) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    fn remove_storage(&self, _name: &str) {}
 }
 
 impl Drop for Qcow2Image {
@@ -579,30 +605,6 @@ impl BlockDriver for Qcow2Image {
         self.backing.clone()
     }
 
-    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
-        if self.g.has_data_file {
-            return Ok(Some(Vec::new()));
-        }
-        Ok(Some(
-            self.lock().snapshots.iter().map(|s| s.info()).collect(),
-        ))
-    }
-
-    fn snapshot_create(&self, name: &str) -> Result<()> {
-        self.check_writable()?;
-        snapshot_ops::create(self, name)
-    }
-
-    fn snapshot_apply(&self, id: &str) -> Result<()> {
-        self.check_writable()?;
-        snapshot_ops::apply(self, id)
-    }
-
-    fn snapshot_delete(&self, id: &str) -> Result<()> {
-        self.check_writable()?;
-        snapshot_ops::delete(self, id)
-    }
-
     fn snapshot_open(&self, id: &str) -> Result<Arc<dyn BlockDriver>> {
         self.open_snapshot_view(id)
     }
@@ -619,7 +621,7 @@ impl BlockDriver for Qcow2Image {
         };
         let h = &m.header;
         Ok(NodeInfo {
-            filename: self.path.clone(),
+            filename: crate::block::info::format_node_filename("qcow2", &Map::new(), &file_node),
             format: "qcow2".into(),
             protocol: false,
             virtual_size: self.size(),
@@ -635,10 +637,38 @@ impl BlockDriver for Qcow2Image {
             children: vec![("file".into(), file_node)],
         })
     }
+}
 
+impl Snapshots for Qcow2Image {
+    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
+        if self.g.has_data_file {
+            return Ok(Some(Vec::new()));
+        }
+        Ok(Some(
+            self.lock().snapshots.iter().map(|s| s.info()).collect(),
+        ))
+    }
+
+    fn snapshot_create(&self, name: &str) -> Result<()> {
+        self.check_writable()?;
+        internal_snapshots::create(self, name)
+    }
+
+    fn snapshot_apply(&self, id: &str) -> Result<()> {
+        self.check_writable()?;
+        internal_snapshots::apply(self, id)
+    }
+
+    fn snapshot_delete(&self, id: &str) -> Result<()> {
+        self.check_writable()?;
+        internal_snapshots::delete(self, id)
+    }
+}
+
+impl Check for Qcow2Image {
     fn check(&self, repair: Repair) -> Result<CheckReport> {
         check::run(self, repair)
     }
 }
 
-pub mod snapshot_ops;
+pub mod internal_snapshots;

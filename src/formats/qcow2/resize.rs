@@ -1,11 +1,11 @@
 //! Growing and shrinking (QEMU's `qcow2_co_truncate`), with metadata,
 //! falloc and full preallocation of the new space.
 
+use crate::block::driver::Preallocation;
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
 use crate::formats::qcow2::io;
 use crate::formats::qcow2::tables::{L1E_OFFSET_MASK, OFLAG_COPIED};
-use crate::image::driver::Preallocation;
-use crate::image::error::{Error, ErrorKind, Result};
 
 fn invalid(msg: &str) -> Error {
     Error::invalid(msg)
@@ -49,7 +49,7 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
         let mut m = img.lock();
         shrink_l1(&mut m, new_l1)
             .map_err(|e| e.prepend("Failed to reduce the number of L2 tables"))?;
-        let len = m.file.len()?;
+        let len = m.file.length()?;
         let mut last = g.size_to_clusters(len);
         while last > 0 && m.get_refcount(last - 1)? == 0 {
             last -= 1;
@@ -63,11 +63,10 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
         if last * cs < len
             && let Err(e) = m.file.set_len(last * cs, Preallocation::Off)
         {
-            eprintln!(
-                "{}: warning: Failed to truncate the tail of the image: {}",
-                crate::cli::usage_error::program_name(std::env::args_os().next().as_ref()),
+            m.diagnostics.warning(format!(
+                "Failed to truncate the tail of the image: {}",
                 e.message()
-            );
+            ));
         }
     } else {
         let mut m = img.lock();
@@ -109,7 +108,7 @@ fn shrink_l1(m: &mut crate::formats::qcow2::metadata::Meta, new_size: u64) -> Re
     }
     let at = m.header.l1_table_offset + new_size * 8;
     m.write_meta(at, &vec![0u8; ((current - new_size) * 8) as usize])?;
-    m.file.sync()?;
+    m.file.flush()?;
     for i in (new_size as usize..current as usize).rev() {
         let l2 = m.l1[i] & L1E_OFFSET_MASK;
         if l2 == 0 {
@@ -134,7 +133,7 @@ pub fn preallocate(img: &Qcow2Image, from: u64, to: u64, mode: Preallocation) ->
         pos += len;
     }
     let file = img.data();
-    let length = file.len()?;
+    let length = file.length()?;
     if end_host > length {
         let mode = if mode == Preallocation::Metadata {
             Preallocation::Off
@@ -153,7 +152,7 @@ fn preallocate_data(img: &Qcow2Image, old: u64, offset: u64, mode: Preallocation
     let g = img.geometry();
     let cs = g.cluster_size;
     let mut m = img.lock();
-    let len = m.file.len()?;
+    let len = m.file.length()?;
     let mut last = g.size_to_clusters(len);
     while last > 0 && m.get_refcount(last - 1)? == 0 {
         last -= 1;

@@ -27,8 +27,8 @@ use rustix::fs::{FallocateFlags, SeekFrom};
 use super::db::{Db, Key, db_error};
 use super::dir::Dir;
 use super::snapset::{SnapSet, Version};
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::rados::librados::errno_error;
+use crate::ceph::errno::errno_error;
+use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{SnapContext, WriteOp};
 
 /// Objects whose bytes live in files rather than in the database.
@@ -181,7 +181,6 @@ impl DataDir {
         }
         let fail = |e: io::Error| {
             Error::io(
-                "open",
                 format!("embedded store directory {}", self.objects.path().display()),
                 e,
             )
@@ -585,7 +584,7 @@ mod tests {
         assert_eq!(read_back(&data, &db, k, head).unwrap(), b"v2");
         assert_eq!(
             read_back(&data, &db, k, 1).unwrap_err().kind(),
-            crate::image::ErrorKind::NotFound
+            crate::error::ErrorKind::NotFound
         );
         // Snapshot 3, then remove: the head is gone, both snapshots read.
         data.operate(&db, k, &[WriteOp::Remove], &snapc(3, &[3, 2]))

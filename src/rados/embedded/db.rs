@@ -15,7 +15,7 @@ use rustix::fs::FileType;
 
 use super::cls::Staged;
 use super::dir::Dir;
-use crate::image::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS pools(
@@ -131,8 +131,10 @@ impl Db {
     pub fn sync(&self) -> Result<()> {
         let fail = |e: std::io::Error| {
             Error::io(
-                "flush",
-                format!("embedded store database {}", self.root.path().display()),
+                format!(
+                    "cannot flush the embedded store {}",
+                    self.root.path().display()
+                ),
                 e,
             )
         };

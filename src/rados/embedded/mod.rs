@@ -27,9 +27,10 @@
 //! share a store: metadata transactions are atomic and isolated, data writes
 //! to an image are serialized by its exclusive lock as on Ceph. A client is
 //! alive while its process (pid and start time) is; `notify` reaches the
-//! watchers of our own process through their handlers and lists those of
-//! other live processes as not answering, which is all librbd's lock
-//! protocol needs to tell a live owner from a dead one.
+//! watchers of our own process through their handlers, lists those of
+//! other live processes as answering with an empty payload, and drops
+//! those of dead ones, which is all librbd's lock protocol needs to tell a
+//! live owner from a dead one.
 //!
 //! Durability: an op that returns is in the kernel (page cache, database
 //! log), so it survives its process being killed at any point. It survives
@@ -57,12 +58,13 @@ use self::cls::{Caller, ObjectCtx};
 use self::data::{DataDir, is_data_object};
 use self::db::{Db, Key, db_error};
 use self::dir::Dir;
-use crate::image::error::{Error, Result};
-use crate::rados::librados::errno_error;
+use crate::block::diagnostics::Diagnostics;
+use crate::ceph::Call;
+use crate::ceph::errno::errno_error;
+use crate::error::{Error, Result};
 use crate::rados::{
     Cluster, Pool, SnapContext, Watch, WatchHandler, Watcher, WriteOp, describe_ops,
 };
-use crate::rbd::cls_rbd::Call;
 
 /// The start time of a process (`/proc/<pid>/stat` field 22), which tells
 /// a live process from a later one that reused its pid.
@@ -169,7 +171,7 @@ fn exposure_warning(root: &Dir) -> std::io::Result<Option<String>> {
     }
     Ok((!open.is_empty()).then(|| {
         format!(
-            "rbdimg: warning: the embedded store is open to other users ({}); \
+            "the embedded store is open to other users ({}); \
              `chmod -R go= {}` makes it private",
             open.join(", "),
             root.path().display()
@@ -184,13 +186,17 @@ pub struct EmbeddedCluster {
 impl EmbeddedCluster {
     /// Opens (creating if needed) the store at `root`. `settings` are the
     /// name's key=value pairs, checked as a cluster checks them and answered
-    /// by `config` (e.g. rbd_default_features).
-    pub fn open(root: &Path, settings: &[(String, String)]) -> Result<EmbeddedCluster> {
+    /// by `config` (e.g. rbd_default_features). A store other users can
+    /// reach is a warning on `diagnostics`.
+    pub fn open(
+        root: &Path,
+        settings: &[(String, String)],
+        diagnostics: &Diagnostics,
+    ) -> Result<EmbeddedCluster> {
         // First, as librados applies settings before it connects.
         let settings = options::check(settings)?;
         let cannot = |e: std::io::Error| {
             Error::io(
-                "open",
                 format!("cannot open the embedded store {}", root.display()),
                 e,
             )
@@ -201,10 +207,8 @@ impl EmbeddedCluster {
             .map_err(cannot)?
             .expect("created");
         let db = Db::open(&root_dir)?;
-        // Printed here, once per process and store, until diagnostics
-        // travel as data.
         if let Some(warning) = exposure_warning(&root_dir).map_err(cannot)? {
-            eprintln!("{warning}");
+            diagnostics.warning(warning);
         }
         let pid = std::process::id() as i64;
         let start = process_start(pid).unwrap_or(0);
@@ -273,7 +277,7 @@ impl Cluster for EmbeddedCluster {
             let directory = Key {
                 pool: id,
                 ns: namespace,
-                oid: crate::rbd::header::DIRECTORY,
+                oid: crate::ceph::cls_rbd::DIRECTORY,
             };
             let before = db::load(tx, listed)?;
             let mut after = before.clone();
@@ -613,10 +617,11 @@ impl Pool for EmbeddedPool {
                     });
                 }
             } else if alive(pid, start as u64) {
+                // Its process is alive, which is what an answer proves.
                 watchers.push(Watcher {
                     gid,
                     cookie,
-                    reply: None,
+                    reply: Some(Vec::new()),
                 });
             } else {
                 dead.push(gid);

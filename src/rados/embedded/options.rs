@@ -19,9 +19,9 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
-use crate::image::error::Result;
-use crate::rados::librados::errno_error;
-use crate::rbd::header::features;
+use crate::ceph::errno::errno_error;
+use crate::ceph::features;
+use crate::error::Result;
 
 const TABLE: &str = include_str!("ceph_options.tsv");
 

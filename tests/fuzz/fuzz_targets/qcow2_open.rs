@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use rbdimg::image::BlockDriver;
-use rbdimg::image::driver::Repair;
-use rbdimg::image::open::{OpenOptions, open_image};
+use rbdimg::block::BlockDriver;
+use rbdimg::block::driver::Repair;
+use rbdimg::open::{OpenOptions, open_image};
 
 /// Extents walked, and bytes read from each.
 const MAX_EXTENTS: usize = 128;

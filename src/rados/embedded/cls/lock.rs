@@ -1,12 +1,12 @@
 //! cls_lock, server side: locks live in the object's `lock.<name>` xattr as
 //! `lock_info_t`; the methods' inputs, outputs and errors are Ceph's (the
-//! client halves are in `rbd::cls_lock`).
+//! client halves are in `ceph::cls_lock`).
 
 use std::collections::BTreeMap;
 
 use super::{ClsResult, ObjectCtx, einval, eio};
-use crate::rbd::cls_lock as client;
-use crate::rbd::encoding::{Decoder, Encoder};
+use crate::ceph::cls_lock as client;
+use crate::ceph::encoding::{Decoder, Encoder};
 
 const EXCLUSIVE: u8 = 1;
 const SHARED: u8 = 2;
@@ -264,7 +264,7 @@ mod tests {
         }
     }
 
-    fn run(ctx: &mut Staged, call: crate::rbd::cls_rbd::Call) -> ClsResult<Vec<u8>> {
+    fn run(ctx: &mut Staged, call: crate::ceph::Call) -> ClsResult<Vec<u8>> {
         assert_eq!(call.class, "lock");
         super::call(ctx, call.method, &call.input)
     }

@@ -10,7 +10,7 @@ pub mod rbd;
 
 use std::collections::BTreeMap;
 
-use crate::rbd::encoding::DecodeError;
+use crate::ceph::encoding::DecodeError;
 
 /// A method's failure: a positive errno, as the OSD returns it negated.
 pub type ClsResult<T> = std::result::Result<T, i32>;

@@ -1,12 +1,12 @@
 //! cls_rbd, server side: the header, id, directory and object-map methods
 //! of Ceph's `rbd` class with pacific's encodings, omap keys and errors
-//! (the client halves are in `rbd::cls_rbd`).
+//! (the client halves are in `ceph::cls_rbd`).
 
 use super::{ClsResult, ObjectCtx, einval, eio};
-use crate::rbd::cls_rbd::NOSNAP;
-use crate::rbd::encoding::{DecodeResult, Decoder, Encoder};
-use crate::rbd::header::features;
-use crate::rbd::object_map::{MAX_OBJECTS, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, ObjectMap};
+use crate::ceph::NOSNAP;
+use crate::ceph::encoding::{DecodeResult, Decoder, Encoder};
+use crate::ceph::features;
+use crate::ceph::object_map::{MAX_OBJECTS, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, ObjectMap};
 
 const MAXSNAP: u64 = 0xFFFF_FFFF_FFFF_FFFD;
 const INCOMPATIBLE: u64 = features::LAYERING | features::STRIPINGV2 | features::DATA_POOL | 0x800;
@@ -233,7 +233,7 @@ pub fn call(ctx: &mut dyn ObjectCtx, method: &str, input: &[u8]) -> ClsResult<Ve
     match method {
         "create" => {
             let (size, order, feat, prefix) = (|| {
-                Ok::<_, crate::rbd::encoding::DecodeError>((
+                Ok::<_, crate::ceph::encoding::DecodeError>((
                     d.u64()?,
                     d.u8()?,
                     d.u64()?,
@@ -824,9 +824,10 @@ fn plain(map: &ObjectMap) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ceph::Call;
+    use crate::ceph::cls_rbd as client;
+    use crate::ceph::object_map::{OBJECT_NONEXISTENT, OBJECT_PENDING};
     use crate::rados::embedded::cls::Staged;
-    use crate::rbd::cls_rbd::{self as client, Call};
-    use crate::rbd::object_map::{OBJECT_NONEXISTENT, OBJECT_PENDING};
 
     fn run(ctx: &mut Staged, call: Call) -> ClsResult<Vec<u8>> {
         assert_eq!(call.class, "rbd");

@@ -4,17 +4,17 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::block::driver::Preallocation;
+use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
 use crate::formats::qcow2::header::hex;
 use crate::formats::qcow2::metadata::{Meta, Outcome};
 use crate::formats::qcow2::resize;
-use crate::formats::qcow2::snapshot::{self, Snapshot};
+use crate::formats::qcow2::snapshot_table::{self, Snapshot};
 use crate::formats::qcow2::tables::{
     self, ClusterType, L1E_OFFSET_MASK, L2E_OFFSET_MASK, OFLAG_COPIED,
 };
 use crate::formats::qcow2::validate_table;
-use crate::image::driver::Preallocation;
-use crate::image::error::{Error, ErrorKind, Result};
 
 /// QEMU keeps a snapshot's name in a 256-byte buffer
 /// (`QEMUSnapshotInfo.name`), so `snapshot -c` cuts longer names to 255
@@ -135,7 +135,7 @@ impl Meta {
                 l1_modified = true;
             }
         }
-        self.file.sync()?;
+        self.file.flush()?;
         if addend >= 0 && l1_modified {
             self.write_meta(l1_offset, &tables::encode_entries(&l1))?;
         }
@@ -154,23 +154,23 @@ impl Meta {
         if !self.snapshots.iter().all(|s| fits(&s.id) && fits(&s.name)) {
             return Err(Error::os(ErrorKind::InvalidArgument, libc::EINVAL));
         }
-        let size = snapshot::table_size(&self.snapshots);
-        if size > snapshot::MAX_TABLE_BYTES {
+        let size = snapshot_table::table_size(&self.snapshots);
+        if size > snapshot_table::MAX_TABLE_BYTES {
             return Err(Error::os(ErrorKind::InvalidArgument, libc::EFBIG));
         }
         let offset = self.alloc_clusters(size)?;
-        self.file.sync()?;
+        self.file.flush()?;
         if size > 0
-            && let Err(e) = self.write_meta(offset, &snapshot::serialize(&self.snapshots))
+            && let Err(e) = self.write_meta(offset, &snapshot_table::serialize(&self.snapshots))
         {
             self.free_clusters(offset, size);
             return Err(e);
         }
-        self.file.sync()?;
+        self.file.flush()?;
         let mut data = (self.snapshots.len() as u32).to_be_bytes().to_vec();
         data.extend_from_slice(&offset.to_be_bytes());
         self.write_meta(60, &data)?;
-        self.file.sync()?;
+        self.file.flush()?;
         let (old, old_size) = (self.header.snapshots_offset, self.snapshots_size);
         self.free_clusters_discard(old, old_size);
         self.header.snapshots_offset = offset;
@@ -186,7 +186,7 @@ pub fn create(img: &Qcow2Image, name: &str) -> Result<()> {
         return Err(errno(libc::ENOTSUP));
     }
     let mut m = img.lock();
-    if m.snapshots.len() >= snapshot::MAX_SNAPSHOTS as usize {
+    if m.snapshots.len() >= snapshot_table::MAX_SNAPSHOTS as usize {
         return Err(errno(libc::EFBIG));
     }
     img.mark_dirty(&mut m)?;
@@ -209,11 +209,11 @@ pub fn create(img: &Qcow2Image, name: &str) -> Result<()> {
         date_nsec: now.subsec_micros() * 1000,
         vm_clock_nsec: 0,
         vm_state_size: 0,
-        extra_data_size: snapshot::EXTRA_KNOWN as u32,
+        extra_data_size: snapshot_table::EXTRA_KNOWN as u32,
         disk_size: img.current_size(),
         icount: 0,
         unknown_extra: Vec::new(),
-        id: snapshot::next_id(&m.snapshots),
+        id: snapshot_table::next_id(&m.snapshots),
         name: cut_name(name).to_string(),
     };
     m.snapshots.push(sn);
@@ -266,7 +266,7 @@ pub fn apply(img: &Qcow2Image, id: &str) -> Result<()> {
     m.update_snapshot_refcount(sn.l1_table_offset, sn.l1_size, 1, false)?;
     let active = m.header.l1_table_offset;
     m.write_meta(active, &tables::encode_entries(&sn_l1))?;
-    m.file.sync()?;
+    m.file.flush()?;
     let result = m.update_snapshot_refcount(active, current as u32, -1, true);
     m.l1 = sn_l1;
     result?;

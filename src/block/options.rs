@@ -3,7 +3,8 @@
 //! and each format declares which options it takes, with their types and
 //! defaults (which also drive the "Formatting ..." line of `create`).
 
-use crate::image::error::{Error, Result};
+use crate::block::driver::Preallocation;
+use crate::error::{Error, Result};
 use crate::size::parse_size;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +132,29 @@ impl Options {
             .transpose()
     }
 
+    /// The options not declared in `descs`: what a format passes on to the
+    /// storage it creates (QEMU deletes a driver's own options from the
+    /// list before the protocol's create sees it).
+    pub fn without(&self, descs: &[OptDesc]) -> Options {
+        Options {
+            values: self
+                .values
+                .iter()
+                .filter(|(k, _)| !descs.iter().any(|d| d.name == k))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The `preallocation` option, worded as QEMU words a bad value.
+    pub fn preallocation(&self) -> Result<Preallocation> {
+        match self.get("preallocation") {
+            None => Ok(Preallocation::Off),
+            Some(v) => Preallocation::parse(v)
+                .ok_or_else(|| Error::invalid(format!("invalid parameter value: {v}"))),
+        }
+    }
+
     /// The `key=value` list of the "Formatting" line, in descriptor order:
     /// given values (sizes and numbers normalised) and declared defaults.
     pub fn describe(&self, descs: &[OptDesc]) -> String {
@@ -199,12 +223,15 @@ pub fn split_escaped(text: &str) -> Vec<String> {
 }
 
 /// The text `-o help` prints. Without a filename qemu-img lists only the
-/// format's own options (`format` is then named) and says so.
+/// format's own options (`format` is then named) and says so. Options are
+/// listed by name, as QEMU sorts them.
 pub fn help_text(format: Option<&str>, descs: &[OptDesc]) -> String {
     let mut out = match format {
         Some(f) => format!("Supported {f} options:\n"),
         None => "Supported options:\n".to_string(),
     };
+    let mut descs = descs.to_vec();
+    descs.sort_by_key(|d| d.name);
     for desc in descs {
         let kind = match desc.ty {
             OptType::Str => "str",

@@ -2,11 +2,12 @@
 //! options, settle the size (from the argument, `-o size` or the backing
 //! image), announce "Formatting ...", then let the format lay itself out.
 
-use crate::formats::{Format, Storage, qcow2, raw::RawImage};
-use crate::image::driver::Preallocation;
-use crate::image::error::{Error, Result};
-use crate::image::open::{ImageSpec, Location, OpenOptions, open_child};
-use crate::image::options::Options;
+use crate::block::diagnostics::Diagnostics;
+use crate::block::options::Options;
+use crate::error::{Error, Result};
+use crate::formats::qcow2;
+use crate::open::format::{Format, Storage};
+use crate::open::{ImageSpec, Location, NameOpener, OpenOptions, open_child};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateRequest {
@@ -19,6 +20,8 @@ pub struct CreateRequest {
     pub backing_format: Option<String>,
     /// `-u`: do not open the backing file (its size is then required).
     pub unsafe_backing: bool,
+    /// Where the images opened and created report.
+    pub diagnostics: Diagnostics,
 }
 
 /// A validated request: what the format will be asked to create.
@@ -29,6 +32,7 @@ pub struct CreatePlan {
     pub format: Format,
     pub options: Options,
     pub size: u64,
+    pub diagnostics: Diagnostics,
 }
 
 impl CreatePlan {
@@ -97,7 +101,7 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
             ));
         }
         if !request.unsafe_backing {
-            let image = open_backing(&request.filename, b, backing_format.as_deref())?;
+            let image = open_backing(request, b, backing_format.as_deref())?;
             if backing_format.is_none() {
                 return Err(Error::invalid(format!(
                     "Backing file specified without backing format\nDetected format of {}.",
@@ -131,23 +135,25 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
         format,
         options,
         size,
+        diagnostics: request.diagnostics.clone(),
     })
 }
 
 /// Opens the backing file as the new image will (relative to its
 /// directory, without I/O), to check it and learn its size and format.
 fn open_backing(
-    filename: &str,
+    request: &CreateRequest,
     backing: &str,
     format: Option<&str>,
-) -> Result<std::sync::Arc<dyn crate::image::BlockDriver>> {
+) -> Result<std::sync::Arc<dyn crate::block::BlockDriver>> {
     let opts = OpenOptions {
         format: format.map(str::to_string),
         force_share: true,
         metadata_only: true,
+        diagnostics: request.diagnostics.clone(),
         ..Default::default()
     };
-    let path = crate::formats::qcow2::path_combine(filename, backing);
+    let path = crate::formats::qcow2::path_combine(&request.filename, backing);
     open_child(&path, &opts).map_err(|e| {
         let text = format!("{e}\nCould not open backing image.");
         Error::new(e.kind(), text)
@@ -166,25 +172,28 @@ pub fn execute_as(plan: &CreatePlan, context: &str) -> Result<()> {
 
 fn execute_inner(plan: &CreatePlan) -> Result<()> {
     let result = match (&plan.location, plan.format) {
-        (Location::File(path), Format::Raw | Format::File) => {
-            RawImage::create(path, plan.size, &plan.options)
-        }
-        (Location::File(path), Format::Qcow2) => {
-            qcow2::create::create(path, plan.size, &plan.options)
-        }
-        (Location::Rbd(spec), Format::Raw | Format::Rbd) => {
-            crate::rbd::create::create_image(spec, plan.size, &plan.options)
-        }
         (Location::File(_), Format::Rbd) => {
             Err(Error::invalid("the rbd format needs an rbd: image name"))
         }
-        (Location::Rbd(_), Format::File | Format::Qcow2) => Err(Error::new(
-            crate::image::ErrorKind::UnsupportedFeature,
-            format!(
-                "format '{}' inside RBD images is not supported by rbdimg",
-                plan.format.name()
-            ),
+        (Location::Rbd(_), Format::File) => Err(Error::new(
+            crate::error::ErrorKind::UnsupportedFeature,
+            "format 'file' inside RBD images is not supported by rbdimg",
         )),
+        (_, Format::Raw | Format::File | Format::Rbd) => {
+            super::create_storage(&plan.filename, &plan.options, &plan.diagnostics)
+        }
+        (_, Format::Qcow2) => {
+            let opener = NameOpener {
+                diagnostics: plan.diagnostics.clone(),
+            };
+            qcow2::create::create(
+                &plan.filename,
+                plan.size,
+                &plan.options,
+                &opener,
+                &plan.diagnostics,
+            )
+        }
     };
     result.map_err(|e| {
         if e.errno_value() == libc::EFBIG {
@@ -211,13 +220,4 @@ fn execute_inner(plan: &CreatePlan) -> Result<()> {
             e
         }
     })
-}
-
-/// The `preallocation` option, worded as QEMU words a bad value.
-pub fn preallocation(options: &Options) -> Result<Preallocation> {
-    match options.get("preallocation") {
-        None => Ok(Preallocation::Off),
-        Some(v) => Preallocation::parse(v)
-            .ok_or_else(|| Error::invalid(format!("invalid parameter value: {v}"))),
-    }
 }

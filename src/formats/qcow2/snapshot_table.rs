@@ -1,8 +1,9 @@
 //! The internal snapshot table ("Snapshots" in docs/interop/qcow2.txt): a
 //! contiguous run of variable-length entries, each 8-byte aligned.
 
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::snapshot::SnapshotInfo;
+use crate::block::diagnostics::Diagnostics;
+use crate::block::snapshot::SnapshotInfo;
+use crate::error::{Error, ErrorKind, Result};
 
 /// Fixed part of an entry: bytes 0-39.
 pub const ENTRY_HEADER: usize = 40;
@@ -94,11 +95,12 @@ pub struct Table {
 /// Parses `count` entries. `read` fetches `len` bytes at a byte offset
 /// relative to the table start; `current_size` is the image size (the disk
 /// size of entries without one). With `repair`, oversized parts are cut
-/// instead of refused (QEMU's `check -r all`), with its stderr notes.
+/// instead of refused (QEMU's `check -r all`), and what was cut is
+/// reported there.
 pub fn parse(
     count: u32,
     current_size: u64,
-    repair: bool,
+    repair: Option<&Diagnostics>,
     mut read: impl FnMut(u64, usize) -> Result<Vec<u8>>,
 ) -> Result<Table> {
     let mut table = Table::default();
@@ -129,7 +131,7 @@ pub fn parse(
         let name_len = be16(&h, 14) as usize;
         let mut truncate = false;
         if sn.extra_data_size > MAX_EXTRA {
-            if !repair {
+            let Some(repair) = repair else {
                 return Err(Error::new(
                     ErrorKind::CorruptImage,
                     format!(
@@ -137,11 +139,11 @@ pub fn parse(
                          You can force-remove this extra metadata with qemu-img check -r all"
                     ),
                 ));
-            }
-            eprintln!(
+            };
+            repair.line(format!(
                 "Discarding too much extra metadata in snapshot table entry {i} ({} > {MAX_EXTRA})",
                 sn.extra_data_size
-            );
+            ));
             table.extra_dropped += 1;
             truncate = true;
         }
@@ -174,7 +176,7 @@ pub fn parse(
         sn.name = c_string(&name);
         length += (ENTRY_HEADER + sn.extra_data_size as usize + id_len + name_len) as u64;
         if length > MAX_TABLE_BYTES || offset > i32::MAX as u64 {
-            if !repair {
+            let Some(repair) = repair else {
                 return Err(Error::new(
                     ErrorKind::CorruptImage,
                     format!(
@@ -182,11 +184,11 @@ pub fn parse(
                         count - i
                     ),
                 ));
-            }
-            eprintln!(
+            };
+            repair.line(format!(
                 "Discarding {} overhanging snapshots (snapshot table is too big)",
                 count - i
-            );
+            ));
             table.overhanging += count - i;
             offset = entry_start;
             break;
@@ -294,7 +296,7 @@ mod tests {
         assert_eq!(table_size(&list), bytes.len() as u64);
         // Byte 12-13 of the first entry: the id length.
         assert_eq!(&bytes[12..16], &[0, 1, 0, 5]);
-        let t = parse(2, 0, false, |off, len| {
+        let t = parse(2, 0, None, |off, len| {
             Ok(bytes[off as usize..off as usize + len].to_vec())
         })
         .unwrap();
@@ -308,7 +310,7 @@ mod tests {
         // Pretend the entry has only 8 bytes of extra data (v2 style).
         bytes[36..40].copy_from_slice(&8u32.to_be_bytes());
         bytes.drain(48..64);
-        let t = parse(1, 777, false, |off, len| {
+        let t = parse(1, 777, None, |off, len| {
             Ok(bytes[off as usize..off as usize + len].to_vec())
         })
         .unwrap();
@@ -322,7 +324,7 @@ mod tests {
     fn huge_extra_data_is_refused() {
         let mut bytes = serialize(&[snap("1", "x")]);
         bytes[36..40].copy_from_slice(&4096u32.to_be_bytes());
-        let err = parse(1, 0, false, |off, len| {
+        let err = parse(1, 0, None, |off, len| {
             let mut v = vec![0u8; len];
             let end = (off as usize + len).min(bytes.len());
             if (off as usize) < end {

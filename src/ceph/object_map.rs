@@ -2,7 +2,7 @@
 //! `rbd_object_map.<id>[.<snapid>]` as Ceph's `BitVector<2>` (object 0 in the
 //! top bits of byte 0), with a CRC32C per 4 KiB of packed data.
 
-use crate::rbd::encoding::{DecodeError, DecodeResult, Decoder, Encoder};
+use crate::ceph::encoding::{DecodeError, DecodeResult, Decoder, Encoder};
 
 pub const OBJECT_NONEXISTENT: u8 = 0;
 pub const OBJECT_EXISTS: u8 = 1;
@@ -146,7 +146,7 @@ pub fn ceph_crc32c(seed: u32, data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rbd::encoding::hex;
+    use crate::ceph::encoding::hex;
 
     #[test]
     fn crc_matches_ceph_vectors() {

@@ -3,18 +3,11 @@
 //! Layouts are Ceph pacific's, byte for byte; the RADOS backend only moves
 //! the bytes.
 
-use crate::rbd::encoding::{DecodeResult, Decoder, Encoder};
+use crate::ceph::encoding::{DecodeResult, Decoder, Encoder};
+use crate::ceph::{Call, NOSNAP};
 
-/// The head of an image, as a snapshot id (`CEPH_NOSNAP`).
-pub const NOSNAP: u64 = 0xFFFF_FFFF_FFFF_FFFE;
-
-/// One object-class method invocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub class: &'static str,
-    pub method: &'static str,
-    pub input: Vec<u8>,
-}
+/// The pool's (or namespace's) image directory, where the `dir_*` methods run.
+pub const DIRECTORY: &str = "rbd_directory";
 
 fn rbd(method: &'static str, input: Encoder) -> Call {
     Call {
@@ -321,7 +314,7 @@ pub fn object_map_snap_remove(removed_map: &[u8]) -> Call {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rbd::encoding::hex;
+    use crate::ceph::encoding::hex;
 
     #[test]
     fn create_matches_ceph_vector() {

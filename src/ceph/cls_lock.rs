@@ -2,8 +2,8 @@
 //! lock: `rbd_lock` on the header (tag "internal", cookie "auto <watch
 //! handle>") and on the object map (empty tag and cookie).
 
-use crate::rbd::cls_rbd::Call;
-use crate::rbd::encoding::{DecodeResult, Decoder, Encoder};
+use crate::ceph::Call;
+use crate::ceph::encoding::{DecodeResult, Decoder, Encoder};
 
 pub const RBD_LOCK_NAME: &str = "rbd_lock";
 /// The tag librbd puts on header locks; anything else is "external".
@@ -173,7 +173,7 @@ fn format_sockaddr(family: u16, data: &[u8], nonce: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rbd::encoding::hex;
+    use crate::ceph::encoding::hex;
 
     #[test]
     fn lock_request_matches_ceph_vector() {

@@ -1,18 +1,31 @@
 //! Opening an image by the name a user typed: a path, an `rbd:` name, a
-//! `json:{...}` object, or `--image-opts` key=value pairs; the format from
-//! `-f`, the name's `driver`, or probing.
+//! `json:{...}` object, or `--image-opts` key=value pairs. The name gives
+//! the storage (a local file or an RBD image); `-f`, the name's `driver`,
+//! or probing the storage's first bytes gives the format laid over it.
+//! Formats reach what an image names (backing files, data files) through
+//! [`NameOpener`], so they never depend on this layer.
 
+pub mod create;
+pub mod format;
+
+use std::cell::RefCell;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::formats::{Format, Lookup, probe, qcow2::Qcow2Image, raw::RawImage};
-use crate::image::driver::BlockDriver;
-use crate::image::error::{Error, ErrorKind, Result};
-use crate::image::options::split_escaped;
-use crate::rbd::image::{Presentation, RbdImage};
+use crate::block::diagnostics::Diagnostics;
+use crate::block::driver::BlockDriver;
+use crate::block::options::{Options, split_escaped};
+use crate::error::{Error, ErrorKind, Result};
+use crate::formats::raw::{RawImage, RawWindow};
+use crate::formats::{OpenFlags, Opener};
+use crate::formats::{probe, qcow2::Qcow2Image};
+use crate::open::format::{Format, Lookup};
 use crate::rbd::name::{self, RbdSpec};
+use crate::storage::Storage;
 use crate::storage::file::LocalFile;
+use crate::storage::rbd::RbdStorage;
 
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -30,6 +43,20 @@ pub struct OpenOptions {
     /// Open for a consistency check (qemu's `BDRV_O_CHECK`): tolerate what a
     /// check reports or repairs instead of refusing the image.
     pub check: bool,
+    /// Where the image (and its backing chain) reports warnings and events.
+    pub diagnostics: Diagnostics,
+}
+
+impl OpenOptions {
+    /// What the format sees of these options.
+    fn flags(&self) -> OpenFlags {
+        OpenFlags {
+            writable: self.writable,
+            metadata_only: self.metadata_only,
+            check: self.check,
+            diagnostics: self.diagnostics.clone(),
+        }
+    }
 }
 
 /// Where an image's bytes live.
@@ -39,12 +66,18 @@ pub enum Location {
     Rbd(RbdSpec),
 }
 
+/// The options of QEMU's raw format that a name may carry.
+const RAW_OPTIONS: &[&str] = &["offset", "size"];
+
 /// Where an image lives and in which format, once the name is understood.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSpec {
     pub location: Location,
     /// The format the name itself asks for (`driver=...`).
     pub format: Option<String>,
+    /// The raw format's `offset` and `size`, as given (strings from
+    /// `--image-opts`, JSON values from `json:`).
+    pub raw_options: Vec<(String, Value)>,
 }
 
 impl ImageSpec {
@@ -68,18 +101,24 @@ impl ImageSpec {
                 return Err(Error::invalid("Invalid JSON object given"));
             };
             let mut pairs = Vec::new();
-            flatten("", &Value::Object(map), &mut pairs)?;
-            return Self::from_pairs(&pairs);
+            flatten("", &Value::Object(map.clone()), &mut pairs)?;
+            let mut spec = Self::from_pairs(&pairs)?;
+            for (key, value) in &mut spec.raw_options {
+                *value = map[key.as_str()].clone();
+            }
+            return Ok(spec);
         }
         if name::is_rbd_name(name) {
             return Ok(ImageSpec {
                 location: Location::Rbd(name::parse_legacy(name)?),
                 format: None,
+                raw_options: Vec::new(),
             });
         }
         Ok(ImageSpec {
             location: Location::File(name.to_string()),
             format: None,
+            raw_options: Vec::new(),
         })
     }
 
@@ -98,8 +137,17 @@ impl ImageSpec {
             return Ok(ImageSpec {
                 location: Location::Rbd(name::parse_structured(pairs)?),
                 format: Some("rbd".into()),
+                raw_options: Vec::new(),
             });
         }
+        // QEMU's raw driver takes `offset` and `size`: a window of its file.
+        let is_raw_option =
+            |key: &str| driver.as_deref() == Some("raw") && RAW_OPTIONS.contains(&key);
+        let raw_options: Vec<(String, Value)> = pairs
+            .iter()
+            .filter(|(k, _)| is_raw_option(k))
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
         if get("file.driver").as_deref() == Some("rbd") {
             let inner: Vec<_> = pairs
                 .iter()
@@ -108,12 +156,14 @@ impl ImageSpec {
             return Ok(ImageSpec {
                 location: Location::Rbd(name::parse_structured(&inner)?),
                 format: driver,
+                raw_options,
             });
         }
         let mut path = None;
         for (key, value) in pairs {
             match key.as_str() {
                 "driver" => {}
+                key if is_raw_option(key) => {}
                 "filename" | "file.filename" | "file" => path = Some(value.clone()),
                 "file.driver" if value == "file" => {}
                 "file.driver" => return Err(Error::invalid(format!("Unknown protocol '{value}'"))),
@@ -126,6 +176,7 @@ impl ImageSpec {
         Ok(ImageSpec {
             location: Location::File(path),
             format: driver,
+            raw_options,
         })
     }
 }
@@ -198,77 +249,140 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         .or(spec.format.clone())
         .map(|f| resolve_format(&f))
         .transpose()?;
-    match spec.location {
-        Location::File(path) => open_file(&path, requested, opts),
-        Location::Rbd(rbd) => open_rbd(&rbd, name, requested, opts.writable),
+    // The name warnings use: the file's path, or the rbd: name as typed.
+    let shown = match &spec.location {
+        Location::File(path) => path.as_str(),
+        Location::Rbd(_) => name,
+    };
+    match (&spec.location, requested) {
+        (Location::File(path), Some(Format::Rbd)) => {
+            return Err(Error::invalid(format!(
+                "'{path}' is not an rbd: image name"
+            )));
+        }
+        (Location::Rbd(_), Some(Format::File)) => {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFeature,
+                "format 'file' inside RBD images is not supported by rbdimg",
+            ));
+        }
+        _ => {}
     }
-}
-
-fn open_file(
-    path: &str,
-    requested: Option<Format>,
-    opts: &OpenOptions,
-) -> Result<Arc<dyn BlockDriver>> {
+    let storage = storage_at(&spec.location, opts.writable, &opts.diagnostics)?;
     let (format, probed) = match requested {
         Some(f) => (f, false),
         None => {
-            let file = LocalFile::open(path, false)?;
             let mut head = vec![0u8; probe::PROBE_BYTES];
-            file.read_at(&mut head, 0)?;
+            storage.read_at(&mut head, 0)?;
             let guessed = probe::probe(&head);
             // QEMU warns only when the guessed raw image is opened for writing.
             if guessed == "raw" && opts.writable {
-                eprintln!("{}", raw_guess_warning(path));
+                opts.diagnostics.line(raw_guess_warning(shown));
             }
             (resolve_format(guessed)?, guessed == "raw")
         }
     };
     match format {
-        Format::Raw => RawImage::open(path, opts.writable, probed),
-        Format::File => RawImage::open_protocol(path, opts.writable),
-        Format::Qcow2 => Qcow2Image::open(path, opts),
-        Format::Rbd => Err(Error::invalid(format!(
-            "'{path}' is not an rbd: image name"
-        ))),
+        Format::Raw => RawImage::open(storage, probed, &RawWindow::parse(&spec.raw_options)?),
+        Format::File | Format::Rbd => RawImage::open_protocol(storage),
+        Format::Qcow2 => guard_loop(shown, || {
+            let opener = NameOpener {
+                diagnostics: opts.diagnostics.clone(),
+            };
+            Qcow2Image::open(storage, &opts.flags(), &opener)
+        }),
     }
 }
 
-fn open_rbd(
-    spec: &RbdSpec,
-    name: &str,
-    requested: Option<Format>,
+/// Opens the storage at `location`.
+fn storage_at(
+    location: &Location,
     writable: bool,
+    diagnostics: &Diagnostics,
+) -> Result<Arc<dyn Storage>> {
+    Ok(match location {
+        Location::File(path) => Arc::new(LocalFile::open(path, writable)?),
+        Location::Rbd(spec) => Arc::new(RbdStorage::open(spec, writable, diagnostics)?),
+    })
+}
+
+thread_local! {
+    /// Images being opened on this thread, to catch backing-file loops.
+    static OPENING: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Opens an image that may name a backing file, refusing one that is
+/// already being opened further up the chain.
+fn guard_loop(
+    name: &str,
+    open: impl FnOnce() -> Result<Arc<dyn BlockDriver>>,
 ) -> Result<Arc<dyn BlockDriver>> {
-    let presentation = match requested {
-        Some(Format::Rbd) => Presentation::Rbd,
-        Some(Format::Raw) => Presentation::Raw,
-        Some(other) => {
-            return Err(Error::new(
-                ErrorKind::UnsupportedFeature,
-                format!(
-                    "format '{}' inside RBD images is not supported by rbdimg",
-                    other.name()
-                ),
-            ));
-        }
-        None => Presentation::Raw,
-    };
-    let image = RbdImage::open(spec, name, writable, presentation)?;
-    if requested.is_none() {
-        let mut head = vec![0u8; probe::PROBE_BYTES.min(image.size() as usize)];
-        image.read_at(&mut head, 0)?;
-        let guessed = probe::probe(&head);
-        if guessed != "raw" {
-            return Err(Error::new(
-                ErrorKind::UnsupportedFeature,
-                format!("format '{guessed}' inside RBD images is not supported by rbdimg"),
-            ));
-        }
-        if writable {
-            eprintln!("{}", raw_guess_warning(name));
+    let canonical = std::fs::canonicalize(name).unwrap_or_else(|_| name.into());
+    if OPENING.with(|s| s.borrow().contains(&canonical)) {
+        return Err(Error::invalid(format!(
+            "Backing file '{name}' creates an infinite loop."
+        )));
+    }
+    OPENING.with(|s| s.borrow_mut().push(canonical));
+    let result = open();
+    OPENING.with(|s| s.borrow_mut().pop());
+    result
+}
+
+/// Storage by name: a local file, or an RBD image for `rbd:` names.
+pub fn open_storage(
+    name: &str,
+    writable: bool,
+    diagnostics: &Diagnostics,
+) -> Result<Arc<dyn Storage>> {
+    storage_at(
+        &ImageSpec::parse(name, false)?.location,
+        writable,
+        diagnostics,
+    )
+}
+
+/// Creates storage by name with its `-o` options (the size among them).
+pub fn create_storage(name: &str, options: &Options, diagnostics: &Diagnostics) -> Result<()> {
+    let size = options.size("size")?.unwrap_or(0);
+    match ImageSpec::parse(name, false)?.location {
+        Location::File(path) => LocalFile::create_with(&path, size, options).map(drop),
+        Location::Rbd(spec) => RbdStorage::create(&spec, size, options, diagnostics),
+    }
+}
+
+/// What formats open and create by name: backing images, data files.
+pub struct NameOpener {
+    /// Where the images opened report (the opening image's sink).
+    pub diagnostics: Diagnostics,
+}
+
+impl Opener for NameOpener {
+    fn open_backing(&self, name: &str, format: Option<&str>) -> Result<Arc<dyn BlockDriver>> {
+        let opts = OpenOptions {
+            format: format.map(str::to_string),
+            force_share: true,
+            diagnostics: self.diagnostics.clone(),
+            ..Default::default()
+        };
+        open_child(name, &opts)
+    }
+
+    fn open_storage(&self, name: &str, writable: bool) -> Result<Arc<dyn Storage>> {
+        open_storage(name, writable, &self.diagnostics)
+    }
+
+    fn create_storage(&self, name: &str, options: &Options) -> Result<()> {
+        create_storage(name, options, &self.diagnostics)
+    }
+
+    fn remove_storage(&self, name: &str) {
+        // Best effort: the error that made the create fail is what matters.
+        // An RBD image stays, as QEMU leaves it.
+        if let Ok(Location::File(path)) = ImageSpec::parse(name, false).map(|s| s.location) {
+            let _ = std::fs::remove_file(path);
         }
     }
-    Ok(image)
 }
 
 #[cfg(test)]
@@ -279,6 +393,7 @@ mod tests {
         ImageSpec {
             location: Location::File(path.into()),
             format: format.map(str::to_string),
+            raw_options: Vec::new(),
         }
     }
 

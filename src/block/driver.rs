@@ -16,10 +16,11 @@
 
 use std::sync::Arc;
 
-use crate::image::error::{Error, Result};
-use crate::image::extent::Extent;
-use crate::image::info::NodeInfo;
-use crate::image::snapshot::SnapshotInfo;
+use crate::block::diagnostics::Diagnostic;
+use crate::block::extent::Extent;
+use crate::block::info::NodeInfo;
+use crate::block::snapshot::Snapshots;
+use crate::error::{Error, Result};
 
 /// How `resize` and `create` lay out new space (qemu's `PreallocMode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -65,8 +66,8 @@ pub struct CheckReport {
     pub allocated_clusters: Option<u64>,
     pub fragmented_clusters: Option<u64>,
     pub compressed_clusters: Option<u64>,
-    /// One line per problem found, printed before the summary.
-    pub messages: Vec<String>,
+    /// What the check found, one line each, printed before the summary.
+    pub messages: Vec<Diagnostic>,
 }
 
 /// What `check -r` may repair.
@@ -77,7 +78,20 @@ pub enum Repair {
     All,
 }
 
-pub trait BlockDriver: Send + Sync {
+/// A consistency check of an image's or a storage's own metadata (a
+/// capability of both `BlockDriver` and `Storage`): none by default.
+pub trait Check {
+    /// `qemu-img check`; without a check of its own, `Unsupported`.
+    fn check(&self, _repair: Repair) -> Result<CheckReport> {
+        Err(Error::unsupported(
+            "This image format does not support checks",
+        ))
+    }
+}
+
+/// An open image: bytes at guest offsets, their allocation, and (through
+/// its capabilities) snapshots and a consistency check.
+pub trait BlockDriver: Snapshots + Check + Send + Sync {
     /// The format name qemu-img prints ("raw", "qcow2").
     fn format_name(&self) -> &'static str;
 
@@ -124,25 +138,6 @@ pub trait BlockDriver: Send + Sync {
         None
     }
 
-    /// Snapshots for `snapshot -l`; `None` when the format has none at all
-    /// (qemu-img then lists nothing and succeeds).
-    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
-        Ok(None)
-    }
-
-    fn snapshot_create(&self, _name: &str) -> Result<()> {
-        Err(Error::not_supported())
-    }
-
-    /// Reverts the image to the snapshot with this id.
-    fn snapshot_apply(&self, _id: &str) -> Result<()> {
-        Err(Error::not_supported())
-    }
-
-    fn snapshot_delete(&self, _id: &str) -> Result<()> {
-        Err(Error::not_supported())
-    }
-
     /// A read-only view of the snapshot with this id, for `convert -l`.
     fn snapshot_open(&self, _id: &str) -> Result<Arc<dyn BlockDriver>> {
         Err(Error::not_supported())
@@ -150,11 +145,4 @@ pub trait BlockDriver: Send + Sync {
 
     /// What `info` reports about this node and its children.
     fn info(&self) -> Result<NodeInfo>;
-
-    /// Consistency check; formats without one return `Unsupported`.
-    fn check(&self, _repair: Repair) -> Result<CheckReport> {
-        Err(Error::unsupported(
-            "This image format does not support checks",
-        ))
-    }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::image::snapshot::{self, SnapshotInfo};
+use crate::block::snapshot::{self, SnapshotInfo};
 use crate::qjson;
 use crate::size::size_to_str;
 
@@ -31,6 +31,39 @@ pub struct NodeInfo {
     pub format_specific: Option<(String, Map<String, Value>)>,
     /// Child nodes by role name ("file", "data-file", ...).
     pub children: Vec<(String, NodeInfo)>,
+}
+
+/// The name QEMU gives a format node (`bdrv_refresh_filename`): its
+/// storage's plain name when the node adds no options of its own, else a
+/// `json:` name of the format's options around the storage's.
+pub fn format_node_filename(format: &str, options: &Map<String, Value>, file: &NodeInfo) -> String {
+    let inner = file.filename.strip_prefix("json:");
+    if options.is_empty() && inner.is_none() {
+        return file.filename.clone();
+    }
+    let child = match inner {
+        Some(json) => json.to_string(),
+        None => {
+            qjson::to_compact_string(&json!({"driver": file.format, "filename": file.filename}))
+        }
+    };
+    // QEMU's insertion order: the driver, the format's options, the file.
+    let mut node = Map::new();
+    node.insert("driver".into(), json!(format));
+    node.extend(options.clone());
+    node.insert("file".into(), Value::Null);
+    let fields: Vec<String> = qjson::qdict_order(&node)
+        .into_iter()
+        .map(|(key, value)| {
+            // The storage's own name is already in QEMU's order.
+            let value = match key.as_str() {
+                "file" => child.clone(),
+                _ => qjson::to_compact_string(value),
+            };
+            format!("{}: {value}", qjson::to_compact_string(&json!(key)))
+        })
+        .collect();
+    format!("json:{{{}}}", fields.join(", "))
 }
 
 impl NodeInfo {

@@ -1,6 +1,7 @@
-//! One error type for every driver: a stable kind, the context it happened in
-//! (path, offset, operation) and the underlying cause. Its text is the
-//! qemu-img message for the same failure, so the binary prints it unchanged.
+//! One error type for the whole crate: a stable kind, context (the message,
+//! which names the path and operation in QEMU's words, and the guest offset
+//! where one applies) and the underlying cause. Its text is the qemu-img
+//! message for the same failure, so the binary prints it unchanged.
 
 use std::fmt;
 use std::io;
@@ -35,9 +36,7 @@ pub enum ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    path: Option<String>,
     offset: Option<u64>,
-    operation: Option<&'static str>,
     source: Option<io::Error>,
 }
 
@@ -48,15 +47,13 @@ impl Error {
         Error {
             kind,
             message: message.into(),
-            path: None,
             offset: None,
-            operation: None,
             source: None,
         }
     }
 
     /// An I/O failure, worded as QEMU words it: "<what>: <strerror>".
-    pub fn io(operation: &'static str, what: impl fmt::Display, err: io::Error) -> Self {
+    pub fn io(what: impl fmt::Display, err: io::Error) -> Self {
         let kind = match err.kind() {
             io::ErrorKind::NotFound => ErrorKind::NotFound,
             io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
@@ -66,9 +63,7 @@ impl Error {
         Error {
             kind,
             message: format!("{what}: {}", strerror(&err)),
-            path: None,
             offset: None,
-            operation: Some(operation),
             source: Some(err),
         }
     }
@@ -79,9 +74,7 @@ impl Error {
         Error {
             kind,
             message: strerror(&err),
-            path: None,
             offset: None,
-            operation: None,
             source: Some(err),
         }
     }
@@ -108,11 +101,6 @@ impl Error {
         Error::new(ErrorKind::CorruptImage, message)
     }
 
-    pub fn with_path(mut self, path: impl Into<String>) -> Self {
-        self.path = Some(path.into());
-        self
-    }
-
     pub fn with_offset(mut self, offset: u64) -> Self {
         self.offset = Some(offset);
         self
@@ -132,16 +120,8 @@ impl Error {
         &self.message
     }
 
-    pub fn path(&self) -> Option<&str> {
-        self.path.as_deref()
-    }
-
     pub fn offset(&self) -> Option<u64> {
         self.offset
-    }
-
-    pub fn operation(&self) -> Option<&'static str> {
-        self.operation
     }
 
     /// The errno this error corresponds to, for messages that print one.
@@ -191,16 +171,17 @@ mod tests {
     #[test]
     fn io_errors_read_like_qemu() {
         let e = Error::io(
-            "open",
             "Could not open 'x'",
             io::Error::from_raw_os_error(libc::ENOENT),
-        );
+        )
+        .with_offset(512);
         assert_eq!(
             e.to_string(),
             "Could not open 'x': No such file or directory"
         );
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert_eq!(e.errno_value(), libc::ENOENT);
+        assert_eq!(e.offset(), Some(512));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::error::{Error, Result};
 use crate::size::size_to_str;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +16,29 @@ pub struct SnapshotInfo {
     pub vm_clock_nsec: u64,
     /// Instruction count at snapshot time; `None` where the format has none.
     pub icount: Option<u64>,
+}
+
+/// Snapshots kept by an image or by its storage (a capability of both
+/// `BlockDriver` and `Storage`): none by default.
+pub trait Snapshots {
+    /// Snapshots for `snapshot -l`; `None` when there are none at all
+    /// (qemu-img then lists nothing and succeeds).
+    fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
+        Ok(None)
+    }
+
+    fn snapshot_create(&self, _name: &str) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    /// Reverts to the snapshot with this id.
+    fn snapshot_apply(&self, _id: &str) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    fn snapshot_delete(&self, _id: &str) -> Result<()> {
+        Err(Error::not_supported())
+    }
 }
 
 /// How `snapshot -a/-d` and `convert -l` name a snapshot.
