@@ -1,16 +1,26 @@
-//! The convert benchmark: rbdimg against `qemu-img convert` (default and
-//! `-m 16 -W`) and `rbd import`, interleaved, on a real single-node Ceph
-//! cluster (bluestore on a sparse file) started for the purpose.
+//! The convert benchmark, in two groups of rows (`--rows`, default both):
 //!
-//!   cargo run --release --bin bench -- [--runs N] [--quick] [--out FILE]
+//! * `convert`: rbdimg against `qemu-img convert` (default and `-m 16 -W`)
+//!   and `rbd import`, interleaved, on a real single-node Ceph cluster
+//!   (bluestore on a sparse file) started for the purpose. Sources: a 4 GiB
+//!   image with about 1 GiB of half-compressible data in scattered 4 MiB
+//!   extents, as raw, qcow2 and compressed qcow2 (`--quick`: 512 MiB with
+//!   128 MiB of data). Cases: each source into RBD, RBD into qcow2, qcow2
+//!   into raw and raw into qcow2 locally.
+//! * `store`: the embedded store against a local raw file, no cluster:
+//!   `convert -n` of 1 GiB of incompressible data (`--quick`: 256 MiB) into
+//!   an existing image of that size in a fresh store, and into an existing
+//!   raw file, each followed by `sync` (with the source in the page cache,
+//!   and with the page cache dropped before each run, as root) or flushed
+//!   by rbdimg itself (`-t writeback`).
 //!
-//! Sources: a 4 GiB image with about 1 GiB of half-compressible data in
-//! scattered 4 MiB extents, as raw, qcow2 and compressed qcow2 (`--quick`:
-//! 512 MiB with 128 MiB of data). Cases: each source into RBD, RBD into
-//! qcow2, qcow2 into raw and raw into qcow2 locally. Every target is
-//! deleted right after it is timed.
-//! Reported: medians of wall time, client CPU (user+sys) and peak RSS, and
-//! the ratios of each peer to rbdimg.
+//!   cargo run --release --bin bench -- [--runs N] [--quick] [--rows convert,store] [--out FILE]
+//!
+//! Each case runs one untimed warm-up round, then the timed rounds with
+//! its tools interleaved. Every target is deleted right after it is timed.
+//! Reported: medians of wall time, CPU (user+sys, the command's whole
+//! process tree) and peak RSS, and the ratios of each tool to the row's
+//! first.
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -26,27 +36,59 @@ struct Sample {
     rss_kib: u64,
 }
 
+struct Tool {
+    label: &'static str,
+    /// Command line with {src}, {dst} and {dst_plain} placeholders.
+    run: String,
+    /// Untimed command run before each timed one (same placeholders).
+    setup: Option<String>,
+}
+
+fn tool(label: &'static str, run: String) -> Tool {
+    Tool {
+        label,
+        run,
+        setup: None,
+    }
+}
+
 struct Case {
     title: &'static str,
-    /// (tool label, command line with {src} and {dst} placeholders)
-    tools: Vec<(&'static str, String)>,
+    /// Ratios are against the first tool.
+    tools: Vec<Tool>,
     src: String,
     /// Target name pattern; {n} is the run number.
     dst: String,
-    /// Command that deletes a target (with {dst}).
+    /// Command that deletes a target (with {n}).
     cleanup: String,
+    cache: Cache,
+}
+
+/// What is done to the page cache before each timed run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cache {
+    Untouched,
+    /// Every dirty page written back.
+    Synced,
+    /// Synced, then emptied (needs root).
+    Dropped,
 }
 
 struct Config {
     runs: usize,
     quick: bool,
+    convert: bool,
+    store: bool,
     out: PathBuf,
 }
 
 fn parse_args() -> Config {
+    const USAGE: &str = "usage: bench [--runs N] [--quick] [--rows convert,store] [--out FILE]";
     let mut config = Config {
         runs: 3,
         quick: false,
+        convert: true,
+        store: true,
         out: PathBuf::from("target/bench/results.md"),
     };
     let mut args = std::env::args().skip(1);
@@ -54,12 +96,23 @@ fn parse_args() -> Config {
         match arg.as_str() {
             "--runs" => config.runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--quick" => config.quick = true,
-            "--out" => config.out = PathBuf::from(args.next().expect("--out FILE")),
-            other => {
-                panic!("unknown argument {other}; usage: bench [--runs N] [--quick] [--out FILE]")
+            "--rows" => {
+                let rows = args.next().expect("--rows convert,store");
+                config.convert = false;
+                config.store = false;
+                for row in rows.split(',') {
+                    match row {
+                        "convert" => config.convert = true,
+                        "store" => config.store = true,
+                        other => panic!("unknown row group {other}; {USAGE}"),
+                    }
+                }
             }
+            "--out" => config.out = PathBuf::from(args.next().expect("--out FILE")),
+            other => panic!("unknown argument {other}; {USAGE}"),
         }
     }
+    assert!(config.runs > 0, "--runs must be at least 1");
     config
 }
 
@@ -107,24 +160,34 @@ fn sh(command: &str) {
     assert!(status.success(), "`{command}` failed");
 }
 
+/// Seeded xorshift64: the same sources on every run and machine.
+struct XorShift(u64);
+
+impl XorShift {
+    fn new() -> XorShift {
+        XorShift(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 /// A raw source of `size` bytes with `data` bytes in 4 MiB extents at
 /// seeded pseudo-random places; each 64 KiB half random, half text, so
 /// compression has something to do.
 fn make_raw(path: &Path, size: u64, data: u64) {
     let file = File::create(path).unwrap();
     file.set_len(size).unwrap();
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = XorShift::new();
     let extent = 4u64 << 20;
     let slots = size / extent;
     let mut chosen: Vec<u64> = Vec::new();
     while (chosen.len() as u64) < data / extent {
-        let slot = next() % slots;
+        let slot = rng.next() % slots;
         if !chosen.contains(&slot) {
             chosen.push(slot);
         }
@@ -134,13 +197,28 @@ fn make_raw(path: &Path, size: u64, data: u64) {
         for piece in block.chunks_mut(65536) {
             let (random, text) = piece.split_at_mut(32768);
             for b in random.iter_mut() {
-                *b = next() as u8;
+                *b = rng.next() as u8;
             }
             for (i, b) in text.iter_mut().enumerate() {
                 *b = b"rbdimg benchmark "[i % 17];
             }
         }
         file.write_all_at(&block, slot * extent).unwrap();
+    }
+    file.sync_all().unwrap();
+}
+
+/// A raw source of `size` incompressible bytes, no holes.
+fn make_random(path: &Path, size: u64) {
+    let file = File::create(path).unwrap();
+    let mut rng = XorShift::new();
+    let mut block = vec![0u8; 4 << 20];
+    for at in (0..size).step_by(block.len()) {
+        for word in block.chunks_exact_mut(8) {
+            word.copy_from_slice(&rng.next().to_le_bytes());
+        }
+        let n = (size - at).min(block.len() as u64) as usize;
+        file.write_all_at(&block[..n], at).unwrap();
     }
     file.sync_all().unwrap();
 }
@@ -154,6 +232,19 @@ fn secs(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64())
 }
 
+const DROP_CACHES: &str = "/proc/sys/vm/drop_caches";
+
+/// Puts the page cache in the state a timed run starts from, the same for
+/// every tool of a case.
+fn settle(cache: Cache) {
+    if cache != Cache::Untouched {
+        sh("sync");
+    }
+    if cache == Cache::Dropped {
+        fs::write(DROP_CACHES, "3").expect("dropping the page cache needs root");
+    }
+}
+
 fn main() {
     let config = parse_args();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -162,33 +253,143 @@ fn main() {
     let work = PathBuf::from(format!("/var/tmp/rbdimg-bench-{}", std::process::id()));
     fs::create_dir_all(&work).unwrap();
     let dir = work.as_path();
+    let mut report = String::from("# rbdimg benchmark\n\n");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if config.store {
+            report += &store_rows(&config, dir, &rbdimg);
+        }
+        if config.convert {
+            report += &with_cluster(root, dir, |conf| convert_rows(&config, dir, &rbdimg, conf));
+        }
+    }));
+    let _ = fs::remove_dir_all(dir);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    if let Some(parent) = config.out.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
+    fs::write(&config.out, &report).unwrap();
+    print!("{report}");
+    eprintln!("results written to {}", config.out.display());
+}
+
+/// Runs `f` with the ceph.conf of a bluestore cluster started in `dir`,
+/// stopping the cluster afterwards whatever happens.
+fn with_cluster(root: &Path, dir: &Path, f: impl FnOnce(&str) -> String) -> String {
     let cluster = dir.join("cluster");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
+    let script = root.join("tests/ceph/cluster.sh");
     eprintln!("starting a bluestore cluster in {}", cluster.display());
     sh(&format!(
         "CEPH_TEST_PORT={port} bash {} start {} bluestore",
-        root.join("tests/ceph/cluster.sh").display(),
+        script.display(),
         cluster.display()
     ));
-    let stop = format!(
-        "bash {} stop {}",
-        root.join("tests/ceph/cluster.sh").display(),
-        cluster.display()
-    );
     let conf = cluster.join("ceph.conf").display().to_string();
-    let result = std::panic::catch_unwind(|| run(&config, dir, &rbdimg, &conf));
-    sh(&stop);
-    let _ = fs::remove_dir_all(dir);
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&conf)));
+    sh(&format!(
+        "bash {} stop {}",
+        script.display(),
+        cluster.display()
+    ));
+    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
+/// The embedded store against a local raw file: the same `convert -n` of
+/// incompressible data into an existing target of its size, `sync`
+/// included, with the source in the page cache and without.
+fn store_rows(config: &Config, dir: &Path, rbdimg: &Path) -> String {
+    let size = if config.quick {
+        256u64 << 20
+    } else {
+        1u64 << 30
+    };
+    let src = dir.join("random.raw");
+    eprintln!("making a source: {} MiB of random data", size >> 20);
+    make_random(&src, size);
+    let ours = rbdimg.display().to_string();
+    let file = dir.join("file-{n}").display().to_string();
+    let store = dir.join("store-{n}").display().to_string();
+    let image = format!("rbd:rbd/img:store={store}");
+    // Made durable by `sync` (the whole system's page cache), or by
+    // rbdimg's own flush at the end (`-t writeback`: only its target).
+    let target = |label, dst: &str, flush: bool| Tool {
+        label,
+        run: if flush {
+            format!("{ours} convert -t writeback -n -f raw -O raw {{src}} {dst}")
+        } else {
+            format!("{ours} convert -n -f raw -O raw {{src}} {dst} && sync")
+        },
+        setup: Some(format!("{ours} create -q -f raw {dst} {size}")),
+    };
+    let case = |title, cache, flush| Case {
+        title,
+        tools: vec![
+            target("local raw file", &file, flush),
+            target("embedded store", &image, flush),
+        ],
+        src: src.display().to_string(),
+        dst: String::new(),
+        cleanup: format!("rm -rf {file} {store}"),
+        cache,
+    };
+    let mut report = String::new();
+    writeln!(
+        report,
+        "{} MiB of incompressible data: `rbdimg convert -n -f raw -O raw` into an existing \
+         raw file and into an existing image in a fresh embedded store, made durable by a \
+         `sync` after it or by `-t writeback` (timed); everything synced before each run; \
+         median of {} interleaved runs; {}, {} cores. CPU is user+sys of the command and \
+         `sync`.\n",
+        size >> 20,
+        config.runs,
+        filesystem(dir),
+        cores()
+    )
+    .unwrap();
+    report += &time_cases(
+        &[
+            case(
+                "embedded store vs local file (sync; source in page cache)",
+                Cache::Synced,
+                false,
+            ),
+            case(
+                "embedded store vs local file (sync; page cache dropped before each run)",
+                Cache::Dropped,
+                false,
+            ),
+            case(
+                "embedded store vs local file (-t writeback; source in page cache)",
+                Cache::Synced,
+                true,
+            ),
+        ],
+        config.runs,
+    );
+    report
+}
+
+/// The type of the filesystem holding `dir`, e.g. "ext4".
+fn filesystem(dir: &Path) -> String {
+    let out = Command::new("findmnt")
+        .args(["-n", "-o", "FSTYPE", "-T"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> String {
     let (size, data) = if config.quick {
         (512u64 << 20, 128u64 << 20)
     } else {
@@ -223,21 +424,21 @@ fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
     let rbd_name = |image: &str| format!("rbd:{image}:conf={conf}");
     let into_rbd = |title: &'static str, src: &Path, fmt: &str, with_import: bool| {
         let mut tools = vec![
-            (
+            tool(
                 "rbdimg",
                 format!("{ours} convert -f {fmt} -O raw {{src}} {{dst}}"),
             ),
-            (
+            tool(
                 "qemu-img",
                 format!("qemu-img convert -f {fmt} -O raw {{src}} {{dst}}"),
             ),
-            (
+            tool(
                 "qemu-img -m 16 -W",
                 format!("qemu-img convert -m 16 -W -f {fmt} -O raw {{src}} {{dst}}"),
             ),
         ];
         if with_import {
-            tools.push((
+            tools.push(tool(
                 "rbd import",
                 format!("rbd --conf {conf} import {{src}} {{dst_plain}}"),
             ));
@@ -248,16 +449,17 @@ fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
             src: src.display().to_string(),
             dst: rbd_name("rbd/bench-dst-{n}"),
             cleanup: format!("rbd --conf {conf} rm rbd/bench-dst-{{n}} >/dev/null 2>&1"),
+            cache: Cache::Untouched,
         }
     };
     let local = |title: &'static str, src: String, fmt: &str, out_fmt: &str| Case {
         title,
         tools: vec![
-            (
+            tool(
                 "rbdimg",
                 format!("{ours} convert -f {fmt} -O {out_fmt} {{src}} {{dst}}"),
             ),
-            (
+            tool(
                 "qemu-img",
                 format!("qemu-img convert -f {fmt} -O {out_fmt} {{src}} {{dst}}"),
             ),
@@ -265,6 +467,7 @@ fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
         src,
         dst: dir.join("dst-{n}").display().to_string(),
         cleanup: format!("rm -f {}", dir.join("dst-{n}").display()),
+        cache: Cache::Untouched,
     };
     let cases = vec![
         into_rbd("raw -> rbd", &raw, "raw", true),
@@ -286,7 +489,6 @@ fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
     ];
 
     let mut report = String::new();
-    writeln!(report, "# rbdimg convert benchmark\n").unwrap();
     writeln!(
         report,
         "{} source, {} MiB of data in 4 MiB extents; median of {} interleaved runs; single-node Ceph \
@@ -294,35 +496,55 @@ fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
         if config.quick { "512 MiB" } else { "4 GiB" },
         data >> 20,
         config.runs,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        cores()
     )
     .unwrap();
-    for case in &cases {
+    report += &time_cases(&cases, config.runs);
+    report
+}
+
+/// Times every case's tools in turn, `runs` rounds interleaved; returns
+/// one markdown table per case.
+fn time_cases(cases: &[Case], runs: usize) -> String {
+    let mut report = String::new();
+    for case in cases {
         eprintln!("== {}", case.title);
         let mut samples: Vec<Vec<Sample>> = case.tools.iter().map(|_| Vec::new()).collect();
         let mut failures: Vec<Option<String>> = case.tools.iter().map(|_| None).collect();
         let mut n = 0;
-        for _ in 0..config.runs {
-            for (i, (label, template)) in case.tools.iter().enumerate() {
+        // Round 0 warms up (caches, allocator, a first run's outliers) untimed.
+        for round in 0..=runs {
+            for (i, t) in case.tools.iter().enumerate() {
                 n += 1;
                 let dst = case.dst.replace("{n}", &n.to_string());
                 let dst_plain = format!("rbd/bench-dst-{n}");
-                let command = template
-                    .replace("{src}", &case.src)
-                    .replace("{dst_plain}", &dst_plain)
-                    .replace("{dst}", &dst);
-                match measure(&command) {
+                let fill = |template: &str| {
+                    template
+                        .replace("{src}", &case.src)
+                        .replace("{dst_plain}", &dst_plain)
+                        .replace("{dst}", &dst)
+                        .replace("{n}", &n.to_string())
+                };
+                if let Some(setup) = &t.setup {
+                    sh(&fill(setup));
+                }
+                settle(case.cache);
+                match measure(&fill(&t.run)) {
                     Ok(sample) => {
                         eprintln!(
-                            "  {label:<18} {}s cpu {}s rss {} MiB",
+                            "  {:<18} {}s cpu {}s rss {} MiB{}",
+                            t.label,
                             secs(sample.wall),
                             secs(sample.cpu),
-                            sample.rss_kib / 1024
+                            sample.rss_kib / 1024,
+                            if round == 0 { " (warm-up)" } else { "" }
                         );
-                        samples[i].push(sample);
+                        if round > 0 {
+                            samples[i].push(sample);
+                        }
                     }
                     Err(why) => {
-                        eprintln!("  {label:<18} FAILED: {why}");
+                        eprintln!("  {:<18} FAILED: {why}", t.label);
                         failures[i] = Some(why);
                     }
                 }
@@ -332,14 +554,19 @@ fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
                     .status();
             }
         }
+        let base = case.tools[0].label;
         writeln!(report, "## {}\n", case.title).unwrap();
-        writeln!(report, "| tool | wall s | cpu s | peak RSS MiB | wall vs rbdimg | cpu vs rbdimg | RSS vs rbdimg |").unwrap();
+        writeln!(
+            report,
+            "| tool | wall s | cpu s | peak RSS MiB | wall vs {base} | cpu vs {base} | RSS vs {base} |"
+        )
+        .unwrap();
         writeln!(report, "|---|---|---|---|---|---|---|").unwrap();
         if let Some((label, why)) = case
             .tools
             .iter()
             .zip(&failures)
-            .find_map(|((l, _), f)| f.as_ref().map(|w| (l, w)))
+            .find_map(|(t, f)| f.as_ref().map(|w| (t.label, w)))
         {
             writeln!(report, "| {label} | failed: {why} | | | | | |\n").unwrap();
             continue;
@@ -355,7 +582,7 @@ fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
             })
             .collect();
         let (w0, c0, r0) = medians[0];
-        for ((label, _), (w, c, r)) in case.tools.iter().zip(&medians) {
+        for (t, (w, c, r)) in case.tools.iter().zip(&medians) {
             let ratio = |a: f64, b: f64| {
                 if b > 0.0 {
                     format!("{:.2}x", a / b)
@@ -365,7 +592,8 @@ fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
             };
             writeln!(
                 report,
-                "| {label} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                t.label,
                 secs(*w),
                 secs(*c),
                 r / 1024,
@@ -377,10 +605,5 @@ fn run(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) {
         }
         writeln!(report).unwrap();
     }
-    if let Some(parent) = config.out.parent() {
-        fs::create_dir_all(parent).unwrap();
-    }
-    fs::write(&config.out, &report).unwrap();
-    print!("{report}");
-    eprintln!("results written to {}", config.out.display());
+    report
 }

@@ -3,7 +3,10 @@
 //! rounds). After each kill the store must open, the image must read the
 //! old or the new bytes, every snapshot must be unchanged, and `check`
 //! must be clean or the map flagged invalid; re-running the interrupted
-//! command must then succeed and leave a clean image.
+//! command must then succeed and leave a clean image. Every other convert
+//! flushes at its end (`-t writeback`), so kills land in the flush too;
+//! images mix whole-object writes (1 MiB objects, 2 MiB chunks) with
+//! partial ones (the odd-sized tail after a resize).
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -80,6 +83,16 @@ fn killed_processes_leave_a_consistent_store() {
         let snap = format!("s{round}");
         let new_size_text = new_size.to_string();
         let args: Vec<&str> = match op {
+            Op::Convert if round % 2 == 1 => vec![
+                "convert",
+                "-t",
+                "writeback",
+                "-n",
+                "-O",
+                "raw",
+                fill.to_str().unwrap(),
+                &name,
+            ],
             Op::Convert => vec!["convert", "-n", "-O", "raw", fill.to_str().unwrap(), &name],
             Op::Snapshot => vec!["snapshot", "-c", &snap, &name],
             Op::Grow => vec!["resize", "-f", "raw", &name, &new_size_text],

@@ -4,6 +4,7 @@
 //! omap, xattrs), the snapsets of data objects, and the registry of live
 //! clients and their watches.
 
+use std::fs::File;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -45,7 +46,8 @@ CREATE TABLE IF NOT EXISTS watches(
 /// The database's file in the store's root, and the companions SQLite
 /// opens beside it by path.
 pub const FILE: &str = "store.db";
-pub const COMPANIONS: [&str; 3] = ["store.db-wal", "store.db-shm", "store.db-journal"];
+const WAL: &str = "store.db-wal";
+pub const COMPANIONS: [&str; 3] = [WAL, "store.db-shm", "store.db-journal"];
 
 /// How long a writer waits for another process's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -64,6 +66,9 @@ pub struct Key<'a> {
 
 pub struct Db {
     conn: Mutex<Connection>,
+    /// The store's root and the database's write-ahead log, for `sync`.
+    root: Dir,
+    wal: File,
 }
 
 impl Db {
@@ -89,7 +94,7 @@ impl Db {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
-        let conn = Connection::open_with_flags(&path, flags).map_err(|e| cannot(&e))?;
+        let mut conn = Connection::open_with_flags(&path, flags).map_err(|e| cannot(&e))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
         // WAL lets readers run beside one writer; NORMAL syncs at checkpoints,
         // which survives any process crash.
@@ -104,22 +109,42 @@ impl Db {
         }
         conn.execute_batch("PRAGMA synchronous=NORMAL;")
             .map_err(db_error)?;
-        let db = Db {
+        immediate(&mut conn, |tx| tx.execute_batch(SCHEMA).map_err(db_error))?;
+        // The log exists while a connection is open (SQLite deletes it
+        // with the last one).
+        let wal = root
+            .open_read(WAL)
+            .and_then(|f| f.ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT)))
+            .map_err(|e| cannot(&format!("{WAL}: {e}")))?;
+        let root = root.try_clone().map_err(|e| cannot(&e))?;
+        Ok(Db {
             conn: Mutex::new(conn),
+            root,
+            wal,
+        })
+    }
+
+    /// Makes every committed transaction durable. With synchronous=NORMAL
+    /// SQLite syncs the log only at checkpoints (a commit survives the
+    /// process, not the machine); syncing it here is enough, as the next
+    /// open replays it. The root directory holds the database's names.
+    pub fn sync(&self) -> Result<()> {
+        let fail = |e: std::io::Error| {
+            Error::io(
+                format!(
+                    "cannot flush the embedded store {}",
+                    self.root.path().display()
+                ),
+                e,
+            )
         };
-        db.write(|tx| tx.execute_batch(SCHEMA).map_err(db_error))?;
-        Ok(db)
+        self.wal.sync_data().map_err(fail)?;
+        self.root.sync().map_err(fail)
     }
 
     /// Runs `f` in an immediate (write) transaction, committed when it succeeds.
     pub fn write<T>(&self, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn.lock().expect("no poisoning");
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_error)?;
-        let value = f(&tx)?;
-        tx.commit().map_err(db_error)?;
-        Ok(value)
+        immediate(&mut self.conn.lock().expect("no poisoning"), f)
     }
 
     /// Runs `f` in a read transaction (one consistent snapshot of the store).
@@ -130,6 +155,15 @@ impl Db {
             .map_err(db_error)?;
         f(&tx)
     }
+}
+
+fn immediate<T>(conn: &mut Connection, f: impl FnOnce(&Transaction) -> Result<T>) -> Result<T> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_error)?;
+    let value = f(&tx)?;
+    tx.commit().map_err(db_error)?;
+    Ok(value)
 }
 
 /// The pool's id; with `create` a missing pool is made (ensure_pool does).

@@ -31,6 +31,14 @@
 //! other live processes as answering with an empty payload, and drops
 //! those of dead ones, which is all librbd's lock protocol needs to tell a
 //! live owner from a dead one.
+//!
+//! Durability: an op that returns is in the kernel (page cache, database
+//! log), so it survives its process being killed at any point. It survives
+//! a power loss or an OS crash once the pool is flushed: `flush` syncs the
+//! data files and clones written since the last flush, the directories
+//! that name them and the database log. A power loss before that may lose
+//! or tear the objects written since the last flush, including the clones
+//! that keep snapshots' contents (the database itself stays consistent).
 
 pub mod cls;
 pub mod data;
@@ -656,8 +664,11 @@ impl Pool for EmbeddedPool {
         Ok(names)
     }
 
+    /// Data files first, then the database that records their snapsets
+    /// (and the object map that makes them visible).
     fn flush(&self) -> Result<()> {
-        self.data.flush()
+        self.data.flush()?;
+        self.shared.db.sync()
     }
 }
 
