@@ -9,6 +9,7 @@ pub mod extent;
 pub mod info;
 pub mod options;
 pub mod snapshot;
+pub mod status;
 
 pub use driver::BlockDriver;
 

@@ -70,6 +70,8 @@ pub enum Command {
         mut_arg("force_share", |a| a.help("Open the images even if another process uses them")),
     )]
     Compare(CompareArgs),
+    /// Dump the image's allocation: where each range's data lies
+    Map(MapArgs),
 }
 
 /// How the commands that open existing images name them: qemu-img's
@@ -89,6 +91,16 @@ pub struct ImageArgs {
         value_name = "FMT"
     )]
     pub format: Option<String>,
+}
+
+impl ImageArgs {
+    /// qemu-img refuses `-f` together with `--image-opts`.
+    pub fn exclusive(&self) -> anyhow::Result<()> {
+        if self.image_opts && self.format.is_some() {
+            anyhow::bail!("--image-opts and --format are mutually exclusive");
+        }
+        Ok(())
+    }
 }
 
 /// qemu-img's `-U`, for the commands that have it (all that open an
@@ -409,6 +421,41 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub share: ForceShareArg,
     /// FILENAME1 FILENAME2
+    #[arg(value_name = "FILENAME", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Output format: human or json
+    #[arg(
+        long = "output",
+        allow_hyphen_values = true,
+        value_name = "human|json",
+        default_value = "human"
+    )]
+    pub output: String,
+    #[command(flatten)]
+    pub share: ForceShareArg,
+    /// Map from this guest offset on
+    #[arg(
+        short = 's',
+        long = "start-offset",
+        allow_hyphen_values = true,
+        value_name = "OFFSET"
+    )]
+    pub start_offset: Option<String>,
+    /// Map at most this many bytes
+    #[arg(
+        short = 'l',
+        long = "max-length",
+        allow_hyphen_values = true,
+        value_name = "LENGTH"
+    )]
+    pub max_length: Option<String>,
+    /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
 }

@@ -17,6 +17,7 @@
 //! A worker that fails or panics stops every other one (a panic is then
 //! re-raised on the caller's thread once all workers have returned).
 
+pub mod map;
 pub mod plan;
 pub mod progress;
 pub mod sparse;

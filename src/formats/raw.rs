@@ -24,6 +24,7 @@ use crate::block::info::{NodeInfo, format_node_filename};
 use crate::block::options::SIZE_HINT;
 use crate::block::options::{OptDesc, OptType};
 use crate::block::snapshot::{SnapshotInfo, Snapshots};
+use crate::block::status::Status;
 use crate::block::{SECTOR, round_to_sector};
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::probe;
@@ -241,6 +242,15 @@ impl BlockDriver for RawImage {
         self.check_range(offset, len)?;
         let extent = self.storage.block_status(self.offset + offset, len)?;
         Ok(Extent { offset, ..extent })
+    }
+
+    /// The storage's status at the window's offset (QEMU's raw driver
+    /// answers `BDRV_BLOCK_RAW`: ask the file).
+    fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
+        self.check_range(offset, len)?;
+        let mut status = self.storage.map_status(self.offset + offset, len)?;
+        status.len = status.len.clamp(1, len);
+        Ok(status)
     }
 
     fn allocation_unit(&self) -> Option<u64> {
