@@ -13,6 +13,7 @@ mod create;
 mod docs;
 mod fixtures;
 mod info;
+mod map;
 mod names;
 mod qcow2;
 mod qcow2_corrupt;

@@ -7,6 +7,7 @@
 mod faults;
 mod interop;
 mod locking;
+mod map;
 mod matrix;
 mod misuse;
 mod options;

@@ -8,6 +8,7 @@ mod conformance;
 mod corrupt;
 mod crash;
 mod embedded;
+mod map;
 mod names;
 mod qcow2_in_rbd;
 mod store;
