@@ -7,6 +7,7 @@ pub mod driver;
 pub mod driver_names;
 pub mod extent;
 pub mod info;
+pub mod measure;
 pub mod options;
 pub mod snapshot;
 pub mod status;

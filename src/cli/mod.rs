@@ -72,6 +72,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// Dump the image's allocation: where each range's data lies
     Map(MapArgs),
+    /// Calculate the file size a new image needs
+    Measure(MeasureArgs),
 }
 
 /// How the commands that open existing images name them: qemu-img's
@@ -455,6 +457,58 @@ pub struct MapArgs {
         value_name = "LENGTH"
     )]
     pub max_length: Option<String>,
+    /// FILENAME
+    #[arg(value_name = "FILENAME", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Options of the target format, comma separated
+    #[arg(
+        short = 'o',
+        long = "options",
+        allow_hyphen_values = true,
+        value_name = "OPTIONS"
+    )]
+    pub options: Vec<String>,
+    /// Output format: human or json
+    #[arg(
+        long = "output",
+        allow_hyphen_values = true,
+        value_name = "human|json",
+        default_value = "human"
+    )]
+    pub output: String,
+    /// Measure this snapshot of FILENAME: snapshot.id=ID,snapshot.name=NAME or a name
+    #[arg(
+        short = 'l',
+        long = "snapshot",
+        allow_hyphen_values = true,
+        value_name = "SNAPSHOT_PARAM"
+    )]
+    pub snapshot: Option<String>,
+    /// Measure a new image of this size (instead of FILENAME)
+    #[arg(
+        short = 's',
+        long = "size",
+        allow_hyphen_values = true,
+        value_name = "SIZE"
+    )]
+    pub size: Option<String>,
+    /// Target format (default raw)
+    #[arg(
+        short = 'O',
+        long = "target-format",
+        allow_hyphen_values = true,
+        value_name = "OUTPUT_FMT",
+        default_value = "raw"
+    )]
+    pub target_format: String,
+    #[command(flatten)]
+    pub share: ForceShareArg,
     /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,

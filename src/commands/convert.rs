@@ -327,16 +327,20 @@ fn sparse_size(text: &str) -> anyhow::Result<u64> {
     Ok(n)
 }
 
-fn open_snapshot(
+pub(crate) fn open_snapshot(
     source: &Arc<dyn BlockDriver>,
     selector: &SnapshotSelector,
 ) -> anyhow::Result<Arc<dyn BlockDriver>> {
-    let Some(list) = source.snapshots()? else {
-        bail!(
-            "Failed to load snapshot: Block format '{}' used by device '' does not support temporarily loading \
-             internal snapshots",
-            source.format_name()
-        );
+    // Only qcow2 loads a snapshot for reading (QEMU's `bdrv_snapshot_load_tmp`).
+    let list = match source.snapshots()? {
+        Some(list) if source.format_name() == "qcow2" => list,
+        _ => {
+            bail!(
+                "Failed to load snapshot: Block format '{}' used by device '' does not support temporarily loading \
+                 internal snapshots",
+                source.format_name()
+            );
+        }
     };
     let Some(found) = selector.find(&list) else {
         bail!("Failed to load snapshot: Can't find snapshot");

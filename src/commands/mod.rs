@@ -9,6 +9,7 @@ pub mod convert;
 pub mod create;
 pub mod info;
 pub mod map;
+pub mod measure;
 pub mod resize;
 pub mod snapshot;
 
@@ -55,6 +56,7 @@ pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
         Command::Check(a) => check::run(a, console),
         Command::Compare(a) => compare::run(a, console),
         Command::Map(a) => map::run(a, console),
+        Command::Measure(a) => measure::run(a, console),
     }
 }
 

@@ -59,7 +59,7 @@ impl MapEntry {
 
 /// The entry for the run at `offset` (at most `len` bytes): the first layer
 /// down the backing chain that has data or zeros there decides it.
-fn entry_at(image: &Arc<dyn BlockDriver>, offset: u64, len: u64) -> Result<MapEntry> {
+pub fn entry_at(image: &Arc<dyn BlockDriver>, offset: u64, len: u64) -> Result<MapEntry> {
     let mut layer = image.clone();
     let mut depth = 0;
     let mut len = len;

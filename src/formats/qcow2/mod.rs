@@ -21,6 +21,7 @@ pub mod create;
 pub mod header;
 pub mod io;
 pub mod map;
+pub mod measure;
 pub mod metadata;
 pub mod refcount;
 pub mod resize;
