@@ -14,6 +14,7 @@ mod docs;
 mod fixtures;
 mod info;
 mod map;
+mod measure;
 mod names;
 mod qcow2;
 mod qcow2_corrupt;

@@ -490,13 +490,9 @@ pub struct MeasureArgs {
         value_name = "SNAPSHOT_PARAM"
     )]
     pub snapshot: Option<String>,
+    // qemu-img's help lists `-s` too, but its getopt has no such option.
     /// Measure a new image of this size (instead of FILENAME)
-    #[arg(
-        short = 's',
-        long = "size",
-        allow_hyphen_values = true,
-        value_name = "SIZE"
-    )]
+    #[arg(long = "size", allow_hyphen_values = true, value_name = "SIZE")]
     pub size: Option<String>,
     /// Target format (default raw)
     #[arg(

@@ -9,6 +9,7 @@ mod interop;
 mod locking;
 mod map;
 mod matrix;
+mod measure;
 mod misuse;
 mod options;
 mod qcow2_in_rbd;

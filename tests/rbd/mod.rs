@@ -9,6 +9,7 @@ mod corrupt;
 mod crash;
 mod embedded;
 mod map;
+mod measure;
 mod names;
 mod qcow2_in_rbd;
 mod store;
