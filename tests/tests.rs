@@ -10,6 +10,7 @@ mod compare;
 mod conformance;
 mod convert;
 mod create;
+mod dd;
 mod docs;
 mod fixtures;
 mod info;

@@ -74,6 +74,8 @@ pub enum Command {
     Map(MapArgs),
     /// Calculate the file size a new image needs
     Measure(MeasureArgs),
+    /// Copy an image into a new one, dd(1) style
+    Dd(DdArgs),
 }
 
 /// How the commands that open existing images name them: qemu-img's
@@ -507,6 +509,26 @@ pub struct MeasureArgs {
     pub share: ForceShareArg,
     /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DdArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Format of the output (default raw)
+    #[arg(
+        short = 'O',
+        long = "output-format",
+        allow_hyphen_values = true,
+        value_name = "OUTPUT_FMT",
+        default_value = "raw"
+    )]
+    pub output_format: String,
+    #[command(flatten)]
+    pub share: ForceShareArg,
+    /// [bs=BLOCK_SIZE] [count=BLOCKS] [skip=BLOCKS] if=INPUT of=OUTPUT
+    #[arg(value_name = "OPERAND", num_args = 0..)]
     pub args: Vec<String>,
 }
 

@@ -7,6 +7,7 @@ pub mod check;
 pub mod compare;
 pub mod convert;
 pub mod create;
+pub mod dd;
 pub mod info;
 pub mod map;
 pub mod measure;
@@ -57,6 +58,7 @@ pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
         Command::Compare(a) => compare::run(a, console),
         Command::Map(a) => map::run(a, console),
         Command::Measure(a) => measure::run(a, console),
+        Command::Dd(a) => dd::run(a, console),
     }
 }
 

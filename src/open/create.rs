@@ -183,6 +183,11 @@ pub fn execute_as(plan: &CreatePlan, context: &str) -> Result<()> {
     execute_inner(plan).map_err(|e| e.prepend(context).prepend(&plan.filename))
 }
 
+/// As `execute`, with no prefix: the caller words the context (`dd`).
+pub fn execute_unprefixed(plan: &CreatePlan) -> Result<()> {
+    execute_inner(plan)
+}
+
 fn execute_inner(plan: &CreatePlan) -> Result<()> {
     let result = match (&plan.location, plan.format) {
         (Location::File(_), Format::Rbd) => {

@@ -4,6 +4,7 @@
 //! names); tests that freeze daemons start a private one; the tests that
 //! kill OSDs share a replicated three-OSD cluster, one test at a time.
 
+mod dd;
 mod faults;
 mod interop;
 mod locking;

@@ -7,6 +7,7 @@
 mod conformance;
 mod corrupt;
 mod crash;
+mod dd;
 mod embedded;
 mod map;
 mod measure;
