@@ -4,6 +4,7 @@
 mod rng;
 mod util;
 
+mod bench;
 mod ceph;
 mod cli;
 mod compare;

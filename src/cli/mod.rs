@@ -76,6 +76,8 @@ pub enum Command {
     Measure(MeasureArgs),
     /// Copy an image into a new one, dd(1) style
     Dd(DdArgs),
+    /// Time a run of read or write requests against an image
+    Bench(BenchArgs),
 }
 
 /// How the commands that open existing images name them: qemu-img's
@@ -529,6 +531,95 @@ pub struct DdArgs {
     pub share: ForceShareArg,
     /// [bs=BLOCK_SIZE] [count=BLOCKS] [skip=BLOCKS] if=INPUT of=OUTPUT
     #[arg(value_name = "OPERAND", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Flush after this many write requests
+    #[arg(
+        long = "flush-interval",
+        allow_hyphen_values = true,
+        value_name = "FLUSH_INTERVAL"
+    )]
+    pub flush_interval: Option<String>,
+    /// Cache mode (default writeback)
+    #[arg(
+        short = 't',
+        long = "cache",
+        allow_hyphen_values = true,
+        value_name = "CACHE"
+    )]
+    pub cache: Option<String>,
+    /// Number of requests (default 75000)
+    #[arg(
+        short = 'c',
+        long = "count",
+        allow_hyphen_values = true,
+        value_name = "COUNT"
+    )]
+    pub count: Option<String>,
+    /// Requests in flight at once (default 64)
+    #[arg(
+        short = 'd',
+        long = "depth",
+        allow_hyphen_values = true,
+        value_name = "DEPTH"
+    )]
+    pub depth: Option<String>,
+    /// Bytes per request (default 4k)
+    #[arg(
+        short = 's',
+        long = "buffer-size",
+        allow_hyphen_values = true,
+        value_name = "BUFFER_SIZE"
+    )]
+    pub buffer_size: Option<String>,
+    /// Offset increment between requests (default: the buffer size)
+    #[arg(
+        short = 'S',
+        long = "step-size",
+        allow_hyphen_values = true,
+        value_name = "STEP_SIZE"
+    )]
+    pub step_size: Option<String>,
+    /// Offset of the first request
+    #[arg(
+        short = 'o',
+        long = "offset",
+        allow_hyphen_values = true,
+        value_name = "OFFSET"
+    )]
+    pub offset: Option<String>,
+    /// AIO backend: threads, native, io_uring
+    #[arg(
+        short = 'i',
+        long = "aio",
+        allow_hyphen_values = true,
+        value_name = "AIO"
+    )]
+    pub aio: Option<String>,
+    /// Native AIO (needs -t none or directsync on local files)
+    #[arg(short = 'n', long = "native")]
+    pub native: bool,
+    /// Write requests instead of reads
+    #[arg(short = 'w', long = "write")]
+    pub write: bool,
+    /// Byte written by write requests (default 0)
+    #[arg(long = "pattern", allow_hyphen_values = true, value_name = "PATTERN")]
+    pub pattern: Option<String>,
+    /// With --flush-interval: flush without waiting for requests in flight
+    #[arg(long = "no-drain")]
+    pub no_drain: bool,
+    #[command(flatten)]
+    pub share: ForceShareArg,
+    /// Quiet (bench prints its lines all the same, as qemu-img)
+    #[arg(short = 'q')]
+    pub quiet: bool,
+    /// FILENAME
+    #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
 }
 

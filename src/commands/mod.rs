@@ -3,6 +3,7 @@
 //! the diagnostics drivers report), and return the process exit code;
 //! errors travel as `anyhow::Error`. Nothing below this layer prints.
 
+pub mod bench;
 pub mod check;
 pub mod compare;
 pub mod convert;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
         Command::Map(a) => map::run(a, console),
         Command::Measure(a) => measure::run(a, console),
         Command::Dd(a) => dd::run(a, console),
+        Command::Bench(a) => bench::run(a, console),
     }
 }
 

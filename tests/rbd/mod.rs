@@ -4,6 +4,7 @@
 //! images: on Ceph with the rbd CLI (and rbdimg), on the embedded store
 //! with rbdimg itself.
 
+mod bench;
 mod conformance;
 mod corrupt;
 mod crash;
