@@ -200,7 +200,7 @@ fn requests(
                     if !run.drain
                         && flushes
                         && run.flush_interval > 0
-                        && completed % run.flush_interval == 0
+                        && completed.is_multiple_of(run.flush_interval)
                         && let Err(e) = image.flush()
                     {
                         return fail(failure("flush request", &e));
