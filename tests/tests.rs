@@ -18,6 +18,7 @@ mod info;
 mod map;
 mod measure;
 mod names;
+mod progress;
 mod qcow2;
 mod qcow2_corrupt;
 mod rados;

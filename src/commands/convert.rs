@@ -19,11 +19,14 @@ use anyhow::bail;
 
 use crate::block::BlockDriver;
 use crate::block::diagnostics::Diagnostics;
+use crate::block::extent::Allocation;
 use crate::block::options::{Options, help_text};
 use crate::block::snapshot::SnapshotSelector;
 use crate::cli::ConvertArgs;
+use crate::commands::progress::reporter;
 use crate::commands::{Console, cvtnum, is_cache_mode};
-use crate::convert::{self, ConvertOptions, progress::Progress};
+use crate::convert::progress::{Progress, Report};
+use crate::convert::{self, ConvertOptions};
 use crate::open::create::{self, CreatePlan, CreateRequest};
 use crate::open::format::{Format, Lookup};
 use crate::open::{OpenOptions, open_image};
@@ -81,7 +84,18 @@ pub fn run(a: ConvertArgs, console: &Console) -> anyhow::Result<i32> {
             crate::commands::print(&text)?;
             Ok(0)
         }
-        Request::Convert(config) => execute(&config, console),
+        Request::Convert(config) => {
+            // From here on qemu-img reports progress, and ends the report
+            // on every way out.
+            let report = reporter(config.progress, 1.0);
+            report.update(0.0);
+            let code = execute(&config, console, &report);
+            if code.is_ok() {
+                report.update(100.0);
+            }
+            report.end();
+            code
+        }
     }
 }
 
@@ -228,7 +242,7 @@ impl ConvertConfig {
 }
 
 /// Opens the sources, creates the target unless `-n`, copies.
-fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
+fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> anyhow::Result<i32> {
     let source_opts = OpenOptions {
         format: c.source_format.clone(),
         writable: false,
@@ -287,8 +301,13 @@ fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
             None
         },
     };
-    check_allocation(&sources)?;
-    let progress = Progress::new(total, c.progress);
+    let (data, backing) = check_allocation(&sources)?;
+    let work = match (opts.keep_backing_unallocated, opts.sparse_size) {
+        (_, 0) => total,
+        (true, _) => data,
+        (false, _) => data + backing,
+    };
+    let progress = Progress::new(work, report.clone());
     convert::convert(&sources, target.as_ref(), &opts, &progress)?;
     // qemu-img's default target cache mode is "unsafe": no final flush.
     if c.target_cache.as_deref().unwrap_or("unsafe") != "unsafe" {
@@ -300,8 +319,10 @@ fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
 /// qemu-img walks the sources' allocation before it copies anything (to
 /// count the sectors to copy), so a source whose metadata is corrupt fails
 /// with the target created but nothing written to it. The walk reads only
-/// metadata.
-fn check_allocation(sources: &[Arc<dyn BlockDriver>]) -> anyhow::Result<()> {
+/// metadata; it counts the bytes stored in the sources and in their
+/// backing chains.
+fn check_allocation(sources: &[Arc<dyn BlockDriver>]) -> anyhow::Result<(u64, u64)> {
+    let (mut data, mut backing) = (0, 0);
     for source in sources {
         let size = source.size();
         let mut pos = 0;
@@ -309,10 +330,15 @@ fn check_allocation(sources: &[Arc<dyn BlockDriver>]) -> anyhow::Result<()> {
             let extent = source.block_status(pos, size - pos).map_err(|e| {
                 e.prepend(format!("error while reading block status at offset {pos}"))
             })?;
+            match extent.allocation {
+                Allocation::Data => data += extent.len,
+                Allocation::Backing => backing += extent.len,
+                Allocation::Zero | Allocation::Unallocated => {}
+            }
             pos += extent.len.max(1);
         }
     }
-    Ok(())
+    Ok((data, backing))
 }
 
 /// `cvtnum("buffer size for sparse output")` plus qemu-img's alignment rule.

@@ -12,6 +12,7 @@ pub mod dd;
 pub mod info;
 pub mod map;
 pub mod measure;
+pub mod progress;
 pub mod resize;
 pub mod snapshot;
 
