@@ -14,6 +14,7 @@ mod create;
 mod dd;
 mod docs;
 mod fixtures;
+mod habits;
 mod info;
 mod map;
 mod measure;

@@ -128,7 +128,9 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
             ));
         }
     }
-    let size = match (request.size, options.size("size")?) {
+    // QEMU keeps "no size" as UINT64_MAX: a size of exactly that is none.
+    let given = options.size("size")?.filter(|&s| s != u64::MAX);
+    let size = match (request.size, given) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid("The image size must be specified only once"));
         }
