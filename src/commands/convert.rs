@@ -110,17 +110,11 @@ fn validate(a: ConvertArgs, console: &Console) -> anyhow::Result<Request> {
         None => 4096,
         Some(text) => sparse_size(text)?,
     };
-    let snapshot = match &a.snapshot {
-        None => None,
-        Some(param) => match SnapshotSelector::parse_convert_option(param) {
-            Ok(selector) => Some(selector),
-            Err(e) => {
-                // qemu-img reports the bad key, then the whole parameter.
-                console.error(e);
-                bail!("Failed in parsing snapshot param '{param}'");
-            }
-        },
-    };
+    let snapshot = a
+        .snapshot
+        .as_deref()
+        .map(|param| snapshot_param(param, console))
+        .transpose()?;
     let options = Options::parse(&a.options)?;
     if a.target_image_opts && !a.no_create {
         bail!("--target-image-opts requires use of -n flag");
@@ -351,6 +345,14 @@ fn sparse_size(text: &str) -> anyhow::Result<u64> {
         );
     }
     Ok(n)
+}
+
+/// `-l`'s argument; qemu-img reports a bad key, then the whole parameter.
+pub(crate) fn snapshot_param(param: &str, console: &Console) -> anyhow::Result<SnapshotSelector> {
+    SnapshotSelector::parse_convert_option(param).map_err(|e| {
+        console.error(e);
+        anyhow::anyhow!("Failed in parsing snapshot param '{param}'")
+    })
 }
 
 pub(crate) fn open_snapshot(

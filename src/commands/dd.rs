@@ -16,7 +16,7 @@ use crate::block::diagnostics::Diagnostics;
 use crate::block::driver_names;
 use crate::block::options::Options;
 use crate::cli::DdArgs;
-use crate::commands::{Console, cvtnum};
+use crate::commands::{Console, cvtnum, reading};
 use crate::error::{Error, strerror};
 use crate::open::create::{self, CreateRequest};
 use crate::open::format::{Format, Lookup};
@@ -65,15 +65,10 @@ fn operands(args: &[String]) -> anyhow::Result<Operands> {
 
 pub fn run(a: DdArgs, console: &Console) -> anyhow::Result<i32> {
     let ops = operands(&a.args)?;
-    a.image.exclusive()?;
-    let opts = OpenOptions {
-        format: a.image.format.clone(),
-        force_share: a.share.force_share,
-        image_opts: a.image.image_opts,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
-    };
-    let input = open_image(&ops.input, &opts)?;
+    let input = open_image(
+        &ops.input,
+        &reading(&a.image, a.share.force_share, console)?,
+    )?;
     let out_fmt = &a.output_format;
     match Format::lookup(out_fmt) {
         Lookup::Unknown => bail!("Unknown file format"),

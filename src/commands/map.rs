@@ -11,10 +11,10 @@ use anyhow::bail;
 
 use crate::block::round_to_sector;
 use crate::cli::MapArgs;
-use crate::commands::{Console, OutputFormat, cvtnum, one_filename, output_format};
+use crate::commands::{Console, OutputFormat, cvtnum, one_filename, output_format, reading};
 use crate::convert::map::{MapEntry, walk};
 use crate::error::{Error, strerror};
-use crate::open::{OpenOptions, open_image};
+use crate::open::open_image;
 
 pub fn run(a: MapArgs, console: &Console) -> anyhow::Result<i32> {
     let output = output_format("map", &a.output)?;
@@ -30,15 +30,7 @@ pub fn run(a: MapArgs, console: &Console) -> anyhow::Result<i32> {
         .map(|t| cvtnum("max length", t, 0, i64::MAX as u64))
         .transpose()?;
     let filename = one_filename("map", &a.args)?;
-    a.image.exclusive()?;
-    let opts = OpenOptions {
-        format: a.image.format,
-        force_share: a.share.force_share,
-        image_opts: a.image.image_opts,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
-    };
-    let image = open_image(filename, &opts)?;
+    let image = open_image(filename, &reading(&a.image, a.share.force_share, console)?)?;
     let mut out = std::io::stdout().lock();
     match output {
         OutputFormat::Human => writeln!(

@@ -14,28 +14,22 @@ use crate::block::BlockDriver;
 use crate::block::driver_names;
 use crate::block::measure::{Measure, MeasureSource};
 use crate::block::options::Options;
-use crate::block::snapshot::SnapshotSelector;
 use crate::cli::MeasureArgs;
-use crate::commands::convert::open_snapshot;
-use crate::commands::{Console, OutputFormat, cvtnum, output_format, print};
+use crate::commands::convert::{open_snapshot, snapshot_param};
+use crate::commands::{Console, OutputFormat, cvtnum, output_format, print, reading};
 use crate::convert::map::entry_at;
 use crate::formats::{qcow2, raw};
 use crate::open::format::{Format, Lookup, Storage};
-use crate::open::{OpenOptions, open_image};
+use crate::open::open_image;
 use crate::qjson;
 
 pub fn run(a: MeasureArgs, console: &Console) -> anyhow::Result<i32> {
     let options = Options::parse(&a.options)?;
-    let snapshot = match &a.snapshot {
-        None => None,
-        Some(param) => match SnapshotSelector::parse_convert_option(param) {
-            Ok(selector) => Some(selector),
-            Err(e) => {
-                console.error(e);
-                bail!("Failed in parsing snapshot param '{param}'");
-            }
-        },
-    };
+    let snapshot = a
+        .snapshot
+        .as_deref()
+        .map(|param| snapshot_param(param, console))
+        .transpose()?;
     let output = output_format("measure", &a.output)?;
     let size = a
         .size
@@ -59,15 +53,7 @@ pub fn run(a: MeasureArgs, console: &Console) -> anyhow::Result<i32> {
     let source = match filename {
         None => None,
         Some(name) => {
-            a.image.exclusive()?;
-            let opts = OpenOptions {
-                format: a.image.format.clone(),
-                force_share: a.share.force_share,
-                image_opts: a.image.image_opts,
-                diagnostics: console.diagnostics(),
-                ..Default::default()
-            };
-            let image = open_image(name, &opts)?;
+            let image = open_image(name, &reading(&a.image, a.share.force_share, console)?)?;
             Some(match &snapshot {
                 Some(selector) => open_snapshot(&image, selector)?,
                 None => image,

@@ -133,6 +133,23 @@ pub fn output_format(command: &'static str, text: &str) -> anyhow::Result<Output
     }
 }
 
+/// How the commands that only read an image open it: `-f` or
+/// `--image-opts` (not both, as qemu-img refuses), `-U`.
+pub fn reading(
+    image: &crate::cli::ImageArgs,
+    force_share: bool,
+    console: &Console,
+) -> anyhow::Result<crate::open::OpenOptions> {
+    image.exclusive()?;
+    Ok(crate::open::OpenOptions {
+        format: image.format.clone(),
+        force_share,
+        image_opts: image.image_opts,
+        diagnostics: console.diagnostics(),
+        ..Default::default()
+    })
+}
+
 /// The single filename most commands take.
 pub fn one_filename<'a>(command: &'static str, args: &'a [String]) -> anyhow::Result<&'a str> {
     match args {
