@@ -112,3 +112,61 @@ fn size_errors_match_qemu_img() {
     twin.assert_same(&["resize", "-f", "raw", "r.raw", "9223372035781033985"]);
     twin.assert_same_file("r.raw");
 }
+
+#[test]
+fn json_names_and_backing_paths_match_qemu_img() {
+    if !require(Oracle::QemuImg) {
+        return;
+    }
+    let twin = Twin::new(|dir| {
+        make_raw(&dir.join("r.raw"), 1 << 20, &[(0, 1, 4096)]);
+        crate::util::sh(
+            dir,
+            "set -e
+            mkdir sub
+            qemu-img create -q -f raw sub/base.raw 1M
+            qemu-img create -q -f qcow2 -b base.raw -F raw sub/ov.qcow2
+            qemu-img create -q -f qcow2 -b ../r.raw -F raw sub/ov2.qcow2
+            qemu-img create -q -u -f qcow2 -b missing.raw -F raw sub/ov3.qcow2 1M",
+        );
+    });
+    for args in [
+        &[
+            "info",
+            "json:{'driver':'raw','file':{'driver':'file','filename':'r.raw'}}",
+        ][..],
+        &["info", "json:{'file.filename':'r.raw'}"],
+        &[
+            "info",
+            "--output=json",
+            "json:{'driver':'raw','size':4096,'file':{'filename':'r.raw'}}",
+        ],
+        &[
+            "info",
+            "json:{'driver':'qcow2','file':{'driver':'file','filename':'sub/ov.qcow2'}}",
+        ],
+        &["info", "sub/ov.qcow2"],
+        &["info", "sub/ov2.qcow2"],
+        &["info", "--output=json", "sub/ov.qcow2"],
+        &["info", "sub/ov3.qcow2"],
+        &["info", "--backing-chain", "sub/ov.qcow2"],
+        &[
+            "info",
+            "--image-opts",
+            "driver=qcow2,file.filename=sub/ov.qcow2",
+        ],
+        &[
+            "map",
+            "--output=json",
+            "json:{'driver':'qcow2','file':{'filename':'sub/ov2.qcow2'}}",
+        ],
+        &[
+            "measure",
+            "-O",
+            "qcow2",
+            "json:{'driver':'qcow2','file':{'filename':'sub/ov.qcow2'}}",
+        ],
+    ] {
+        twin.assert_same(args);
+    }
+}
