@@ -166,7 +166,55 @@ fn json_names_and_backing_paths_match_qemu_img() {
             "qcow2",
             "json:{'driver':'qcow2','file':{'filename':'sub/ov.qcow2'}}",
         ],
+        // "backing": null (or "", deprecated) leaves the backing file closed.
+        &[
+            "map",
+            "--output=json",
+            "json:{'driver':'qcow2','file':{'filename':'sub/ov2.qcow2'},'backing':null}",
+        ],
+        &[
+            "info",
+            "json:{'driver':'qcow2','file':{'filename':'sub/ov.qcow2'},'backing':null}",
+        ],
+        &[
+            "compare",
+            "r.raw",
+            "json:{'driver':'qcow2','file':{'filename':'sub/ov2.qcow2'},'backing':''}",
+        ],
+        &[
+            "info",
+            "--image-opts",
+            "driver=raw,file.filename=r.raw,backing=",
+        ],
+        &[
+            "info",
+            "json:{'driver':'qcow2','file':{'filename':'sub/ov.qcow2'},'backing':'x'}",
+        ],
     ] {
         twin.assert_same(args);
     }
+}
+
+#[test]
+fn image_opts_and_format_are_refused_together_as_qemu_img_does() {
+    if !require(Oracle::QemuImg) {
+        return;
+    }
+    let twin = Twin::new(|dir| make_raw(&dir.join("r.raw"), 1 << 20, &[(0, 1, 4096)]));
+    let opts = "driver=raw,file.filename=r.raw";
+    for args in [
+        &["info", "--image-opts", "-f", "raw", opts][..],
+        &["check", "--image-opts", "-f", "raw", opts],
+        &["map", "--image-opts", "-f", "raw", opts],
+        &["measure", "-O", "raw", "--image-opts", "-f", "raw", opts],
+        &["compare", "--image-opts", "-f", "raw", opts, opts],
+        &["convert", "--image-opts", "-f", "raw", opts, "out.raw"],
+        &["snapshot", "-l", "--image-opts", "-f", "raw", opts],
+        &["resize", "--image-opts", "-f", "raw", opts, "2M"],
+        &["bench", "-c", "1", "--image-opts", "-f", "raw", opts],
+        &["info", "--image-opts", "-f", "raw"],
+    ] {
+        twin.assert_same(args);
+    }
+    twin.assert_same_file("r.raw");
 }

@@ -99,16 +99,6 @@ pub struct ImageArgs {
     pub format: Option<String>,
 }
 
-impl ImageArgs {
-    /// qemu-img refuses `-f` together with `--image-opts`.
-    pub fn exclusive(&self) -> anyhow::Result<()> {
-        if self.image_opts && self.format.is_some() {
-            anyhow::bail!("--image-opts and --format are mutually exclusive");
-        }
-        Ok(())
-    }
-}
-
 /// qemu-img's `-U`, for the commands that have it (all that open an
 /// existing image but resize).
 #[derive(Debug, Args)]

@@ -73,7 +73,6 @@ pub fn run(a: BenchArgs, console: &Console) -> anyhow::Result<i32> {
     if flush_interval > 0 && flush_interval < depth {
         bail!("Flush interval can't be smaller than depth");
     }
-    a.image.exclusive()?;
     let direct = matches!(cache, "none" | "directsync");
     if native
         && !direct

@@ -134,13 +134,12 @@ pub fn output_format(command: &'static str, text: &str) -> anyhow::Result<Output
 }
 
 /// How the commands that only read an image open it: `-f` or
-/// `--image-opts` (not both, as qemu-img refuses), `-U`.
+/// `--image-opts` (the open layer refuses both), `-U`.
 pub fn reading(
     image: &crate::cli::ImageArgs,
     force_share: bool,
     console: &Console,
 ) -> anyhow::Result<crate::open::OpenOptions> {
-    image.exclusive()?;
     Ok(crate::open::OpenOptions {
         format: image.format.clone(),
         force_share,

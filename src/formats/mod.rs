@@ -24,6 +24,8 @@ pub struct OpenFlags {
     /// | BDRV_O_NO_IO`, used by `info`): no backing file, no external data
     /// file.
     pub metadata_only: bool,
+    /// Leave the backing file closed (qemu's `BDRV_O_NO_BACKING`).
+    pub no_backing: bool,
     /// Open for a consistency check (qemu's `BDRV_O_CHECK`): tolerate what a
     /// check reports or repairs instead of refusing the image.
     pub check: bool,

@@ -50,6 +50,9 @@ pub struct OpenOptions {
     /// | BDRV_O_NO_IO`, used by `info`): no backing file, no external data
     /// file.
     pub metadata_only: bool,
+    /// Leave the backing file closed (qemu's `BDRV_O_NO_BACKING`: `json:`'s
+    /// `"backing": null`): unallocated ranges read as zeros.
+    pub no_backing: bool,
     /// Open for a consistency check (qemu's `BDRV_O_CHECK`): tolerate what a
     /// check reports or repairs instead of refusing the image.
     pub check: bool,
@@ -63,6 +66,7 @@ impl OpenOptions {
         OpenFlags {
             writable: self.writable,
             metadata_only: self.metadata_only,
+            no_backing: self.no_backing,
             check: self.check,
             diagnostics: self.diagnostics.clone(),
         }
@@ -88,6 +92,12 @@ pub fn raw_guess_warning(name: &str) -> String {
 
 /// Opens an image; errors read "Could not open 'NAME': reason" like qemu-img.
 pub fn open_image(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
+    // qemu-img's img_open refuses the pair before it looks at the name.
+    if opts.image_opts && opts.format.is_some() {
+        return Err(Error::invalid(
+            "--image-opts and --format are mutually exclusive",
+        ));
+    }
     open_inner(name, opts).map_err(|e| e.prepend(format!("Could not open '{name}'")))
 }
 
@@ -99,6 +109,11 @@ pub fn open_child(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>
 
 fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
     let spec = ImageSpec::parse(name, opts.image_opts)?;
+    let no_backing = OpenOptions {
+        no_backing: true,
+        ..opts.clone()
+    };
+    let opts = if spec.no_backing { &no_backing } else { opts };
     for warning in &spec.warnings {
         opts.diagnostics.warning(warning.clone());
     }

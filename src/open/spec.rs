@@ -46,6 +46,9 @@ pub struct ImageSpec {
     /// in the order given: QEMU reports the first left over once the node
     /// is open, naming the format it opened.
     leftovers: Map<String, Value>,
+    /// `"backing": null` (or `backing=` empty): open without the backing
+    /// file.
+    pub no_backing: bool,
     /// What QEMU warns about while reading the name (opening prints them).
     pub warnings: Vec<String>,
 }
@@ -109,6 +112,7 @@ impl ImageSpec {
             }
             let mut spec = Self::from_options(&options);
             if let Ok(spec) = &mut spec {
+                warnings.append(&mut spec.warnings);
                 spec.warnings = warnings;
             }
             return spec;
@@ -137,13 +141,14 @@ impl ImageSpec {
             raw_options: Vec::new(),
             inner: Vec::new(),
             leftovers: Map::new(),
+            no_backing: false,
             warnings: Vec::new(),
         }
     }
 
     /// Builds the spec from flattened options.
     fn from_options(options: &Map<String, Value>) -> Result<ImageSpec> {
-        let (driver, raw_options, mut below, leftovers) = match node(options, true)? {
+        let (driver, raw_options, mut below, mut leftovers) = match node(options, true)? {
             Node::File(path) => return Ok(Self::of(Location::File(path), Some("file"))),
             Node::Rbd(rbd) => return Ok(Self::of(Location::Rbd(rbd), Some("rbd"))),
             Node::Format {
@@ -172,13 +177,31 @@ impl ImageSpec {
                 }
             }
         };
+        // QEMU's generic block layer takes `backing` before any driver sees
+        // it: null or empty means "no backing file".
+        let mut warnings = Vec::new();
+        let no_backing = match leftovers.get("backing") {
+            Some(Value::Null) => true,
+            Some(Value::String(s)) if s.is_empty() => {
+                warnings.push(
+                    "Use of \"backing\": \"\" is deprecated; use \"backing\": null instead"
+                        .to_string(),
+                );
+                true
+            }
+            _ => false,
+        };
+        if no_backing {
+            leftovers.remove("backing");
+        }
         Ok(ImageSpec {
             location,
             format: driver,
             raw_options,
             inner,
             leftovers,
-            warnings: Vec::new(),
+            no_backing,
+            warnings,
         })
     }
 

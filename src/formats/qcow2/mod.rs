@@ -241,7 +241,7 @@ impl Qcow2Image {
         };
 
         let full_backing = h.backing_file.as_ref().map(|b| path_combine(&path, b));
-        let backing = match (&full_backing, opts.metadata_only) {
+        let backing = match (&full_backing, opts.metadata_only || opts.no_backing) {
             (Some(name), false) => Some(
                 opener
                     .open_backing(name, h.backing_format.as_deref())
