@@ -19,6 +19,7 @@ use std::sync::Arc;
 use crate::block::diagnostics::Diagnostic;
 use crate::block::extent::Extent;
 use crate::block::info::NodeInfo;
+use crate::block::options::Options;
 use crate::block::snapshot::Snapshots;
 use crate::error::{Error, Result};
 
@@ -134,8 +135,42 @@ pub trait BlockDriver: Snapshots + Check + Send + Sync {
         None
     }
 
+    /// The smallest unit a write allocates (a qcow2 subcluster); `rebase`
+    /// aligns its copies to it.
+    fn subcluster_size(&self) -> Option<u64> {
+        self.allocation_unit()
+    }
+
     fn backing(&self) -> Option<Arc<dyn BlockDriver>> {
         None
+    }
+
+    /// Whether the format can name a backing file at all (QEMU's
+    /// `supports_backing`): where it cannot, every range is the image's own.
+    fn supports_backing(&self) -> bool {
+        false
+    }
+
+    /// Names another backing file (`None`: none) in the image's metadata
+    /// without touching its data: QEMU's `bdrv_change_backing_file`, where
+    /// `rebase` ends. Formats without backing files answer ENOTSUP, as
+    /// QEMU's generic code does; this is also the seam where making an RBD
+    /// clone standalone (`rebase -b ''`) flattens it.
+    fn change_backing_file(&self, _name: Option<&str>, _format: Option<&str>) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    /// Changes format options in place (`amend -o`, already checked against
+    /// the format's amend options); `force` allows unsafe changes.
+    fn amend(&self, _options: &Options, _force: bool) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    /// Drops every allocation so that the image reads through to its
+    /// backing file again (QEMU's `bdrv_make_empty`, after `commit`);
+    /// ENOTSUP where the format cannot.
+    fn make_empty(&self) -> Result<()> {
+        Err(Error::not_supported())
     }
 
     /// A read-only view of the snapshot with this id, for `convert -l`.

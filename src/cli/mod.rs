@@ -12,9 +12,12 @@
 
 pub mod argv;
 pub mod docs;
+pub mod maintenance;
 pub mod panic_hook;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use maintenance::{AmendArgs, BitmapArgs, BitmapOp, CommitArgs, RebaseArgs};
 
 pub const QEMU_COMPAT_VERSION: &str = "10.0.2";
 
@@ -70,6 +73,14 @@ pub enum Command {
         mut_arg("force_share", |a| a.help("Open the images even if another process uses them")),
     )]
     Compare(CompareArgs),
+    /// Change the backing file of an image
+    Rebase(RebaseArgs),
+    /// Commit an image's data into its backing file
+    Commit(CommitArgs),
+    /// Change format-specific options of an image
+    Amend(AmendArgs),
+    /// Add, remove, clear, enable, disable or merge persistent bitmaps
+    Bitmap(BitmapArgs),
 }
 
 /// How the commands that open existing images name them: qemu-img's

@@ -3,11 +3,15 @@
 //! the diagnostics drivers report), and return the process exit code;
 //! errors travel as `anyhow::Error`. Nothing below this layer prints.
 
+pub mod amend;
+pub mod bitmap;
 pub mod check;
+pub mod commit;
 pub mod compare;
 pub mod convert;
 pub mod create;
 pub mod info;
+pub mod rebase;
 pub mod resize;
 pub mod snapshot;
 
@@ -53,6 +57,10 @@ pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
         Command::Snapshot(a) => snapshot::run(a, console),
         Command::Check(a) => check::run(a, console),
         Command::Compare(a) => compare::run(a, console),
+        Command::Rebase(a) => rebase::run(a, console),
+        Command::Commit(a) => commit::run(a, console),
+        Command::Amend(a) => amend::run(a, console),
+        Command::Bitmap(a) => bitmap::run(a, console),
     }
 }
 

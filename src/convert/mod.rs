@@ -17,8 +17,10 @@
 //! A worker that fails or panics stops every other one (a panic is then
 //! re-raised on the caller's thread once all workers have returned).
 
+pub mod commit;
 pub mod plan;
 pub mod progress;
+pub mod rebase;
 pub mod sparse;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -14,6 +14,8 @@
 //! clusters into the L2 table once the data (and any copy-on-write of
 //! neighbouring bytes) is on disk.
 
+pub mod amend;
+pub mod backing;
 pub mod bitmaps;
 pub mod check;
 pub mod compression;
@@ -22,12 +24,13 @@ pub mod header;
 pub mod io;
 pub mod metadata;
 pub mod refcount;
+pub mod refcount_width;
 pub mod resize;
 pub mod snapshot_table;
 pub mod tables;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use serde_json::{Map, Value, json};
 
@@ -54,7 +57,9 @@ pub struct Qcow2Image {
     file: Arc<dyn Storage>,
     /// The external data file, when the image has one and it was opened.
     data_file: Option<Arc<dyn Storage>>,
-    g: Geometry,
+    /// Changes only when `amend` changes the version, the refcount width or
+    /// the raw data file bit (Meta's copy changes with it).
+    g: RwLock<Geometry>,
     meta: Mutex<Meta>,
     /// Signalled when an in-flight allocation completes.
     settled: Condvar,
@@ -65,7 +70,7 @@ pub struct Qcow2Image {
     size: AtomicU64,
     /// Lazy refcounts: the dirty bit is set before the first metadata change
     /// and cleared when the image is closed.
-    lazy_refcounts: bool,
+    lazy_refcounts: AtomicBool,
     marked_dirty: AtomicBool,
     /// A read-only view of an internal snapshot (`convert -l`).
     snapshot_view: bool,
@@ -266,14 +271,14 @@ impl Qcow2Image {
             path,
             file,
             data_file,
-            g,
+            g: RwLock::new(g),
             meta: Mutex::new(meta),
             settled: Condvar::new(),
             backing,
             full_backing,
             writable: opts.writable,
             size: AtomicU64::new(h.size / 512 * 512),
-            lazy_refcounts: h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0,
+            lazy_refcounts: AtomicBool::new(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0),
             marked_dirty: AtomicBool::new(false),
             snapshot_view: false,
         };
@@ -323,7 +328,14 @@ impl Qcow2Image {
     }
 
     pub(crate) fn geometry(&self) -> Geometry {
-        self.g
+        *self.g.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Installs a changed geometry (after `amend`), in the image and in
+    /// its metadata, with the metadata lock held.
+    pub(crate) fn set_geometry(&self, m: &mut Meta, g: Geometry) {
+        m.g = g;
+        *self.g.write().unwrap_or_else(|p| p.into_inner()) = g;
     }
 
     /// The storage that holds guest data.
@@ -351,7 +363,7 @@ impl Qcow2Image {
     /// Sets the dirty bit before the first metadata change of an image with
     /// lazy refcounts (QEMU's `qcow2_mark_dirty`).
     pub(crate) fn mark_dirty(&self, m: &mut Meta) -> Result<()> {
-        if !self.lazy_refcounts || self.marked_dirty.load(Ordering::SeqCst) {
+        if !self.lazy_refcounts.load(Ordering::SeqCst) || self.marked_dirty.load(Ordering::SeqCst) {
             return Ok(());
         }
         if m.header.incompatible_features & INCOMPAT_DIRTY == 0 {
@@ -423,10 +435,10 @@ impl Qcow2Image {
         if let Some(df) = &h.data_file {
             d.insert("data-file".into(), json!(df));
         }
-        if self.g.has_data_file {
-            d.insert("data-file-raw".into(), json!(self.g.data_file_raw));
+        if self.geometry().has_data_file {
+            d.insert("data-file-raw".into(), json!(self.geometry().data_file_raw));
         }
-        d.insert("extended-l2".into(), json!(self.g.extended_l2));
+        d.insert("extended-l2".into(), json!(self.geometry().extended_l2));
         d.insert(
             "lazy-refcounts".into(),
             json!(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0),
@@ -461,7 +473,7 @@ impl Qcow2Image {
         let dir = m
             .read_meta(ext.directory_offset, ext.directory_size as usize)
             .ok()?;
-        bitmaps::parse_directory(&ext, &dir, self.g.cluster_size).ok()
+        bitmaps::parse_directory(&ext, &dir, self.geometry().cluster_size).ok()
     }
 
     /// A read-only view of snapshot `id` (QEMU's `qcow2_snapshot_load_tmp`:
@@ -477,12 +489,13 @@ impl Qcow2Image {
         };
         let mut view = Self::open_inner(self.file.clone(), &flags, &same)?;
         {
+            let g = view.geometry();
             let m = view.meta.get_mut().unwrap_or_else(|p| p.into_inner());
             let Some(sn) = m.snapshots.iter().find(|s| s.id == id).cloned() else {
                 return Err(Error::invalid("Can't find snapshot"));
             };
             validate_table(
-                &view.g,
+                &g,
                 sn.l1_table_offset,
                 u64::from(sn.l1_size),
                 8,
@@ -598,11 +611,34 @@ impl BlockDriver for Qcow2Image {
     }
 
     fn allocation_unit(&self) -> Option<u64> {
-        Some(self.g.cluster_size)
+        Some(self.geometry().cluster_size)
+    }
+
+    fn subcluster_size(&self) -> Option<u64> {
+        Some(self.geometry().subcluster_size())
     }
 
     fn backing(&self) -> Option<Arc<dyn BlockDriver>> {
         self.backing.clone()
+    }
+
+    fn supports_backing(&self) -> bool {
+        true
+    }
+
+    fn change_backing_file(&self, name: Option<&str>, format: Option<&str>) -> Result<()> {
+        self.check_writable()?;
+        backing::change(self, name, format)
+    }
+
+    fn make_empty(&self) -> Result<()> {
+        self.check_writable()?;
+        backing::make_empty(self)
+    }
+
+    fn amend(&self, options: &crate::block::options::Options, _force: bool) -> Result<()> {
+        self.check_writable()?;
+        amend::amend(self, options)
     }
 
     fn snapshot_open(&self, id: &str) -> Result<Arc<dyn BlockDriver>> {
@@ -614,7 +650,7 @@ impl BlockDriver for Qcow2Image {
         let mut m = self.lock();
         let dirty = m.header.incompatible_features & INCOMPAT_DIRTY != 0;
         let specific = self.format_specific(&mut m);
-        let snapshots = if self.g.has_data_file {
+        let snapshots = if self.geometry().has_data_file {
             Vec::new()
         } else {
             m.snapshots.iter().map(|s| s.info()).collect()
@@ -627,7 +663,7 @@ impl BlockDriver for Qcow2Image {
             virtual_size: self.size(),
             actual_size: file_node.actual_size,
             dirty_flag: Some(dirty),
-            cluster_size: Some(self.g.cluster_size),
+            cluster_size: Some(self.geometry().cluster_size),
             encrypted: None,
             backing_filename: h.backing_file.clone(),
             full_backing_filename: self.full_backing.clone(),
@@ -641,7 +677,7 @@ impl BlockDriver for Qcow2Image {
 
 impl Snapshots for Qcow2Image {
     fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
-        if self.g.has_data_file {
+        if self.geometry().has_data_file {
             return Ok(Some(Vec::new()));
         }
         Ok(Some(
