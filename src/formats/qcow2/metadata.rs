@@ -445,7 +445,7 @@ impl Meta {
 
     // ---------------------------------------------------------- refcounts ---
 
-    fn refblock(&mut self, offset: u64) -> Result<&mut Vec<u8>> {
+    pub(super) fn refblock(&mut self, offset: u64) -> Result<&mut Vec<u8>> {
         if self.rb_cache.get(offset).is_none() {
             let bytes = self.read_meta(offset, self.g.cluster_size as usize)?;
             self.rb_cache.insert(offset, bytes);

@@ -4,8 +4,11 @@
 use crate::block::driver::Preallocation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
+use crate::formats::qcow2::header::hex;
 use crate::formats::qcow2::io;
-use crate::formats::qcow2::tables::{L1E_OFFSET_MASK, OFLAG_COPIED};
+use crate::formats::qcow2::metadata::Meta;
+use crate::formats::qcow2::refcount;
+use crate::formats::qcow2::tables::{self, L1E_OFFSET_MASK, OFLAG_COPIED, REFT_OFFSET_MASK};
 
 fn invalid(msg: &str) -> Error {
     Error::invalid(msg)
@@ -49,6 +52,7 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
         let mut m = img.lock();
         shrink_l1(&mut m, new_l1)
             .map_err(|e| e.prepend("Failed to reduce the number of L2 tables"))?;
+        shrink_reftable(&mut m).map_err(|e| e.prepend("Failed to discard unused refblocks"))?;
         let len = m.file.length()?;
         let mut last = g.size_to_clusters(len);
         while last > 0 && m.get_refcount(last - 1)? == 0 {
@@ -101,7 +105,7 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
 
 /// Drops the L2 tables past `new_size` entries (the L1 table keeps its
 /// size, as in QEMU).
-fn shrink_l1(m: &mut crate::formats::qcow2::metadata::Meta, new_size: u64) -> Result<()> {
+fn shrink_l1(m: &mut Meta, new_size: u64) -> Result<()> {
     let current = m.l1.len() as u64;
     if new_size >= current {
         return Ok(());
@@ -119,6 +123,86 @@ fn shrink_l1(m: &mut crate::formats::qcow2::metadata::Meta, new_size: u64) -> Re
         m.l1[i] = 0;
     }
     Ok(())
+}
+
+/// Drops the refcount blocks that count nothing but themselves from the
+/// refcount table, and frees (discards) their clusters (QEMU's
+/// `qcow2_shrink_reftable`), so that no table entry points at an all-zero
+/// block after a shrink.
+fn shrink_reftable(m: &mut Meta) -> Result<()> {
+    let g = m.g;
+    let span = g.cluster_bits + g.refblock_bits;
+    let mut kept = m.reftable.clone();
+    for (i, slot) in kept.iter_mut().enumerate() {
+        let offset = *slot & REFT_OFFSET_MASK;
+        if offset == 0 {
+            *slot = 0;
+            continue;
+        }
+        let block = m.refblock(offset)?;
+        let unused = if (offset >> span) as usize == i {
+            // The block counts itself: ignore that reference.
+            let own = (offset >> g.cluster_bits) & (g.refblock_entries() - 1);
+            let mut copy = block.clone();
+            refcount::set(g.refcount_order, &mut copy, own, 0);
+            copy.iter().all(|&b| b == 0)
+        } else {
+            block.iter().all(|&b| b == 0)
+        };
+        if unused {
+            *slot = 0;
+        }
+    }
+    let at = m.header.refcount_table_offset;
+    let written = m
+        .write_meta(at, &tables::encode_entries(&kept))
+        .and_then(|()| m.file.flush());
+    let mut result = written;
+    for i in 0..kept.len() {
+        let offset = m.reftable[i] & REFT_OFFSET_MASK;
+        if offset != 0 && kept[i] == 0 {
+            if result.is_ok() {
+                result = discard_refblock(m, offset);
+            }
+            m.reftable[i] = 0;
+        }
+    }
+    m.update_max_reftable_index();
+    result
+}
+
+/// Frees the cluster of an unused refcount block and discards it (QEMU's
+/// `qcow2_discard_refcount_block`): its own refcount must be exactly 1.
+fn discard_refblock(m: &mut Meta, offset: u64) -> Result<()> {
+    let g = m.g;
+    let index = (offset >> (g.cluster_bits + g.refblock_bits)) as usize;
+    let covering = m.reftable.get(index).map_or(0, |e| e & REFT_OFFSET_MASK);
+    if covering == 0 {
+        return Err(m.corruption(
+            true,
+            format!(
+                "Refblock at {} is not covered by the refcount structures",
+                hex(offset)
+            ),
+        ));
+    }
+    let cluster = offset >> g.cluster_bits;
+    let entry = cluster & (g.refblock_entries() - 1);
+    let rc = refcount::get(g.refcount_order, m.refblock(covering)?, entry);
+    if rc != 1 {
+        return Err(m.corruption(
+            true,
+            format!(
+                "Invalid refcount: refblock offset {}, reftable index {index}, block offset {}, refcount {}",
+                hex(covering),
+                hex(offset),
+                hex(rc)
+            ),
+        ));
+    }
+    m.update_refcount(offset, g.cluster_size, 1, true)?;
+    m.forget_table(offset);
+    m.file.discard(offset, g.cluster_size)
 }
 
 /// Allocates clusters (and their L2 tables) for `[from, to)` without
