@@ -158,9 +158,9 @@ fn shrink_reftable(m: &mut Meta) -> Result<()> {
         .write_meta(at, &tables::encode_entries(&kept))
         .and_then(|()| m.file.flush());
     let mut result = written;
-    for i in 0..kept.len() {
+    for (i, &entry) in kept.iter().enumerate() {
         let offset = m.reftable[i] & REFT_OFFSET_MASK;
-        if offset != 0 && kept[i] == 0 {
+        if offset != 0 && entry == 0 {
             if result.is_ok() {
                 result = discard_refblock(m, offset);
             }
