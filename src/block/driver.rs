@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use crate::block::diagnostics::Diagnostic;
+use crate::block::dirty_bitmap::PersistentBitmaps;
 use crate::block::extent::Extent;
 use crate::block::info::NodeInfo;
 use crate::block::options::Options;
@@ -176,6 +177,11 @@ pub trait BlockDriver: Snapshots + Check + Send + Sync {
     /// A read-only view of the snapshot with this id, for `convert -l`.
     fn snapshot_open(&self, _id: &str) -> Result<Arc<dyn BlockDriver>> {
         Err(Error::not_supported())
+    }
+
+    /// The image's persistent dirty bitmaps, for formats that keep them.
+    fn persistent_bitmaps(&self) -> Option<&dyn PersistentBitmaps> {
+        None
     }
 
     /// What `info` reports about this node and its children.

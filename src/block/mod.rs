@@ -3,6 +3,7 @@
 //! reports, diagnostics) and what they take (`-o` options).
 
 pub mod diagnostics;
+pub mod dirty_bitmap;
 pub mod driver;
 pub mod driver_names;
 pub mod extent;

@@ -271,6 +271,37 @@ mod tests {
     }
 
     #[test]
+    fn bitmap_operations_keep_their_command_line_order() {
+        use crate::cli::{BitmapOp, Command};
+        let cli = run(&[
+            "rbdimg",
+            "bitmap",
+            "--add",
+            "--merge",
+            "a",
+            "--clear",
+            "--add",
+            "--merge=b",
+            "f",
+            "x",
+        ])
+        .unwrap();
+        let Command::Bitmap(b) = cli.command else {
+            panic!("not bitmap")
+        };
+        assert_eq!(
+            b.ops,
+            [
+                BitmapOp::Add,
+                BitmapOp::Merge("a".into()),
+                BitmapOp::Clear,
+                BitmapOp::Add,
+                BitmapOp::Merge("b".into()),
+            ]
+        );
+    }
+
+    #[test]
     fn help_and_version_exit_zero() {
         let e = run(&["rbdimg", "--version"]).unwrap_err();
         assert_eq!(e.code, 0);

@@ -134,7 +134,9 @@ pub struct AmendArgs {
     pub args: Vec<String>,
 }
 
-/// One `bitmap` operation, in the order the command line gives them.
+/// One `bitmap` operation, in the order the command line gives them. The
+/// flags are declared as appending (one value per occurrence) so that
+/// repeating one repeats the operation, as with qemu-img's getopt loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BitmapOp {
     Add,
@@ -151,8 +153,13 @@ pub struct BitmapArgs {
     #[command(flatten)]
     pub image: ImageArgs,
     /// Create BITMAP, recording future writes
-    #[arg(long = "add", action = ArgAction::Count)]
-    pub add: u8,
+    #[arg(
+        long = "add",
+        action = ArgAction::Append,
+        num_args = 0,
+        default_missing_value = "add"
+    )]
+    pub add: Vec<String>,
     /// Granularity of the bitmap --add creates
     #[arg(
         short = 'g',
@@ -162,17 +169,37 @@ pub struct BitmapArgs {
     )]
     pub granularity: Option<String>,
     /// Remove BITMAP
-    #[arg(long = "remove", action = ArgAction::Count)]
-    pub remove: u8,
+    #[arg(
+        long = "remove",
+        action = ArgAction::Append,
+        num_args = 0,
+        default_missing_value = "remove"
+    )]
+    pub remove: Vec<String>,
     /// Clear every bit of BITMAP
-    #[arg(long = "clear", action = ArgAction::Count)]
-    pub clear: u8,
+    #[arg(
+        long = "clear",
+        action = ArgAction::Append,
+        num_args = 0,
+        default_missing_value = "clear"
+    )]
+    pub clear: Vec<String>,
     /// Start recording writes in BITMAP
-    #[arg(long = "enable", action = ArgAction::Count)]
-    pub enable: u8,
+    #[arg(
+        long = "enable",
+        action = ArgAction::Append,
+        num_args = 0,
+        default_missing_value = "enable"
+    )]
+    pub enable: Vec<String>,
     /// Stop recording writes in BITMAP
-    #[arg(long = "disable", action = ArgAction::Count)]
-    pub disable: u8,
+    #[arg(
+        long = "disable",
+        action = ArgAction::Append,
+        num_args = 0,
+        default_missing_value = "disable"
+    )]
+    pub disable: Vec<String>,
     /// Merge the bitmap SOURCE into BITMAP
     #[arg(
         long = "merge",
@@ -217,12 +244,14 @@ impl BitmapArgs {
             ("enable", BitmapOp::Enable),
             ("disable", BitmapOp::Disable),
         ];
+        let given =
+            |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
         for (id, op) in flags {
-            if let Some(indices) = matches.indices_of(id) {
+            if let Some(indices) = matches.indices_of(id).filter(|_| given(id)) {
                 seen.extend(indices.map(|i| (i, op.clone())));
             }
         }
-        if let Some(indices) = matches.indices_of("merge") {
+        if let Some(indices) = matches.indices_of("merge").filter(|_| given("merge")) {
             seen.extend(
                 indices
                     .zip(&self.merge)

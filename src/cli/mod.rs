@@ -80,6 +80,7 @@ pub enum Command {
     /// Change format-specific options of an image
     Amend(AmendArgs),
     /// Add, remove, clear, enable, disable or merge persistent bitmaps
+    #[command(mut_arg("format", |a| a.long(None)))]
     Bitmap(BitmapArgs),
 }
 

@@ -91,6 +91,7 @@ impl Console {
     pub fn diagnostic(&self, diagnostic: &Diagnostic) {
         let line = match diagnostic {
             Diagnostic::Line(text) => format!("{text}\n"),
+            Diagnostic::Text(text) => text.clone(),
             Diagnostic::Warning(text) => format!("{}: warning: {text}\n", self.program),
             Diagnostic::Error(text) | Diagnostic::Info(text) => {
                 format!("{}: {text}\n", self.program)

@@ -16,6 +16,7 @@
 
 pub mod amend;
 pub mod backing;
+pub mod bitmap_store;
 pub mod bitmaps;
 pub mod check;
 pub mod compression;
@@ -43,8 +44,8 @@ use crate::formats::{OpenFlags, Opener};
 use crate::storage::Storage;
 
 use header::{
-    AUTOCLEAR_BITMAPS, AUTOCLEAR_MASK, COMPAT_LAZY_REFCOUNTS, CRYPT_NONE, Header, INCOMPAT_CORRUPT,
-    INCOMPAT_DIRTY, V3_HEADER_LEN,
+    AUTOCLEAR_MASK, COMPAT_LAZY_REFCOUNTS, CRYPT_NONE, Header, INCOMPAT_CORRUPT, INCOMPAT_DIRTY,
+    V3_HEADER_LEN,
 };
 use metadata::{Mapping, Meta};
 use tables::Geometry;
@@ -74,6 +75,10 @@ pub struct Qcow2Image {
     marked_dirty: AtomicBool,
     /// A read-only view of an internal snapshot (`convert -l`).
     snapshot_view: bool,
+    /// Persistent bitmaps, loaded when the image opened.
+    bitmaps: Mutex<bitmap_store::BitmapSet>,
+    /// Whether writes must set bitmap bits (a bitmap is enabled).
+    tracking: AtomicBool,
 }
 
 /// `qcow2_validate_table`: a table must fit QEMU's limits and start on a
@@ -281,23 +286,40 @@ impl Qcow2Image {
             lazy_refcounts: AtomicBool::new(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0),
             marked_dirty: AtomicBool::new(false),
             snapshot_view: false,
+            bitmaps: Mutex::new(bitmap_store::BitmapSet::default()),
+            tracking: AtomicBool::new(false),
         };
+        if h.stale_bitmaps {
+            let diagnostics = &opts.diagnostics;
+            diagnostics.warning(if h.version < 3 {
+                "This qcow2 v2 image contains bitmaps, but they may have been modified by a program without persistent bitmap support; so now they must all be considered inconsistent"
+            } else {
+                "a program lacking bitmap support modified this file, so all bitmaps are now considered inconsistent"
+            });
+            diagnostics.text(
+                "Some clusters may be leaked, run 'qemu-img check -r' on the image file to fix.",
+            );
+        }
         if opts.writable {
             image.clear_unknown_autoclear()?;
-            if h.incompatible_features & INCOMPAT_DIRTY != 0 && !opts.check {
-                image
-                    .repair_dirty()
-                    .map_err(|e| e.prepend("Could not repair dirty image"))?;
-            }
+        }
+        let set = bitmap_store::load(&image, opts.writable)?;
+        image.update_tracking(&set);
+        *image.bitmap_set() = set;
+        if opts.writable && h.incompatible_features & INCOMPAT_DIRTY != 0 && !opts.check {
+            image
+                .repair_dirty()
+                .map_err(|e| e.prepend("Could not repair dirty image"))?;
         }
         Ok(image)
     }
 
-    /// Autoclear bits we do not maintain (bitmaps included) are dropped
-    /// before any write, as the format asks of such programs.
+    /// Autoclear bits we do not know are dropped before any write, as the
+    /// format asks of programs without their support, and so is a bitmaps
+    /// extension a program without bitmap support left behind.
     fn clear_unknown_autoclear(&self) -> Result<()> {
         let mut m = self.lock();
-        let keep = AUTOCLEAR_MASK & !AUTOCLEAR_BITMAPS;
+        let keep = AUTOCLEAR_MASK;
         let stale_ext = m.header.stale_bitmaps;
         if m.header.autoclear_features & !keep != 0 || stale_ext {
             m.header.autoclear_features &= keep;
@@ -321,6 +343,21 @@ impl Qcow2Image {
             return Err(Error::os(ErrorKind::Io, libc::EIO));
         }
         Ok(())
+    }
+
+    pub(crate) fn bitmap_set(&self) -> MutexGuard<'_, bitmap_store::BitmapSet> {
+        self.bitmaps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn update_tracking(&self, set: &bitmap_store::BitmapSet) {
+        self.tracking.store(set.tracking(), Ordering::SeqCst);
+    }
+
+    /// Sets the bits of the enabled bitmaps for a guest write.
+    fn mark_written(&self, offset: u64, len: u64) {
+        if self.tracking.load(Ordering::SeqCst) {
+            self.bitmap_set().mark(offset, len);
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Meta> {
@@ -473,7 +510,7 @@ impl Qcow2Image {
         let dir = m
             .read_meta(ext.directory_offset, ext.directory_size as usize)
             .ok()?;
-        bitmaps::parse_directory(&ext, &dir, self.geometry().cluster_size).ok()
+        bitmaps::parse_directory(&ext, &dir, self.geometry().cluster_size, self.size()).ok()
     }
 
     /// A read-only view of snapshot `id` (QEMU's `qcow2_snapshot_load_tmp`:
@@ -538,6 +575,15 @@ impl Opener for SameChildren {
 impl Drop for Qcow2Image {
     fn drop(&mut self) {
         if self.writable && !self.snapshot_view {
+            let set = std::mem::take(&mut *self.bitmap_set());
+            if let Err(e) = bitmap_store::store(self, &set) {
+                let diagnostics = self.lock().diagnostics.clone();
+                diagnostics.error(format!(
+                    "Lost persistent bitmaps during inactivation of node '{}': {}",
+                    bitmap_store::node_name(),
+                    e.message()
+                ));
+            }
             let _ = self.mark_clean();
         }
     }
@@ -564,25 +610,33 @@ impl BlockDriver for Qcow2Image {
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, buf.len() as u64)?;
-        io::write(self, buf, offset)
+        let result = io::write(self, buf, offset);
+        self.mark_written(offset, buf.len() as u64);
+        result
     }
 
     fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, len)?;
-        io::write_zeroes(self, offset, len, may_unmap)
+        let result = io::write_zeroes(self, offset, len, may_unmap);
+        self.mark_written(offset, len);
+        result
     }
 
     fn discard(&self, offset: u64, len: u64) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, len)?;
-        io::discard(self, offset, len)
+        let result = io::discard(self, offset, len);
+        self.mark_written(offset, len);
+        result
     }
 
     fn write_compressed(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, buf.len() as u64)?;
-        io::write_compressed(self, buf, offset)
+        let result = io::write_compressed(self, buf, offset);
+        self.mark_written(offset, buf.len() as u64);
+        result
     }
 
     fn flush(&self) -> Result<()> {
@@ -643,6 +697,10 @@ impl BlockDriver for Qcow2Image {
 
     fn snapshot_open(&self, id: &str) -> Result<Arc<dyn BlockDriver>> {
         self.open_snapshot_view(id)
+    }
+
+    fn persistent_bitmaps(&self) -> Option<&dyn crate::block::dirty_bitmap::PersistentBitmaps> {
+        Some(self)
     }
 
     fn info(&self) -> Result<NodeInfo> {

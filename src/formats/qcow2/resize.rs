@@ -1,6 +1,7 @@
 //! Growing and shrinking (QEMU's `qcow2_co_truncate`), with metadata,
 //! falloc and full preallocation of the new space.
 
+use crate::block::dirty_bitmap;
 use crate::block::driver::Preallocation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
@@ -28,13 +29,8 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
                 "Can't resize a v2 image which has snapshots",
             ));
         }
-        if m.header.bitmaps.is_some() {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "Cannot resize qcow2 with persistent bitmaps that were not loaded into memory",
-            ));
-        }
     }
+    check_bitmaps(img)?;
     let old = img.current_size();
     let new_l1 = g.size_to_l1(offset);
     let mut prealloc = prealloc;
@@ -100,6 +96,24 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
     m.write_meta(24, &offset.to_be_bytes())
         .map_err(|e| e.prepend("Failed to update the image size"))?;
     img.set_size(offset);
+    for t in &mut img.bitmap_set().list {
+        t.bits.truncate(offset);
+    }
+    Ok(())
+}
+
+/// Bitmaps follow a resize only when every one can be changed (QEMU's
+/// `qcow2_truncate_bitmaps_check`).
+fn check_bitmaps(img: &Qcow2Image) -> Result<()> {
+    let set = img.bitmap_set();
+    for t in &set.list {
+        if set.readonly {
+            return Err(dirty_bitmap::readonly(&t.name));
+        }
+        if t.inconsistent {
+            return Err(dirty_bitmap::inconsistent(&t.name));
+        }
+    }
     Ok(())
 }
 
