@@ -215,6 +215,12 @@ pub struct ConvertArgs {
         value_name = "SPARSE_SIZE"
     )]
     pub sparse_size: Option<String>,
+    /// Read errors become warnings and zeros
+    #[arg(long = "salvage")]
+    pub salvage: bool,
+    /// With --bitmaps, skip inconsistent bitmaps instead of failing
+    #[arg(long = "skip-broken-bitmaps")]
+    pub skip_broken_bitmaps: bool,
     /// Output format
     #[arg(
         short = 'O',
@@ -259,6 +265,9 @@ pub struct ConvertArgs {
         value_name = "BACKING_FMT"
     )]
     pub backing_format: Option<String>,
+    /// Copy the source's persistent bitmaps
+    #[arg(long = "bitmaps")]
+    pub bitmaps: bool,
     /// The target name is an option string (needs -n)
     #[arg(long = "target-image-opts")]
     pub target_image_opts: bool,

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use crate::block::driver::BlockDriver;
-use crate::block::extent::Allocation;
-use crate::error::Result;
+use crate::block::extent::{Allocation, Extent};
+use crate::error::{Result, strerror};
 
 /// What a chunk needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub struct Run {
 pub struct Chunk {
     /// Position in the order chunks were planned (the target's order).
     pub index: u64,
+    /// `--salvage`: warnings of failed status lookups, by source offset.
+    pub warnings: Vec<(u64, String)>,
     pub source: usize,
     /// Offset within that source.
     pub source_offset: u64,
@@ -53,10 +55,45 @@ pub struct Chunk {
 /// with 8 in flight beat whole 4 MiB objects and use half the memory.
 pub const CHUNK: u64 = 2 << 20;
 
+/// `--salvage`'s status lookup (qemu-img's `convert_iteration_sectors`):
+/// a failing lookup is retried on a quarter of the range, down to one
+/// sector, which then reads as data; the warning for it is returned.
+pub fn salvaged_status(
+    source: &dyn BlockDriver,
+    offset: u64,
+    len: u64,
+    salvage: bool,
+) -> Result<(Extent, Option<String>)> {
+    let mut sectors = len.div_ceil(512);
+    loop {
+        let e = match source.block_status(offset, (sectors * 512).min(len)) {
+            Ok(e) => return Ok((e, None)),
+            Err(e) if !salvage => return Err(e),
+            Err(e) => e,
+        };
+        if sectors > 1 {
+            sectors = sectors.div_ceil(4);
+            continue;
+        }
+        let errno = std::io::Error::from_raw_os_error(e.errno_value());
+        let warning = format!(
+            "error while reading block status at offset {offset}: {}",
+            strerror(&errno)
+        );
+        let data = Extent {
+            offset,
+            len: 512.min(len),
+            allocation: Allocation::Data,
+        };
+        return Ok((data, Some(warning)));
+    }
+}
+
 pub struct Planner {
     sources: Vec<Arc<dyn BlockDriver>>,
     chunk: u64,
     keep_backing_unallocated: bool,
+    salvage: bool,
     source: usize,
     offset: u64,
     base: u64,
@@ -68,11 +105,13 @@ impl Planner {
         sources: Vec<Arc<dyn BlockDriver>>,
         chunk: u64,
         keep_backing_unallocated: bool,
+        salvage: bool,
     ) -> Planner {
         Planner {
             sources,
             chunk,
             keep_backing_unallocated,
+            salvage,
             source: 0,
             offset: 0,
             base: 0,
@@ -98,9 +137,11 @@ impl Planner {
         // End at the next unit boundary of the target, or the source's end.
         let boundary = (target_offset / self.chunk + 1) * self.chunk;
         let len = (boundary - target_offset).min(source.size() - self.offset);
-        let runs = self.runs(source.as_ref(), self.offset, len)?;
+        let mut warnings = Vec::new();
+        let runs = self.runs(source.as_ref(), self.offset, len, &mut warnings)?;
         let chunk = Chunk {
             index: self.next_index,
+            warnings,
             source: self.source,
             source_offset: self.offset,
             target_offset,
@@ -114,13 +155,21 @@ impl Planner {
 
     /// The range's runs: data (and backing data the target will not
     /// inherit) to copy, inheritable backing to skip, zeros to zero.
-    fn runs(&self, source: &dyn BlockDriver, offset: u64, len: u64) -> Result<Vec<Run>> {
+    fn runs(
+        &self,
+        source: &dyn BlockDriver,
+        offset: u64,
+        len: u64,
+        warnings: &mut Vec<(u64, String)>,
+    ) -> Result<Vec<Run>> {
         let mut runs: Vec<Run> = Vec::new();
         let mut pos = offset;
         while pos < offset + len {
-            let extent = source.block_status(pos, offset + len - pos).map_err(|e| {
-                e.prepend(format!("error while reading block status at offset {pos}"))
-            })?;
+            let (extent, warning) = salvaged_status(source, pos, offset + len - pos, self.salvage)
+                .map_err(|e| {
+                    e.prepend(format!("error while reading block status at offset {pos}"))
+                })?;
+            warnings.extend(warning.map(|w| (pos, w)));
             let work = match extent.allocation {
                 Allocation::Data => Work::Copy,
                 Allocation::Backing if !self.keep_backing_unallocated => Work::Copy,
