@@ -4,8 +4,10 @@
 mod rng;
 mod util;
 
+mod amend;
 mod ceph;
 mod cli;
+mod commit;
 mod compare;
 mod conformance;
 mod convert;
@@ -19,5 +21,6 @@ mod qcow2_corrupt;
 mod rados;
 mod raw_options;
 mod rbd;
+mod rebase;
 mod resize;
 mod snapshot;

@@ -103,6 +103,24 @@ impl NewTable {
                     "Image is corrupt (unaligned refblock offset)",
                 ));
             }
+            if offset == 0 {
+                // No block: every refcount it would hold is 0.
+                let mut left = old.refblock_entries();
+                while left > 0 {
+                    if filled == self.block_entries {
+                        self.finish_block(m, pass, index, &block, empty)?;
+                        index += 1;
+                        filled = 0;
+                        empty = true;
+                        block.fill(0);
+                    }
+                    let take = left.min(self.block_entries - filled);
+                    filled += take;
+                    left -= take;
+                }
+                ti += 1;
+                continue;
+            }
             for i in 0..old.refblock_entries() {
                 if filled == self.block_entries {
                     self.finish_block(m, pass, index, &block, empty)?;
@@ -111,11 +129,7 @@ impl NewTable {
                     empty = true;
                     block.fill(0);
                 }
-                let rc = if offset == 0 {
-                    0
-                } else {
-                    m.get_refcount(((ti as u64) << old.refblock_bits) + i)?
-                };
+                let rc = m.get_refcount(((ti as u64) << old.refblock_bits) + i)?;
                 if bits < 64 && rc >> bits != 0 {
                     let at = (((ti as u64) << old.refblock_bits) + i) << old.cluster_bits;
                     return Err(Error::invalid(format!(
