@@ -21,6 +21,7 @@ use crate::block::BlockDriver;
 use crate::block::diagnostics::Diagnostics;
 use crate::block::options::{Options, help_text};
 use crate::block::snapshot::SnapshotSelector;
+use crate::block::walk::{Chain, Walk};
 use crate::cli::ConvertArgs;
 use crate::commands::{Console, cvtnum, is_cache_mode};
 use crate::convert::{self, ConvertOptions, progress::Progress};
@@ -287,7 +288,12 @@ fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
             None
         },
     };
-    check_allocation(&sources)?;
+    let chain = if opts.keep_backing_unallocated {
+        Chain::Keep
+    } else {
+        Chain::Resolve
+    };
+    check_allocation(&sources, chain)?;
     let progress = Progress::new(total, c.progress);
     convert::convert(&sources, target.as_ref(), &opts, &progress)?;
     // qemu-img's default target cache mode is "unsafe": no final flush.
@@ -300,16 +306,16 @@ fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
 /// qemu-img walks the sources' allocation before it copies anything (to
 /// count the sectors to copy), so a source whose metadata is corrupt fails
 /// with the target created but nothing written to it. The walk reads only
-/// metadata.
-fn check_allocation(sources: &[Arc<dyn BlockDriver>]) -> anyhow::Result<()> {
+/// metadata, one step per extent.
+fn check_allocation(sources: &[Arc<dyn BlockDriver>], chain: Chain) -> anyhow::Result<()> {
     for source in sources {
-        let size = source.size();
         let mut pos = 0;
-        while pos < size {
-            let extent = source.block_status(pos, size - pos).map_err(|e| {
-                e.prepend(format!("error while reading block status at offset {pos}"))
-            })?;
-            pos += extent.len.max(1);
+        for extent in Walk::new(source.as_ref(), 0..source.size(), chain) {
+            pos = extent
+                .map_err(|e| {
+                    e.prepend(format!("error while reading block status at offset {pos}"))
+                })?
+                .end();
         }
     }
     Ok(())
