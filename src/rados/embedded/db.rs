@@ -1,8 +1,8 @@
 //! The store's database: SQLite in WAL mode (several rbdimg processes may
 //! use one store at once; each transaction is atomic and isolated, writers
 //! wait on a busy timeout). It holds pools, every non-data object (bytes,
-//! omap, xattrs), the snapsets of data objects, and the registry of live
-//! clients and their watches.
+//! in pieces when large: `bytes.rs`; omap, xattrs), the snapsets of data
+//! objects, and the registry of live clients and their watches.
 
 use std::fs::File;
 use std::sync::Mutex;
@@ -13,7 +13,8 @@ use rusqlite::{
 };
 use rustix::fs::FileType;
 
-use super::cls::Staged;
+use super::bytes::StoredBytes;
+use super::cls::Object;
 use super::dir::Dir;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -31,6 +32,9 @@ CREATE TABLE IF NOT EXISTS omap(
 CREATE TABLE IF NOT EXISTS xattrs(
     pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL, name TEXT NOT NULL,
     value BLOB NOT NULL, PRIMARY KEY(pool, ns, oid, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS object_chunks(
+    pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL, chunk INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY(pool, ns, oid, chunk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapsets(
     pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL,
     seq INTEGER NOT NULL, clones TEXT NOT NULL,
@@ -201,9 +205,13 @@ pub fn next_snap(tx: &Transaction, pool: i64) -> Result<u64> {
     Ok(seq as u64)
 }
 
-/// Loads one non-data object whole.
-pub fn load(tx: &Transaction, k: Key) -> Result<Staged> {
-    let data: Option<Vec<u8>> = tx
+/// A non-data object staged from the database for one transaction.
+pub type StoredObject<'t> = Object<StoredBytes<'t>>;
+
+/// Loads one non-data object: its existence, omap and xattrs, and its
+/// bytes' size (the bytes themselves as they are read).
+pub fn load<'t>(tx: &'t Transaction<'t>, k: Key) -> Result<StoredObject<'t>> {
+    let first: Option<Vec<u8>> = tx
         .query_row(
             "SELECT data FROM objects WHERE pool=?1 AND ns=?2 AND oid=?3",
             params![k.pool, k.ns, k.oid],
@@ -211,14 +219,18 @@ pub fn load(tx: &Transaction, k: Key) -> Result<Staged> {
         )
         .optional()
         .map_err(db_error)?;
-    let Some(data) = data else {
-        return Ok(Staged::default());
+    let exists = first.is_some();
+    let mut object = Object {
+        exists,
+        data: StoredBytes::load(tx, k, first)?,
+        omap: Default::default(),
+        xattrs: Default::default(),
+        caller: None,
+        clock: None,
     };
-    let mut staged = Staged {
-        exists: true,
-        data,
-        ..Default::default()
-    };
+    if !exists {
+        return Ok(object);
+    }
     for (table, column) in [("omap", "key"), ("xattrs", "name")] {
         let mut stmt = tx
             .prepare_cached(&format!(
@@ -229,20 +241,21 @@ pub fn load(tx: &Transaction, k: Key) -> Result<Staged> {
             .query_map(params![k.pool, k.ns, k.oid], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(db_error)?;
         let target = if table == "omap" {
-            &mut staged.omap
+            &mut object.omap
         } else {
-            &mut staged.xattrs
+            &mut object.xattrs
         };
         for row in rows {
             let (key, value): (String, Vec<u8>) = row.map_err(db_error)?;
             target.insert(key, value);
         }
     }
-    Ok(staged)
+    Ok(object)
 }
 
-/// Writes back what changed between `before` and `after`.
-pub fn store(tx: &Transaction, k: Key, before: &Staged, after: &Staged) -> Result<()> {
+/// Writes back what changed between `before` and `after` (two loads of
+/// the object in this transaction, `after` changed since).
+pub fn store(tx: &Transaction, k: Key, before: &StoredObject, after: &StoredObject) -> Result<()> {
     let p = params![k.pool, k.ns, k.oid];
     if !after.exists {
         if before.exists {
@@ -253,16 +266,11 @@ pub fn store(tx: &Transaction, k: Key, before: &Staged, after: &Staged) -> Resul
                 )
                 .map_err(db_error)?;
             }
+            after.data.delete()?;
         }
         return Ok(());
     }
-    if !before.exists || before.data != after.data {
-        tx.execute(
-            "INSERT OR REPLACE INTO objects(pool, ns, oid, data) VALUES (?1, ?2, ?3, ?4)",
-            params![k.pool, k.ns, k.oid, after.data],
-        )
-        .map_err(db_error)?;
-    }
+    after.data.save(!before.exists)?;
     for (table, column, old, new) in [
         ("omap", "key", &before.omap, &after.omap),
         ("xattrs", "name", &before.xattrs, &after.xattrs),
