@@ -1,8 +1,9 @@
 //! The store's database: SQLite in WAL mode (several rbdimg processes may
 //! use one store at once; each transaction is atomic and isolated, writers
 //! wait on a busy timeout). It holds pools, every non-data object (bytes,
-//! in pieces when large: `bytes.rs`; omap, xattrs), the snapsets of data
-//! objects, and the registry of live clients and their watches.
+//! in pieces when large, omap, xattrs: `object.rs` loads and stores them),
+//! the snapsets of data objects, and the registry of live clients and
+//! their watches.
 
 use std::fs::File;
 use std::sync::Mutex;
@@ -13,8 +14,6 @@ use rusqlite::{
 };
 use rustix::fs::FileType;
 
-use super::bytes::StoredBytes;
-use super::cls::Object;
 use super::dir::Dir;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -203,96 +202,6 @@ pub fn next_snap(tx: &Transaction, pool: i64) -> Result<u64> {
         })
         .map_err(db_error)?;
     Ok(seq as u64)
-}
-
-/// A non-data object staged from the database for one transaction.
-pub type StoredObject<'t> = Object<StoredBytes<'t>>;
-
-/// Loads one non-data object: its existence, omap and xattrs, and its
-/// bytes' size (the bytes themselves as they are read).
-pub fn load<'t>(tx: &'t Transaction<'t>, k: Key) -> Result<StoredObject<'t>> {
-    let first: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT data FROM objects WHERE pool=?1 AND ns=?2 AND oid=?3",
-            params![k.pool, k.ns, k.oid],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db_error)?;
-    let exists = first.is_some();
-    let mut object = Object {
-        exists,
-        data: StoredBytes::load(tx, k, first)?,
-        omap: Default::default(),
-        xattrs: Default::default(),
-        caller: None,
-        clock: None,
-    };
-    if !exists {
-        return Ok(object);
-    }
-    for (table, column) in [("omap", "key"), ("xattrs", "name")] {
-        let mut stmt = tx
-            .prepare_cached(&format!(
-                "SELECT {column}, value FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3"
-            ))
-            .map_err(db_error)?;
-        let rows = stmt
-            .query_map(params![k.pool, k.ns, k.oid], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db_error)?;
-        let target = if table == "omap" {
-            &mut object.omap
-        } else {
-            &mut object.xattrs
-        };
-        for row in rows {
-            let (key, value): (String, Vec<u8>) = row.map_err(db_error)?;
-            target.insert(key, value);
-        }
-    }
-    Ok(object)
-}
-
-/// Writes back what changed between `before` and `after` (two loads of
-/// the object in this transaction, `after` changed since).
-pub fn store(tx: &Transaction, k: Key, before: &StoredObject, after: &StoredObject) -> Result<()> {
-    let p = params![k.pool, k.ns, k.oid];
-    if !after.exists {
-        if before.exists {
-            for table in ["objects", "omap", "xattrs"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3"),
-                    p,
-                )
-                .map_err(db_error)?;
-            }
-            after.data.delete()?;
-        }
-        return Ok(());
-    }
-    after.data.save(!before.exists)?;
-    for (table, column, old, new) in [
-        ("omap", "key", &before.omap, &after.omap),
-        ("xattrs", "name", &before.xattrs, &after.xattrs),
-    ] {
-        for key in old.keys().filter(|key| !new.contains_key(*key)) {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3 AND {column}=?4"),
-                params![k.pool, k.ns, k.oid, key],
-            )
-            .map_err(db_error)?;
-        }
-        for (key, value) in new.iter().filter(|(key, v)| old.get(*key) != Some(*v)) {
-            tx.execute(
-                &format!(
-                    "INSERT OR REPLACE INTO {table}(pool, ns, oid, {column}, value) VALUES (?1, ?2, ?3, ?4, ?5)"
-                ),
-                params![k.pool, k.ns, k.oid, key, value],
-            )
-            .map_err(db_error)?;
-        }
-    }
-    Ok(())
 }
 
 /// Names of the non-data objects in a pool's namespace.

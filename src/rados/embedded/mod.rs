@@ -41,11 +41,11 @@
 //! or tear the objects written since the last flush, including the clones
 //! that keep snapshots' contents (the database itself stays consistent).
 
-pub mod bytes;
 pub mod cls;
 pub mod data;
 pub mod db;
 pub mod dir;
+pub mod object;
 pub mod options;
 pub mod snapset;
 
@@ -281,17 +281,17 @@ impl Cluster for EmbeddedCluster {
                 ns: namespace,
                 oid: crate::ceph::cls_rbd::DIRECTORY,
             };
-            let before = db::load(tx, listed)?;
-            let mut after = db::load(tx, listed)?;
+            let before = object::load(tx, listed)?;
+            let mut after = object::load(tx, listed)?;
             after.exists = true;
             after.omap.entry(format!("name_{namespace}")).or_default();
-            db::store(tx, listed, &before, &after)?;
-            let before = db::load(tx, directory)?;
+            object::store(tx, listed, &before, &after)?;
+            let before = object::load(tx, directory)?;
             if !before.omap.contains_key("state") {
-                let mut after = db::load(tx, directory)?;
+                let mut after = object::load(tx, directory)?;
                 cls::call(&mut after, "rbd", "dir_state_set", &[0])
                     .map_err(|e| errno_error(e, "rbd.dir_state_set on rbd_directory".into()))?;
-                db::store(tx, directory, &before, &after)?;
+                object::store(tx, directory, &before, &after)?;
             }
             Ok(())
         })
@@ -421,11 +421,11 @@ impl EmbeddedPool {
     fn with_object<T>(
         &self,
         oid: &str,
-        f: impl FnOnce(&mut db::StoredObject) -> cls::ClsResult<T>,
+        f: impl FnOnce(&mut object::StoredObject) -> cls::ClsResult<T>,
         what: impl FnOnce() -> String,
     ) -> Result<T> {
         self.shared.db.read(|tx| {
-            let mut object = db::load(tx, self.key(oid))?;
+            let mut object = object::load(tx, self.key(oid))?;
             f(&mut object).map_err(|e| failure(&object, e, what))
         })
     }
@@ -477,7 +477,7 @@ impl Pool for EmbeddedPool {
             return Err(errno_error(libc::EOPNOTSUPP, what()));
         }
         let writes = cls::method(call.class, call.method).is_ok_and(|m| m.writes());
-        let run = |obj: &mut db::StoredObject| {
+        let run = |obj: &mut object::StoredObject| {
             obj.caller = Some(self.caller());
             cls::exec(obj, call.class, call.method, &call.input)
         };
@@ -486,10 +486,10 @@ impl Pool for EmbeddedPool {
         }
         let k = self.key(oid);
         self.shared.db.write(|tx| {
-            let before = db::load(tx, k)?;
-            let mut after = db::load(tx, k)?;
+            let before = object::load(tx, k)?;
+            let mut after = object::load(tx, k)?;
             let out = run(&mut after).map_err(|e| failure(&after, e, what))?;
-            db::store(tx, k, &before, &after)?;
+            object::store(tx, k, &before, &after)?;
             Ok(out)
         })
     }
@@ -503,15 +503,15 @@ impl Pool for EmbeddedPool {
         }
         let k = self.key(oid);
         self.shared.db.write(|tx| {
-            let before = db::load(tx, k)?;
-            let mut after = db::load(tx, k)?;
+            let before = object::load(tx, k)?;
+            let mut after = object::load(tx, k)?;
             after.caller = Some(self.caller());
             for op in ops {
                 after
                     .apply(op)
                     .map_err(|e| failure(&after, e, || describe_ops(oid, ops)))?;
             }
-            db::store(tx, k, &before, &after)
+            object::store(tx, k, &before, &after)
         })
     }
 
@@ -685,7 +685,7 @@ impl Pool for EmbeddedPool {
 
 /// What a failed step on a stored object reports: the database's own
 /// error if loading its bytes failed, else the errno worded `what`.
-fn failure(object: &db::StoredObject, errno: i32, what: impl FnOnce() -> String) -> Error {
+fn failure(object: &object::StoredObject, errno: i32, what: impl FnOnce() -> String) -> Error {
     object
         .data
         .take_failure()

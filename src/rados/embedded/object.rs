@@ -1,5 +1,6 @@
-//! A non-data object's bytes in the store's database, staged for one
-//! transaction a few chunks at a time:
+//! A non-data object in the store's database, staged for one transaction
+//! (`load`, then `store` what changed): its omap and xattrs whole, its
+//! bytes a few pieces at a time:
 //!
 //! ```text
 //!  up to SINGLE (64 KiB)  objects.data holds them all (as every object was
@@ -24,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::cls::{Bytes, ClsResult};
+use super::cls::{Bytes, ClsResult, Object};
 use super::db::{Key, db_error};
 use crate::error::{Error, Result};
 
@@ -368,10 +369,100 @@ impl Bytes for StoredBytes<'_> {
     }
 }
 
+/// A non-data object staged from the database for one transaction.
+pub type StoredObject<'t> = Object<StoredBytes<'t>>;
+
+/// Loads one non-data object: its existence, omap and xattrs, and its
+/// bytes' size (the bytes themselves as they are read).
+pub fn load<'t>(tx: &'t Transaction<'t>, k: Key) -> Result<StoredObject<'t>> {
+    let first: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT data FROM objects WHERE pool=?1 AND ns=?2 AND oid=?3",
+            params![k.pool, k.ns, k.oid],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_error)?;
+    let exists = first.is_some();
+    let mut object = Object {
+        exists,
+        data: StoredBytes::load(tx, k, first)?,
+        omap: Default::default(),
+        xattrs: Default::default(),
+        caller: None,
+        clock: None,
+    };
+    if !exists {
+        return Ok(object);
+    }
+    for (table, column) in [("omap", "key"), ("xattrs", "name")] {
+        let mut stmt = tx
+            .prepare_cached(&format!(
+                "SELECT {column}, value FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3"
+            ))
+            .map_err(db_error)?;
+        let rows = stmt
+            .query_map(params![k.pool, k.ns, k.oid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(db_error)?;
+        let target = if table == "omap" {
+            &mut object.omap
+        } else {
+            &mut object.xattrs
+        };
+        for row in rows {
+            let (key, value): (String, Vec<u8>) = row.map_err(db_error)?;
+            target.insert(key, value);
+        }
+    }
+    Ok(object)
+}
+
+/// Writes back what changed between `before` and `after` (two loads of
+/// the object in this transaction, `after` changed since).
+pub fn store(tx: &Transaction, k: Key, before: &StoredObject, after: &StoredObject) -> Result<()> {
+    let p = params![k.pool, k.ns, k.oid];
+    if !after.exists {
+        if before.exists {
+            for table in ["objects", "omap", "xattrs"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3"),
+                    p,
+                )
+                .map_err(db_error)?;
+            }
+            after.data.delete()?;
+        }
+        return Ok(());
+    }
+    after.data.save(!before.exists)?;
+    for (table, column, old, new) in [
+        ("omap", "key", &before.omap, &after.omap),
+        ("xattrs", "name", &before.xattrs, &after.xattrs),
+    ] {
+        for key in old.keys().filter(|key| !new.contains_key(*key)) {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3 AND {column}=?4"),
+                params![k.pool, k.ns, k.oid, key],
+            )
+            .map_err(db_error)?;
+        }
+        for (key, value) in new.iter().filter(|(key, v)| old.get(*key) != Some(*v)) {
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO {table}(pool, ns, oid, {column}, value) VALUES (?1, ?2, ?3, ?4, ?5)"
+                ),
+                params![k.pool, k.ns, k.oid, key, value],
+            )
+            .map_err(db_error)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rados::embedded::db::{Db, load, store};
+    use crate::rados::embedded::db::Db;
     use crate::rados::embedded::dir::Dir;
 
     /// Every kind of change, then the object as stored, must read as the
