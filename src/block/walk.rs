@@ -125,20 +125,24 @@ impl Iterator for Walk<'_> {
     }
 }
 
+/// An image made of allocation runs and nothing else, for tests of what
+/// plans from extents (this walk, convert's planner).
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::block::driver::{Check, Preallocation};
-    use crate::block::info::NodeInfo;
-    use crate::block::snapshot::Snapshots;
+pub(crate) mod test_image {
     use std::sync::Arc;
 
+    use crate::block::driver::{BlockDriver, Check, Preallocation};
+    use crate::block::extent::{Allocation, Extent};
+    use crate::block::info::NodeInfo;
+    use crate::block::snapshot::Snapshots;
+    use crate::error::Result;
+
     /// An image described by its runs; unlisted bytes are `fill`.
-    struct Runs {
-        size: u64,
-        runs: Vec<(u64, u64, Allocation)>,
-        fill: Allocation,
-        backing: Option<Arc<dyn BlockDriver>>,
+    pub struct Runs {
+        pub size: u64,
+        pub runs: Vec<(u64, u64, Allocation)>,
+        pub fill: Allocation,
+        pub backing: Option<Arc<dyn BlockDriver>>,
     }
 
     impl Snapshots for Runs {}
@@ -203,6 +207,13 @@ mod tests {
             Ok(NodeInfo::default())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_image::Runs;
+    use super::*;
+    use std::sync::Arc;
 
     fn walk(image: &dyn BlockDriver, chain: Chain) -> Vec<(u64, u64, Allocation)> {
         Walk::new(image, 0..u64::MAX, chain)

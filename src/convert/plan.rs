@@ -212,6 +212,49 @@ impl Planner {
 mod tests {
     use super::*;
 
+    use crate::block::walk::test_image::Runs;
+
+    /// An 8 TiB source with 1 MiB of data at 4 TiB, planned in full.
+    fn plan(long_runs: bool, limit: usize) -> Vec<(u64, u64, Vec<(u64, Work)>)> {
+        let tib = 1u64 << 40;
+        let source: Arc<dyn BlockDriver> = Arc::new(Runs {
+            size: 8 * tib,
+            runs: vec![(4 * tib, 1 << 20, Allocation::Data)],
+            fill: Allocation::Unallocated,
+            backing: None,
+        });
+        let mut planner = Planner::new(vec![source], CHUNK, false, long_runs);
+        let mut chunks = Vec::new();
+        while let Some(c) = planner.next_chunk().unwrap() {
+            let runs = c.runs.iter().map(|r| (r.len, r.work)).collect();
+            chunks.push((c.target_offset, c.len, runs));
+            if chunks.len() == limit {
+                break;
+            }
+        }
+        chunks
+    }
+
+    #[test]
+    fn a_stretch_without_data_is_one_chunk_however_long() {
+        let tib = 1u64 << 40;
+        let mib = 1u64 << 20;
+        assert_eq!(
+            plan(true, usize::MAX),
+            [
+                (0, 4 * tib, vec![(4 * tib, Work::Zero)]),
+                (4 * tib, CHUNK, vec![(mib, Work::Copy), (mib, Work::Zero)]),
+                (
+                    4 * tib + CHUNK,
+                    4 * tib - CHUNK,
+                    vec![(4 * tib - CHUNK, Work::Zero)]
+                ),
+            ]
+        );
+        // Zeros written as data (-S 0) need buffers: chunks stay short.
+        assert!(plan(false, 3).iter().all(|c| c.1 == CHUNK));
+    }
+
     #[test]
     fn chunks_are_aligned_to_every_power_of_two_unit() {
         for unit in [512u64, 64 << 10, 2 << 20, 4 << 20, 32 << 20] {

@@ -10,6 +10,7 @@ mod crash;
 mod embedded;
 mod names;
 mod qcow2_in_rbd;
+mod scale;
 mod store;
 
 use std::path::{Path, PathBuf};
