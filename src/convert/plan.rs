@@ -214,8 +214,11 @@ mod tests {
 
     use crate::block::walk::test_image::Runs;
 
+    /// A planned chunk: target offset, length, runs (length, work).
+    type Planned = (u64, u64, Vec<(u64, Work)>);
+
     /// An 8 TiB source with 1 MiB of data at 4 TiB, planned in full.
-    fn plan(long_runs: bool, limit: usize) -> Vec<(u64, u64, Vec<(u64, Work)>)> {
+    fn plan(long_runs: bool, limit: usize) -> Vec<Planned> {
         let tib = 1u64 << 40;
         let source: Arc<dyn BlockDriver> = Arc::new(Runs {
             size: 8 * tib,
