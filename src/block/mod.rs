@@ -8,9 +8,11 @@ pub mod driver;
 pub mod driver_names;
 pub mod extent;
 pub mod info;
+pub mod measure;
 pub mod options;
 pub mod snapshot;
 pub mod walk;
+pub mod status;
 
 pub use driver::BlockDriver;
 

@@ -13,8 +13,9 @@ use crate::block::BlockDriver;
 use crate::block::extent::Extent;
 use crate::block::walk;
 use crate::cli::CompareArgs;
+use crate::commands::progress::reporter;
 use crate::commands::{Console, print, usage};
-use crate::convert::progress::Progress;
+use crate::convert::progress::{Progress, Report};
 use crate::convert::sparse::SECTOR;
 use crate::open::{OpenOptions, open_image};
 
@@ -30,6 +31,19 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
     let [first, second] = a.args.as_slice() else {
         return Err(usage("compare", "Expecting two image file names"));
     };
+    let report = reporter(a.progress && !a.quiet.quiet, 2.0);
+    let code = compare_images(&a, first, second, console, &report);
+    report.end();
+    code
+}
+
+fn compare_images(
+    a: &CompareArgs,
+    first: &str,
+    second: &str,
+    console: &Console,
+    report: &Arc<dyn Report>,
+) -> anyhow::Result<i32> {
     if let Some(mode) = &a.cache
         && !crate::commands::is_cache_mode(mode)
     {
@@ -55,12 +69,13 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
     };
     let say = |text: &str| if a.quiet.quiet { Ok(()) } else { print(text) };
     let (size1, size2) = (one.size(), two.size());
+    let progress = Progress::new(size1.max(size2), report.clone());
+    report.update(0.0);
     if a.strict && size1 != size2 {
         say("Strict mode: Image size mismatch!\n")?;
         return Ok(EXIT_DIFFERENT);
     }
-    let progress = Progress::new(size1.max(size2), a.progress && !a.quiet.quiet);
-    let images = [(&one, first.as_str()), (&two, second.as_str())];
+    let images = [(&one, first), (&two, second)];
     let mut outcome = compare(images, a.strict, &progress);
     if matches!(outcome, Ok(None)) && size1 != size2 {
         say("Warning: Image size mismatch!\n")?;
@@ -71,7 +86,6 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
         };
         outcome = first_nonzero(larger, from, &progress).map(|o| o.map(Mismatch::Content));
     }
-    progress.finish();
     match outcome {
         Ok(None) => {}
         Ok(Some(Mismatch::Content(offset))) => {

@@ -20,6 +20,7 @@
 //! A worker that fails or panics stops every other one (a panic is then
 //! re-raised on the caller's thread once all workers have returned).
 
+pub mod map;
 pub mod plan;
 pub mod progress;
 pub mod sparse;
@@ -137,7 +138,6 @@ pub fn convert(
     if let Some((_, e)) = shared.error.into_inner().expect("no poisoning") {
         return Err(e);
     }
-    progress.finish();
     Ok(())
 }
 
@@ -153,8 +153,19 @@ fn worker(shared: &Shared, chunk_size: usize) {
         if let Err(e) = process(shared, &chunk, &mut buffer) {
             return fail(shared, chunk.index, e);
         }
-        shared.progress.advance(chunk.len);
+        shared.progress.advance(progress_units(&chunk, shared.opts));
     }
+}
+
+/// What a chunk counts toward progress, as qemu-img counts it: the data
+/// it copies, and with `-S 0` the zeros it writes too.
+pub fn progress_units(chunk: &Chunk, opts: &ConvertOptions) -> u64 {
+    chunk
+        .runs
+        .iter()
+        .filter(|r| r.work == Work::Copy || (r.work == Work::Zero && opts.sparse_size == 0))
+        .map(|r| r.len)
+        .sum()
 }
 
 fn fail(shared: &Shared, index: u64, e: Error) {
@@ -415,7 +426,7 @@ mod tests {
             let target = Disk::new(size, None);
             target.write_zeroes(0, size as u64, true).unwrap();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let progress = progress::Progress::new(0, false);
+                let progress = progress::Progress::silent();
                 convert(&sources, &target, &options(out_of_order), &progress)
                     .map(|()| target.bytes.lock().unwrap().clone())
             }));

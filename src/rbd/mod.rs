@@ -7,6 +7,7 @@
 pub mod check;
 pub mod create;
 pub mod extents;
+pub mod diff;
 pub mod header;
 pub mod image;
 pub mod io;
