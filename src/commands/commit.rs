@@ -12,6 +12,7 @@ use anyhow::bail;
 
 use crate::block::BlockDriver;
 use crate::cli::CommitArgs;
+use crate::commands::progress::reporter;
 use crate::commands::{Console, cvtnum, is_cache_mode, one_filename, print};
 use crate::convert::commit::Commit;
 use crate::convert::progress::Progress;
@@ -57,15 +58,18 @@ pub fn run(a: CommitArgs, console: &Console) -> anyhow::Result<i32> {
         below = node.backing();
         chain.push(node);
     }
-    let progress = Progress::new(top.size(), a.progress && !a.quiet.quiet);
-    Commit {
+    let report = reporter(a.progress && !a.quiet.quiet, 1.0);
+    report.update(0.0);
+    let progress = Progress::new(top.size(), report.clone());
+    let committed = Commit {
         chain,
         layers,
         base: base.as_ref(),
         rate,
     }
-    .run(&progress)?;
-    progress.finish();
+    .run(&progress);
+    report.end();
+    committed?;
     if cache != "unsafe" {
         base.flush()?;
     }

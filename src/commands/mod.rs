@@ -4,13 +4,18 @@
 //! errors travel as `anyhow::Error`. Nothing below this layer prints.
 
 pub mod amend;
+pub mod bench;
 pub mod bitmap;
 pub mod check;
 pub mod commit;
 pub mod compare;
 pub mod convert;
 pub mod create;
+pub mod dd;
 pub mod info;
+pub mod map;
+pub mod measure;
+pub mod progress;
 pub mod rebase;
 pub mod resize;
 pub mod snapshot;
@@ -61,6 +66,10 @@ pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
         Command::Commit(a) => commit::run(a, console),
         Command::Amend(a) => amend::run(a, console),
         Command::Bitmap(a) => bitmap::run(a, console),
+        Command::Map(a) => map::run(a, console),
+        Command::Measure(a) => measure::run(a, console),
+        Command::Dd(a) => dd::run(a, console),
+        Command::Bench(a) => bench::run(a, console),
     }
 }
 
@@ -131,6 +140,23 @@ pub fn output_format(command: &'static str, text: &str) -> anyhow::Result<Output
             format!("--output expects 'human' or 'json' not '{other}'"),
         )),
     }
+}
+
+/// How the commands that only read an image open it: `-f` or
+/// `--image-opts` (not both, as qemu-img refuses), `-U`.
+pub fn reading(
+    image: &crate::cli::ImageArgs,
+    force_share: bool,
+    console: &Console,
+) -> anyhow::Result<crate::open::OpenOptions> {
+    image.exclusive()?;
+    Ok(crate::open::OpenOptions {
+        format: image.format.clone(),
+        force_share,
+        image_opts: image.image_opts,
+        diagnostics: console.diagnostics(),
+        ..Default::default()
+    })
 }
 
 /// The single filename most commands take.

@@ -11,6 +11,7 @@ use anyhow::bail;
 
 use crate::block::BlockDriver;
 use crate::cli::RebaseArgs;
+use crate::commands::progress::reporter;
 use crate::commands::{Console, is_cache_mode, one_filename, usage};
 use crate::convert::progress::Progress;
 use crate::convert::rebase::Rebase;
@@ -60,15 +61,19 @@ pub fn run(a: RebaseArgs, console: &Console) -> anyhow::Result<i32> {
             None => None,
         };
         let old_backing = image.backing();
-        let progress = Progress::new(image.size(), a.progress && !a.quiet.quiet);
-        Rebase {
+        // qemu-img's rebase prints a progress line per 2% moved.
+        let report = reporter(a.progress && !a.quiet.quiet, 2.0);
+        report.update(0.0);
+        let progress = Progress::new(image.size(), report.clone());
+        let copied = Rebase {
             image: image.as_ref(),
             old_backing: old_backing.as_deref(),
             new_backing: new_backing.as_deref(),
             compress: a.compress,
         }
-        .run(&progress)?;
-        progress.finish();
+        .run(&progress);
+        report.end();
+        copied?;
     }
     change_backing_file(
         image.as_ref(),

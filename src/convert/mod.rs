@@ -3,10 +3,13 @@
 //!
 //! ```text
 //!   Planner (lazy, under a mutex)          N workers (own thread pool)
-//!   block_status -> Chunk{Copy|Zero|Skip} --> read -> split at -S granules
+//!   block::walk extents                        chunk with data (<= 2 MiB):
+//!     -> Chunk{Copy|Zero|Skip} ------------->  read -> split at -S granules
 //!                                              data runs -> write
 //!                                              zero runs -> skip (target reads as zero)
 //!                                                           or write_zeroes (-n)
+//!                                            chunk without data (any length,
+//!                                            no buffer): zero or skip it whole
 //!   in order (default): chunk i's writes start after chunk i-1's have
 //!   started (a ticket), so the target fills in order while writes overlap;
 //!   -W: written as soon as it is ready.
@@ -18,6 +21,7 @@
 //! re-raised on the caller's thread once all workers have returned).
 
 pub mod commit;
+pub mod map;
 pub mod plan;
 pub mod progress;
 pub mod rebase;
@@ -28,6 +32,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use crate::block::diagnostics::Diagnostics;
 use crate::block::driver::BlockDriver;
+use crate::block::walk;
 use crate::error::{Error, ErrorKind, Result, strerror};
 use plan::{Chunk, Planner, Run, Work};
 
@@ -106,6 +111,7 @@ pub fn convert(
             chunk,
             opts.keep_backing_unallocated,
             opts.salvage.is_some(),
+            !writes_zeros_as_data(opts),
         )),
         target,
         opts,
@@ -143,7 +149,6 @@ pub fn convert(
     if let Some((_, e)) = shared.error.into_inner().expect("no poisoning") {
         return Err(e);
     }
-    progress.finish();
     Ok(())
 }
 
@@ -161,8 +166,19 @@ fn worker(shared: &Shared, chunk_size: usize) {
         if let Err(e) = process(shared, &chunk, &mut buffer, &mut backing) {
             return fail(shared, chunk.index, e);
         }
-        shared.progress.advance(chunk.len);
+        shared.progress.advance(progress_units(&chunk, shared.opts));
     }
+}
+
+/// What a chunk counts toward progress, as qemu-img counts it: the data
+/// it copies, and with `-S 0` the zeros it writes too.
+pub fn progress_units(chunk: &Chunk, opts: &ConvertOptions) -> u64 {
+    chunk
+        .runs
+        .iter()
+        .filter(|r| r.work == Work::Copy || (r.work == Work::Zero && opts.sparse_size == 0))
+        .map(|r| r.len)
+        .sum()
 }
 
 fn fail(shared: &Shared, index: u64, e: Error) {
@@ -200,6 +216,12 @@ impl Drop for StopOnUnwind<'_, '_> {
     }
 }
 
+/// `-S 0` allocates everything, zeros included; `-c` compresses whole
+/// units, zeros included unless `-S` lets them stay sparse.
+fn writes_zeros_as_data(opts: &ConvertOptions) -> bool {
+    opts.sparse_size == 0
+}
+
 /// Reads (when needed) outside any lock, then writes in turn.
 fn process(
     shared: &Shared,
@@ -208,6 +230,27 @@ fn process(
     backing: &mut Vec<u8>,
 ) -> Result<()> {
     let opts = shared.opts;
+    // Nothing to read, so no buffer (the chunk may be any length), unless
+    // compression must look at units that straddle runs.
+    if !chunk.copies()
+        && !writes_zeros_as_data(opts)
+        && (opts.compress_unit.is_none() || chunk.runs.len() == 1)
+    {
+        if !opts.out_of_order {
+            if !shared.ticket.wait_for(chunk.index, &shared.abort) {
+                return Ok(());
+            }
+            shared.ticket.done();
+        }
+        return chunk.runs.iter().try_for_each(|run| {
+            let at = chunk.target_offset + run.offset;
+            match (run.work, &opts.target_backing) {
+                (Work::Zero, None) => zero(shared, at, run.len),
+                (Work::Zero, Some(b)) => zero_over_backing(shared, b.as_ref(), at, run.len),
+                (Work::Copy | Work::Skip, _) => Ok(()),
+            }
+        });
+    }
     buffer.resize(chunk.len as usize, 0);
     let mut source = None;
     let mut warnings = Vec::new();
@@ -229,8 +272,10 @@ fn process(
                     }
                 }
             }
-            // -S 0 allocates everything, zeros included; -c compresses whole units.
-            Work::Zero if opts.sparse_size == 0 || opts.compress_unit.is_some() => window.fill(0),
+            // Zeros written as data, or compressed with whole units.
+            Work::Zero if writes_zeros_as_data(opts) || opts.compress_unit.is_some() => {
+                window.fill(0)
+            }
             Work::Zero | Work::Skip => {}
         }
     }
@@ -279,6 +324,24 @@ fn process(
             Work::Skip => Ok(()),
         }
     })
+}
+
+/// `-B` for a stretch of zeros of any length (no buffer): where the
+/// target's backing file reads as zeros the target stays unallocated, as
+/// the buffered comparison leaves equal units; elsewhere it is zeroed.
+fn zero_over_backing(shared: &Shared, backing: &dyn BlockDriver, at: u64, len: u64) -> Result<()> {
+    let end = at + len;
+    let inside = backing.size().clamp(at, end);
+    let mut pos = at;
+    while pos < inside {
+        let e = walk::status_above(backing, pos, inside - pos)
+            .map_err(|e| e.prepend(format!("error while reading backing file at byte {pos}")))?;
+        if !e.allocation.reads_as_zero() {
+            zero(shared, pos, e.len)?;
+        }
+        pos += e.len;
+    }
+    Ok(())
 }
 
 /// Where in `[at, at + len)` a failed read fails: the start of the first
@@ -546,7 +609,7 @@ mod tests {
             let target = Disk::new(size, None);
             target.write_zeroes(0, size as u64, true).unwrap();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let progress = progress::Progress::new(0, false);
+                let progress = progress::Progress::silent();
                 convert(&sources, &target, &options(out_of_order), &progress)
                     .map(|()| target.bytes.lock().unwrap().clone())
             }));

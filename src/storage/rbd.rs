@@ -20,6 +20,7 @@ use crate::block::info::NodeInfo;
 use crate::block::options::{OptDesc, OptType, Options};
 use crate::block::round_to_sector;
 use crate::block::snapshot::{SnapshotInfo, Snapshots};
+use crate::block::status::Status;
 use crate::ceph::features;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::config;
@@ -255,6 +256,16 @@ impl Storage for RbdStorage {
                 allocation: Allocation::Unallocated,
             }),
         }
+    }
+
+    /// QEMU's rbd driver: whole objects that exist are data, the others
+    /// zeros, when fast-diff can tell; otherwise all data.
+    fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
+        let (data, n) = match self.within(offset, len) {
+            None => (false, len),
+            Some(n) => self.image.diff_run(offset, n)?.unwrap_or((true, n)),
+        };
+        Ok(Status::protocol(n, data, &self.filename, offset))
     }
 
     fn allocation_unit(&self) -> Option<u64> {

@@ -23,6 +23,8 @@ pub mod compression;
 pub mod create;
 pub mod header;
 pub mod io;
+pub mod map;
+pub mod measure;
 pub mod metadata;
 pub mod refcount;
 pub mod refcount_width;
@@ -31,7 +33,7 @@ pub mod snapshot_table;
 pub mod tables;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 
 use serde_json::{Map, Value, json};
 
@@ -39,6 +41,7 @@ use crate::block::driver::{BlockDriver, Check, CheckReport, Preallocation, Repai
 use crate::block::extent::{Allocation, Extent};
 use crate::block::info::NodeInfo;
 use crate::block::snapshot::{SnapshotInfo, Snapshots};
+use crate::block::status::Status;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::{OpenFlags, Opener};
 use crate::storage::Storage;
@@ -79,6 +82,9 @@ pub struct Qcow2Image {
     bitmaps: Mutex<bitmap_store::BitmapSet>,
     /// Whether writes must set bitmap bits (a bitmap is enabled).
     tracking: AtomicBool,
+    /// Whether clusters were preallocated as metadata only (`map.rs`),
+    /// found out on the first `map_status`.
+    metadata_preallocated: OnceLock<bool>,
 }
 
 /// `qcow2_validate_table`: a table must fit QEMU's limits and start on a
@@ -288,6 +294,7 @@ impl Qcow2Image {
             snapshot_view: false,
             bitmaps: Mutex::new(bitmap_store::BitmapSet::default()),
             tracking: AtomicBool::new(false),
+            metadata_preallocated: OnceLock::new(),
         };
         if h.stale_bitmaps {
             let diagnostics = &opts.diagnostics;
@@ -662,6 +669,11 @@ impl BlockDriver for Qcow2Image {
             len: n.clamp(1, len),
             allocation,
         })
+    }
+
+    fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
+        self.check_range(offset, len)?;
+        self.status_of(offset, len)
     }
 
     fn allocation_unit(&self) -> Option<u64> {

@@ -1,0 +1,60 @@
+//! `map` of RBD images from the object map, on both backends: whole
+//! objects that exist are data at their own offset, the others zeros; a
+//! snapshot maps as it was.
+
+use super::{Backend, both_backends, raw_source, rbdimg_ok, unique};
+
+fn line(start: u64, length: u64, data: bool) -> String {
+    format!(
+        r#"{{ "start": {start}, "length": {length}, "depth": 0, "present": true, "zero": {}, "data": {data}, "compressed": false, "offset": {start}}}"#,
+        !data
+    )
+}
+
+fn map_follows_the_object_map(b: &Backend) {
+    const M: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let first = raw_source(
+        dir.path(),
+        "a.raw",
+        20 * M,
+        &[(0, 1, 5000), (12 * M, 2, 4096)],
+    );
+    let later = raw_source(dir.path(), "b.raw", 20 * M, &[(17 * M, 3, 10)]);
+    let image = unique("map");
+    let (name, snap) = (b.name(&image), b.name(&format!("{image}@s1")));
+    rbdimg_ok(&["convert", "-O", "raw", first.to_str().unwrap(), &name]);
+    rbdimg_ok(&["snapshot", "-c", "s1", &name]);
+    rbdimg_ok(&["convert", "-n", "-O", "raw", later.to_str().unwrap(), &name]);
+
+    let map = |args: &[&str]| {
+        let mut all = vec!["map", "-f", "raw", "--output=json"];
+        all.extend_from_slice(args);
+        rbdimg_ok(&all).stdout
+    };
+    let before = [
+        line(0, 4 * M, true),
+        line(4 * M, 8 * M, false),
+        line(12 * M, 4 * M, true),
+        line(16 * M, 4 * M, false),
+    ];
+    assert_eq!(map(&[&snap]), format!("[{}]\n", before.join(",\n")));
+    let after = [
+        line(0, 4 * M, true),
+        line(4 * M, 8 * M, false),
+        line(12 * M, 8 * M, true),
+    ];
+    assert_eq!(map(&[&name]), format!("[{}]\n", after.join(",\n")));
+    let window = [line(2 * M, 2 * M, true), line(4 * M, M, false)];
+    assert_eq!(
+        map(&["-s", "2M", "-l", "3M", &name]),
+        format!("[{}]\n", window.join(",\n"))
+    );
+    let human = rbdimg_ok(&["map", "-f", "raw", &name]).stdout;
+    let lines: Vec<_> = human.lines().collect();
+    assert_eq!(lines.len(), 3, "{human}");
+    assert!(lines[1].starts_with("0               0x400000        0               json:{"));
+    assert!(lines[2].starts_with("0xc00000        0x800000        0xc00000        json:{"));
+}
+
+both_backends!(map_follows_the_object_map);
