@@ -7,18 +7,23 @@
 //! unallocated.
 //!
 //! ```text
-//!   for each 2 MiB step:  allocated in the image?  -> next
-//!                         widen to the write alignment (subcluster, or
+//!   for each extent:      allocated in the image?  -> next
+//!                         zeros in both backing files? -> next
+//!   for each 2 MiB step:  widen to the write alignment (subcluster, or
 //!                         cluster with -c)
 //!                         read old and new backing (zeros past their ends)
 //!                         per alignment unit: differ? -> write the old bytes
 //!                         (zeros where the old backing file had ended)
 //! ```
+//! Extents come from the allocation metadata (`block::walk`), so ranges
+//! that neither backing file stores cost no reads: the work grows with
+//! what the three images store, not with the virtual size.
 //! A crash at any point leaves the image with its old backing file and
 //! unchanged content.
 
 use crate::block::driver::BlockDriver;
 use crate::block::extent::Allocation;
+use crate::block::walk;
 use crate::convert::progress::Progress;
 use crate::error::{Error, Result};
 
@@ -46,6 +51,22 @@ fn allocated(image: &dyn BlockDriver, offset: u64, len: u64) -> Result<(bool, u6
         Allocation::Backing => false,
     };
     Ok((own, e.len.clamp(1, len)))
+}
+
+/// How much of `[offset, offset + len)`, from its start, a backing file
+/// (or none) reads as zeros through its own chain: 0 when it stores data
+/// at `offset`.
+fn zeros_in(backing: Option<&dyn BlockDriver>, offset: u64, len: u64) -> Result<u64> {
+    let Some(b) = backing.filter(|b| offset < b.size()) else {
+        return Ok(len);
+    };
+    let e = walk::status_above(b, offset, len.min(b.size() - offset))
+        .map_err(|e| Error::new(e.kind(), format!("error while reading image metadata: {e}")))?;
+    Ok(if e.allocation.reads_as_zero() {
+        e.len
+    } else {
+        0
+    })
 }
 
 /// Reads `buf.len()` bytes at `offset` from a backing file of `size`
@@ -104,12 +125,22 @@ impl Rebase<'_> {
         let mut new = Vec::new();
         let mut offset = 0;
         while offset < size {
-            let (own, run) = allocated(image, offset, STEP.min(size - offset))?;
-            if own {
-                offset += run;
-                progress.advance(run);
+            let (own, run) = allocated(image, offset, size - offset)?;
+            // Both backing files read zeros: equal, nothing to copy.
+            let zeros = match own {
+                true => 0,
+                false => match zeros_in(self.old_backing, offset, run)? {
+                    0 => 0,
+                    n => zeros_in(self.new_backing, offset, n)?,
+                },
+            };
+            if own || zeros > 0 {
+                let skip = if own { run } else { zeros };
+                offset += skip;
+                progress.advance(skip);
                 continue;
             }
+            let run = run.min(STEP);
             // Whole alignment units, so that no write copies on write.
             let start = offset / align * align;
             let end = (offset + run)
