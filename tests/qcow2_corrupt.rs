@@ -331,3 +331,53 @@ fn broken_l1_and_l2_entries_match_qemu_img() {
         }
     }
 }
+
+/// Unknown incompatible feature bits are named from the image's own
+/// feature name table, as qemu-img names them: table entries of the
+/// incompatible kind for set bits (a 46-byte name without a terminator
+/// is cut there), then the bits no entry names as one hex mask.
+#[test]
+fn unknown_features_are_named_from_the_feature_table() {
+    if !require(Oracle::QemuImg) {
+        return;
+    }
+    fn patch(dir: &Path) {
+        sh(dir, "qemu-img create -q -f qcow2 f.qcow2 1M");
+        let path = dir.join("f.qcow2");
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Entries are 48 bytes: kind, bit, name[46] (NUL-padded).
+        let mut rename = |old: &[u8], bit: u8, name: &[u8]| {
+            let at = bytes
+                .windows(old.len())
+                .position(|w| w == old)
+                .expect("qemu-img writes a feature name table")
+                - 2;
+            assert_eq!(bytes[at], 0, "an incompatible feature's entry");
+            bytes[at + 1] = bit;
+            let field = &mut bytes[at + 2..at + 48];
+            field.fill(0);
+            field[..name.len()].copy_from_slice(name);
+        };
+        rename(b"extended L2 entries", 20, b"future feature");
+        rename(b"compression type", 33, &[b'n'; 46]);
+        let mask: u64 = (1 << 20) | (1 << 33) | (1 << 40);
+        bytes[72..80].copy_from_slice(&mask.to_be_bytes());
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let twin = Twin::new(patch);
+    for args in [
+        &["info", "f.qcow2"][..],
+        &["info", "--output=json", "-f", "qcow2", "f.qcow2"],
+        &["check", "f.qcow2"],
+        &["convert", "-O", "raw", "f.qcow2", "out.raw"],
+    ] {
+        let out = twin.assert_same(args);
+        assert_eq!(out.code, 1, "{args:?}: {out:#?}");
+        // In table order; the name without a terminator cut at 46 bytes.
+        let names = format!(
+            "Unsupported qcow2 feature(s): {}, future feature, Unknown incompatible feature: 10000000000\n",
+            "n".repeat(46)
+        );
+        assert!(out.stderr.ends_with(&names), "{args:?}: {}", out.stderr);
+    }
+}
