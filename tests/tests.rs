@@ -6,12 +6,14 @@ mod util;
 
 mod amend;
 mod bench;
+mod bitmap;
 mod ceph;
 mod cli;
 mod commit;
 mod compare;
 mod conformance;
 mod convert;
+mod convert_salvage;
 mod create;
 mod dd;
 mod docs;
