@@ -21,40 +21,11 @@ use crate::block::dirty_bitmap::PersistentBitmaps;
 use crate::block::extent::Extent;
 use crate::block::info::NodeInfo;
 use crate::block::options::Options;
+// Re-exported: the type is part of this trait's vocabulary (`resize`).
+pub use crate::block::preallocation::Preallocation;
 use crate::block::snapshot::Snapshots;
 use crate::block::status::Status;
 use crate::error::{Error, Result};
-
-/// How `resize` and `create` lay out new space (qemu's `PreallocMode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Preallocation {
-    #[default]
-    Off,
-    Metadata,
-    Falloc,
-    Full,
-}
-
-impl Preallocation {
-    pub fn parse(text: &str) -> Option<Preallocation> {
-        Some(match text {
-            "off" => Preallocation::Off,
-            "metadata" => Preallocation::Metadata,
-            "falloc" => Preallocation::Falloc,
-            "full" => Preallocation::Full,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Preallocation::Off => "off",
-            Preallocation::Metadata => "metadata",
-            Preallocation::Falloc => "falloc",
-            Preallocation::Full => "full",
-        }
-    }
-}
 
 /// Result of a consistency check (`qemu-img check`'s `ImageCheck`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,6 +11,7 @@ pub mod extent;
 pub mod info;
 pub mod measure;
 pub mod options;
+pub mod preallocation;
 pub mod snapshot;
 pub mod status;
 pub mod walk;

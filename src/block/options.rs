@@ -3,7 +3,7 @@
 //! and each format declares which options it takes, with their types and
 //! defaults (which also drive the "Formatting ..." line of `create`).
 
-use crate::block::driver::Preallocation;
+use crate::block::preallocation::Preallocation;
 use crate::error::{Error, Result};
 use crate::size::{SizeError, parse_size};
 
