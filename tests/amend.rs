@@ -174,6 +174,15 @@ fn amend_errors_match_qemu_img() {
         &["amend", "-o", "compat=0.10,size=8M", "top.qcow2"],
         // A refcount too large for the narrower width.
         &["amend", "-o", "refcount_bits=1", "v2.qcow2"],
+        &[
+            "amend",
+            "-f",
+            "qcow2",
+            "--image-opts",
+            "-o",
+            "compat=v3",
+            "v3.qcow2",
+        ],
         // getopt.
         &["amend", "--f", "qcow2", "-o", "help"],
         &["amend", "--force=1", "-o", "help", "v3.qcow2"],

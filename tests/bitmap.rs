@@ -166,6 +166,15 @@ fn bitmap_errors_match_qemu_img() {
         &["bitmap", "--clear", "in.qcow2", "broken"],
         &["bitmap", "--merge", "broken", "in.qcow2", "good"],
         &["bitmap", "--add", "a.qcow2", &"n".repeat(1024)],
+        &[
+            "bitmap",
+            "-f",
+            "qcow2",
+            "--image-opts",
+            "--add",
+            "a.qcow2",
+            "b0",
+        ],
         &["bitmap", "--a", "a.qcow2", "b0"],
         &["bitmap", "--add=x", "a.qcow2", "b0"],
     ];

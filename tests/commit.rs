@@ -115,6 +115,7 @@ fn commit_errors_match_qemu_img() {
         &["commit", "-b", "nope", "sub/top.qcow2"],
         &["commit", "--rate-limit", "1", "sub/top.qcow2"],
         &["commit", "--d=x", "sub/top.qcow2"],
+        &["commit", "-f", "qcow2", "--image-opts", "sub/top.qcow2"],
     ];
     let setup = prepare(SETUP);
     for args in cases {

@@ -105,9 +105,8 @@ fn convert_b_leaves_what_equals_the_backing_file_unallocated() {
          qemu-io -f raw -c 'write -P 1 0 1M' -c 'write -P 2 1M 64k' -c 'write -P 1 2M 2M' \
              -c 'write -P 3 20M 64k' src.raw >/dev/null",
     );
-    let out = qemu_img(
-        d,
-        &[
+    let convert = |target| {
+        [
             "convert",
             "-B",
             "base.qcow2",
@@ -116,25 +115,12 @@ fn convert_b_leaves_what_equals_the_backing_file_unallocated() {
             "-O",
             "qcow2",
             "src.raw",
-            "t.qcow2",
-        ],
-    );
-    assert_eq!(out.code, 0, "{out:#?}");
-    // qemu-img's tool: rbdimg's binary under test is on the link.
-    let ours = crate::util::rbdimg(
-        d,
-        &[
-            "convert",
-            "-B",
-            "base.qcow2",
-            "-F",
-            "qcow2",
-            "-O",
-            "qcow2",
-            "src.raw",
-            "ours.qcow2",
-        ],
-    );
+            target,
+        ]
+    };
+    let theirs = qemu_img(d, &convert("t.qcow2"));
+    assert_eq!(theirs.code, 0, "{theirs:#?}");
+    let ours = crate::util::rbdimg(d, &convert("ours.qcow2"));
     assert_eq!(ours.code, 0, "{ours:#?}");
     let cmp = qemu_img(
         d,

@@ -178,6 +178,16 @@ fn rebase_errors_match_qemu_img() {
         // Loops: refused as qemu-img's image locking refuses them.
         &["rebase", "-b", "top3.qcow2", "-F", "qcow2", "base3.qcow2"],
         &["rebase", "-b", "el2.qcow2", "-F", "qcow2", "sub/el2.qcow2"],
+        &[
+            "rebase",
+            "-f",
+            "qcow2",
+            "--image-opts",
+            "-u",
+            "-b",
+            "",
+            "top3.qcow2",
+        ],
         // getopt.
         &["rebase", "--b", "x", "sub/top.qcow2"],
         &["rebase", "--c", "sub/top.qcow2"],

@@ -9,9 +9,9 @@ use anyhow::bail;
 
 use crate::block::options::{OptDesc, Options, option_lines};
 use crate::cli::AmendArgs;
-use crate::commands::{Console, is_cache_mode, print, usage};
+use crate::commands::{Console, cache_mode, print, usage, writing};
 use crate::open::format::Format;
-use crate::open::{OpenOptions, open_image};
+use crate::open::open_image;
 
 pub fn run(a: AmendArgs, console: &Console) -> anyhow::Result<i32> {
     let options = Options::parse(&a.options)?;
@@ -25,17 +25,8 @@ pub fn run(a: AmendArgs, console: &Console) -> anyhow::Result<i32> {
     let [filename] = a.args.as_slice() else {
         bail!("Expecting one image file name");
     };
-    let cache = a.cache.as_deref().unwrap_or("writeback");
-    if !is_cache_mode(cache) {
-        bail!("Invalid cache option: {cache}");
-    }
-    let opts = OpenOptions {
-        format: a.image.format.clone(),
-        writable: true,
-        image_opts: a.image.image_opts,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
-    };
+    let cache = cache_mode(a.cache.as_deref())?;
+    let opts = writing(&a.image, console)?;
     let image = open_image(filename, &opts)?;
     let fmt = image.format_name();
     if options.wants_help() {

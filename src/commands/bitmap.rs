@@ -10,7 +10,7 @@ use anyhow::bail;
 
 use crate::block::dirty_bitmap::{self, PersistentBitmaps};
 use crate::cli::{BitmapArgs, BitmapOp};
-use crate::commands::{Console, cvtnum};
+use crate::commands::{Console, cvtnum, writing};
 use crate::error::{Error, Result};
 use crate::formats::qcow2::bitmap_store::node_name;
 use crate::open::{OpenOptions, open_image};
@@ -38,12 +38,8 @@ pub fn run(a: BitmapArgs, console: &Console) -> anyhow::Result<i32> {
     };
     // Bitmaps are changed without the image's content: no backing file.
     let opts = OpenOptions {
-        format: a.image.format.clone(),
-        writable: true,
-        image_opts: a.image.image_opts,
         metadata_only: true,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
+        ..writing(&a.image, console)?
     };
     let image = open_image(filename, &opts)?;
     let source = match &a.source_file {

@@ -13,7 +13,7 @@ use anyhow::bail;
 use crate::block::BlockDriver;
 use crate::cli::CommitArgs;
 use crate::commands::progress::reporter;
-use crate::commands::{Console, cvtnum, is_cache_mode, one_filename, print};
+use crate::commands::{Console, cache_mode, cvtnum, one_filename, print, writing};
 use crate::convert::commit::Commit;
 use crate::convert::progress::Progress;
 use crate::open::chain::find_backing_image;
@@ -25,17 +25,8 @@ pub fn run(a: CommitArgs, console: &Console) -> anyhow::Result<i32> {
         Some(text) => cvtnum("rate limit", text, 0, i64::MAX as u64)?,
     };
     let filename = one_filename("commit", &a.args)?;
-    let cache = a.cache.as_deref().unwrap_or("writeback");
-    if !is_cache_mode(cache) {
-        bail!("Invalid cache option: {cache}");
-    }
-    let opts = OpenOptions {
-        format: a.image.format.clone(),
-        writable: true,
-        image_opts: a.image.image_opts,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
-    };
+    let cache = cache_mode(a.cache.as_deref())?;
+    let opts = writing(&a.image, console)?;
     let top = open_image(filename, &opts)?;
     let (layers, base_node) = match &a.base {
         Some(name) => match find_backing_image(&top, name)? {

@@ -159,6 +159,31 @@ pub fn reading(
     })
 }
 
+/// How the commands that change an image open it: writable, with `-f`
+/// or `--image-opts` (not both, as qemu-img's `img_open` refuses).
+pub fn writing(
+    image: &crate::cli::ImageArgs,
+    console: &Console,
+) -> anyhow::Result<crate::open::OpenOptions> {
+    image.exclusive()?;
+    Ok(crate::open::OpenOptions {
+        format: image.format.clone(),
+        writable: true,
+        image_opts: image.image_opts,
+        diagnostics: console.diagnostics(),
+        ..Default::default()
+    })
+}
+
+/// `-t`, checked before the image opens (default writeback).
+pub fn cache_mode(cache: Option<&str>) -> anyhow::Result<&str> {
+    let cache = cache.unwrap_or("writeback");
+    if !is_cache_mode(cache) {
+        bail!("Invalid cache option: {cache}");
+    }
+    Ok(cache)
+}
+
 /// The single filename most commands take.
 pub fn one_filename<'a>(command: &'static str, args: &'a [String]) -> anyhow::Result<&'a str> {
     match args {

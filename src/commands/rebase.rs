@@ -12,7 +12,7 @@ use anyhow::bail;
 use crate::block::BlockDriver;
 use crate::cli::RebaseArgs;
 use crate::commands::progress::reporter;
-use crate::commands::{Console, is_cache_mode, one_filename, usage};
+use crate::commands::{Console, cache_mode, is_cache_mode, one_filename, usage, writing};
 use crate::convert::progress::Progress;
 use crate::convert::rebase::Rebase;
 use crate::error::{Error, Result};
@@ -29,21 +29,14 @@ pub fn run(a: RebaseArgs, console: &Console) -> anyhow::Result<i32> {
             "Must specify backing file (-b) or use unsafe mode (-u)",
         ));
     }
-    let cache = a.cache.as_deref().unwrap_or("writeback");
-    if !is_cache_mode(cache) {
-        bail!("Invalid cache option: {cache}");
-    }
+    let cache = cache_mode(a.cache.as_deref())?;
     if let Some(mode) = a.backing_cache.as_ref().filter(|m| !is_cache_mode(m)) {
         bail!("Invalid source cache option: {mode}");
     }
     let opts = OpenOptions {
-        format: a.image.format.clone(),
-        writable: true,
-        image_opts: a.image.image_opts,
         // -u: the old backing file may be gone (renamed, moved).
         metadata_only: a.unsafe_mode,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
+        ..writing(&a.image, console)?
     };
     let image = open_image(filename, &opts)?;
     if a.compress && image.format_name() != "qcow2" {

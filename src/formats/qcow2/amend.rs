@@ -23,11 +23,12 @@ use crate::formats::qcow2::header::{
     AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, CompressionType, INCOMPAT_COMPRESSION,
     INCOMPAT_DIRTY, hex,
 };
+use crate::formats::qcow2::internal_snapshots::validate_snapshot_l1;
 use crate::formats::qcow2::metadata::{Mapping, Meta};
 use crate::formats::qcow2::tables::{
     self, ClusterType, Geometry, L1E_OFFSET_MASK, L2E_OFFSET_MASK, OFLAG_COPIED,
 };
-use crate::formats::qcow2::{refcount_width, resize, snapshot_table, validate_table};
+use crate::formats::qcow2::{refcount_width, resize, snapshot_table};
 
 /// The options `amend` takes, in QEMU's table order (which is also the
 /// order in which they are read and complained about).
@@ -368,14 +369,7 @@ fn expand_zero_clusters(img: &Qcow2Image, m: &mut Meta) -> Result<()> {
     m.clear_caches();
     let g = m.g;
     for sn in m.snapshots.clone() {
-        validate_table(
-            &g,
-            sn.l1_table_offset,
-            u64::from(sn.l1_size),
-            8,
-            tables::MAX_L1_BYTES,
-            "Snapshot L1 table",
-        )?;
+        validate_snapshot_l1(&g, &sn)?;
         let l1 = tables::decode_entries(&m.read_meta(sn.l1_table_offset, sn.l1_size as usize * 8)?);
         expand_in_l1(img, m, &l1, false)?;
     }

@@ -538,14 +538,7 @@ impl Qcow2Image {
             let Some(sn) = m.snapshots.iter().find(|s| s.id == id).cloned() else {
                 return Err(Error::invalid("Can't find snapshot"));
             };
-            validate_table(
-                &g,
-                sn.l1_table_offset,
-                u64::from(sn.l1_size),
-                8,
-                tables::MAX_L1_BYTES,
-                "Snapshot L1 table",
-            )?;
+            internal_snapshots::validate_snapshot_l1(&g, &sn)?;
             let bytes = m
                 .read_meta(sn.l1_table_offset, sn.l1_size as usize * 8)
                 .map_err(|_| Error::invalid("Failed to read l1 table for snapshot"))?;

@@ -83,10 +83,12 @@ impl NewTable {
     fn walk(&mut self, m: &mut Meta, pass: Pass) -> Result<()> {
         let old = m.g;
         let bits = 1u32 << self.order;
-        let mut block = vec![0u8; old.cluster_size as usize];
-        let mut filled = 0u64;
-        let mut empty = true;
-        let mut index = 0usize;
+        let mut f = Filling {
+            block: vec![0u8; old.cluster_size as usize],
+            filled: 0,
+            empty: true,
+            index: 0,
+        };
         let mut ti = 0usize;
         while ti < m.reftable.len() {
             let offset = m.reftable[ti] & REFT_OFFSET_MASK;
@@ -107,28 +109,15 @@ impl NewTable {
                 // No block: every refcount it would hold is 0.
                 let mut left = old.refblock_entries();
                 while left > 0 {
-                    if filled == self.block_entries {
-                        self.finish_block(m, pass, index, &block, empty)?;
-                        index += 1;
-                        filled = 0;
-                        empty = true;
-                        block.fill(0);
-                    }
-                    let take = left.min(self.block_entries - filled);
-                    filled += take;
+                    let take = left.min(self.room(m, pass, &mut f)?);
+                    f.filled += take;
                     left -= take;
                 }
                 ti += 1;
                 continue;
             }
             for i in 0..old.refblock_entries() {
-                if filled == self.block_entries {
-                    self.finish_block(m, pass, index, &block, empty)?;
-                    index += 1;
-                    filled = 0;
-                    empty = true;
-                    block.fill(0);
-                }
+                self.room(m, pass, &mut f)?;
                 let rc = m.get_refcount(((ti as u64) << old.refblock_bits) + i)?;
                 if bits < 64 && rc >> bits != 0 {
                     let at = (((ti as u64) << old.refblock_bits) + i) << old.cluster_bits;
@@ -137,17 +126,40 @@ impl NewTable {
                         crate::formats::qcow2::header::hex(at)
                     )));
                 }
-                refcount::set(self.order, &mut block, filled, rc);
-                filled += 1;
-                empty &= rc == 0;
+                refcount::set(self.order, &mut f.block, f.filled, rc);
+                f.filled += 1;
+                f.empty &= rc == 0;
             }
             ti += 1;
         }
-        if filled > 0 {
-            self.finish_block(m, pass, index, &block, empty)?;
+        if f.filled > 0 {
+            self.finish_block(m, pass, f.index, &f.block, f.empty)?;
         }
         Ok(())
     }
+
+    /// Finishes the block being filled when it is full; the entries left
+    /// in it.
+    fn room(&mut self, m: &mut Meta, pass: Pass, f: &mut Filling) -> Result<u64> {
+        if f.filled == self.block_entries {
+            self.finish_block(m, pass, f.index, &f.block, f.empty)?;
+            f.index += 1;
+            f.filled = 0;
+            f.empty = true;
+            f.block.fill(0);
+        }
+        Ok(self.block_entries - f.filled)
+    }
+}
+
+/// The new refcount block being filled by `NewTable::walk`.
+struct Filling {
+    block: Vec<u8>,
+    filled: u64,
+    /// Whether every refcount in it so far is 0.
+    empty: bool,
+    /// Its index in the new table.
+    index: usize,
 }
 
 /// Rewrites the refcount structures in width `1 << order`; `header` and
