@@ -9,13 +9,17 @@
 //!   base ┘ (never read here)
 //! ```
 //! The base grows first when the top is larger. The caller empties the top
-//! afterwards (unless `-d`).
+//! afterwards (unless `-d`). Both walks go extent by extent, each run one
+//! driver call however long (what the images above the base store, then
+//! `block::walk` through the whole chain inside a region), so the work
+//! grows with the committed data, not the virtual size.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::block::driver::{BlockDriver, Preallocation};
 use crate::block::extent::Allocation;
+use crate::block::walk;
 use crate::convert::progress::Progress;
 use crate::error::Result;
 
@@ -52,24 +56,23 @@ impl Commit<'_> {
             .map_or(65536, |c| c.clamp(4096, 65536))
     }
 
-    /// The status of `[offset, offset + len)` in the first `depth` images
-    /// of the chain: the allocation of the first one that stores it (None
-    /// when none does) and the length of the run.
-    fn status(&self, depth: usize, offset: u64, len: u64) -> Result<(Option<Allocation>, u64)> {
+    /// Whether the images above the base store `[offset, offset + len)`
+    /// (QEMU's `bdrv_is_allocated_above`), and the length of the run.
+    fn above_base(&self, offset: u64, len: u64) -> Result<(bool, u64)> {
         let mut len = len;
-        for node in self.chain.iter().take(depth) {
+        for node in self.chain.iter().take(self.layers) {
             if offset >= node.size() {
                 break;
             }
             let e = node.block_status(offset, len.min(node.size() - offset))?;
             len = e.len.clamp(1, len);
             match e.allocation {
-                Allocation::Data | Allocation::Zero => return Ok((Some(e.allocation), len)),
+                Allocation::Data | Allocation::Zero => return Ok((true, len)),
                 Allocation::Unallocated => break,
                 Allocation::Backing => {}
             }
         }
-        Ok((None, len))
+        Ok((false, len))
     }
 
     /// Copies; `progress` advances by the bytes committed.
@@ -83,8 +86,8 @@ impl Commit<'_> {
         let mut copied = 0u64;
         let mut offset = 0;
         while offset < size {
-            let (holder, run) = self.status(self.layers, offset, size - offset)?;
-            if holder.is_none() {
+            let (stored, run) = self.above_base(offset, size - offset)?;
+            if !stored {
                 offset += run;
                 continue;
             }
@@ -93,8 +96,8 @@ impl Commit<'_> {
             let start = offset / g * g;
             let mut end = (offset + run).div_ceil(g) * g;
             while end < size {
-                let (h, r) = self.status(self.layers, end, size - end)?;
-                if h.is_none() {
+                let (stored, r) = self.above_base(end, size - end)?;
+                if !stored {
                     break;
                 }
                 end = (end + r).div_ceil(g) * g;
@@ -113,10 +116,12 @@ impl Commit<'_> {
         let mut pos = start;
         let mut buf = Vec::new();
         while pos < end {
-            let (holder, run) = self.status(usize::MAX, pos, end - pos)?;
-            let content = match holder {
-                Some(Allocation::Data) => Content::Data,
-                _ => Content::Zero,
+            // As reads see the whole chain, base included.
+            let e = walk::status_above(self.chain[0].as_ref(), pos, end - pos)?;
+            let run = e.len;
+            let content = match e.allocation.reads_as_zero() {
+                true => Content::Zero,
+                false => Content::Data,
             };
             let aligned = pos.is_multiple_of(sub) && (pos + run).is_multiple_of(sub);
             if content == Content::Zero && aligned {
