@@ -192,3 +192,31 @@ fn amend_errors_match_qemu_img() {
         case(setup.path(), args);
     }
 }
+
+/// `-p`: qemu-img's progress lines on stdout; where an amendment has no
+/// steps between 0% and 100% (lazy refcounts), the same bytes. Elsewhere
+/// the outcome and the image are the same.
+#[test]
+fn amend_with_progress_leaves_the_same_image() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
+        return;
+    }
+    let setup = prepare(SETUP);
+    let twin = Twin::copy_of(setup.path());
+    let out = twin.assert_same(&["amend", "-p", "-o", "lazy_refcounts=on", "v3.qcow2"]);
+    assert_eq!(out.stdout, "    (0.00/100%)\r    (100.00/100%)\r\n");
+    twin.assert_same_file("v3.qcow2");
+    for args in [
+        &["amend", "-p", "-o", "compat=v3,refcount_bits=1", "v2.qcow2"][..],
+        &["amend", "-p", "-o", "compat=0.10", "v3.qcow2"],
+        &["amend", "-p", "-q", "-o", "compat=v3", "v2.qcow2"],
+    ] {
+        let twin = Twin::copy_of(setup.path());
+        let (ours, theirs) = twin.run(args);
+        assert_eq!((ours.code, &ours.stderr), (theirs.code, &theirs.stderr));
+        assert_eq!(ours.stdout.is_empty(), theirs.stdout.is_empty(), "{args:?}");
+        for name in IMAGES {
+            twin.assert_same_file(name);
+        }
+    }
+}

@@ -9,6 +9,7 @@ use anyhow::bail;
 
 use crate::block::options::{OptDesc, Options, option_lines};
 use crate::cli::AmendArgs;
+use crate::commands::progress::reporter;
 use crate::commands::{Console, cache_mode, print, usage, writing};
 use crate::open::format::Format;
 use crate::open::open_image;
@@ -43,7 +44,14 @@ pub fn run(a: AmendArgs, console: &Console) -> anyhow::Result<i32> {
         }
         return Err(e.into());
     }
-    image.amend(&options, a.force)?;
+    // qemu-img's 0% and 100% lines; the steps between (per refcount block,
+    // per L1 table) are not reported.
+    let report = reporter(a.progress && !a.quiet.quiet, 1.0);
+    report.update(0.0);
+    let amended = image.amend(&options, a.force);
+    report.update(100.0);
+    report.end();
+    amended?;
     if cache != "unsafe" {
         image.flush()?;
     }
