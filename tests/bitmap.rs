@@ -216,6 +216,10 @@ fn rbdimg_writes_keep_bitmaps_up_to_date() {
     twin.assert_same_file("a.qcow2");
     twin.assert_same(&["check", "a.qcow2"]);
     twin.assert_same(&["check", "--output=json", "in.qcow2"]);
+    twin.assert_same(&["check", "-r", "all", "in.qcow2"]);
+    twin.assert_same_file("in.qcow2");
+    twin.assert_same(&["check", "-r", "leaks", "a.qcow2"]);
+    twin.assert_same_file("a.qcow2");
     twin.assert_same(&["info", "a.qcow2"]);
 }
 
@@ -300,4 +304,25 @@ fn convert_copies_bitmaps_as_qemu_img() {
             twin.assert_same(&["info", "--output=json", made]);
         }
     }
+}
+
+/// `rebase` writes what differs into the image: its enabled bitmaps
+/// record those writes as qemu-img's do (the images are byte-identical).
+#[test]
+fn rebase_writes_set_bitmap_bits() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
+        return;
+    }
+    let setup = prepare(
+        "qemu-img create -q -f qcow2 base.qcow2 4M && \
+         qemu-io -f qcow2 -c 'write -P 1 0 1M' -c 'write -P 2 3M 64k' base.qcow2 >/dev/null && \
+         qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2 && \
+         qemu-img bitmap --add top.qcow2 t && \
+         qemu-img bitmap --add -g 256k --disable top.qcow2 off && \
+         qemu-io -f qcow2 -c 'write -P 3 512k 64k' top.qcow2 >/dev/null",
+    );
+    let twin = Twin::copy_of(setup.path());
+    twin.assert_same(&["rebase", "-b", "", "top.qcow2"]);
+    twin.assert_same_file("top.qcow2");
+    twin.assert_same(&["info", "top.qcow2"]);
 }
