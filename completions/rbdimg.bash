@@ -16,11 +16,20 @@ _rbdimg() {
             ",$1")
                 cmd="rbdimg"
                 ;;
+            rbdimg,amend)
+                cmd="rbdimg__subcmd__amend"
+                ;;
             rbdimg,bench)
                 cmd="rbdimg__subcmd__bench"
                 ;;
+            rbdimg,bitmap)
+                cmd="rbdimg__subcmd__bitmap"
+                ;;
             rbdimg,check)
                 cmd="rbdimg__subcmd__check"
+                ;;
+            rbdimg,commit)
+                cmd="rbdimg__subcmd__commit"
                 ;;
             rbdimg,compare)
                 cmd="rbdimg__subcmd__compare"
@@ -43,6 +52,9 @@ _rbdimg() {
             rbdimg,measure)
                 cmd="rbdimg__subcmd__measure"
                 ;;
+            rbdimg,rebase)
+                cmd="rbdimg__subcmd__rebase"
+                ;;
             rbdimg,resize)
                 cmd="rbdimg__subcmd__resize"
                 ;;
@@ -56,12 +68,50 @@ _rbdimg() {
 
     case "${cmd}" in
         rbdimg)
-            opts="-h -V --help --version create info convert resize snapshot check compare map measure dd bench"
+            opts="-h -V --help --version create info convert resize snapshot check compare rebase commit amend bitmap map measure dd bench"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rbdimg__subcmd__amend)
+            opts="-o -f -t -p -q -h --options --image-opts --format --cache --force --progress --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --options)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -155,6 +205,52 @@ _rbdimg() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        rbdimg__subcmd__bitmap)
+            opts="-g -b -F -f -h --image-opts --add --granularity --remove --clear --enable --disable --merge --source-file --source-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --granularity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -g)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --merge)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --source-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         rbdimg__subcmd__check)
             opts="-f -r -q -U -T -h --image-opts --format --output --repair --quiet --force-share --cache --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -187,6 +283,52 @@ _rbdimg() {
                     return 0
                     ;;
                 -T)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rbdimg__subcmd__commit)
+            opts="-f -t -d -b -r -p -q -h --image-opts --format --cache --drop --base --rate --progress --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --base)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -r)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -244,7 +386,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__convert)
-            opts="-T -l -S -O -o -t -W -B -F -m -q -n -p -c -f -U -h --source-cache --snapshot --sparse-size --output-format --options --output-cache --oob-writes --backing --backing-format --target-image-opts --target-is-zero --parallel --quiet --source-format --source-image-opts --image-opts --force-share --help"
+            opts="-T -l -S -O -o -t -W -B -F -m -q -n -p -c -f -U -h --source-cache --snapshot --sparse-size --salvage --skip-broken-bitmaps --output-format --options --output-cache --oob-writes --backing --backing-format --bitmaps --target-image-opts --target-is-zero --parallel --quiet --source-format --source-image-opts --image-opts --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -525,6 +667,60 @@ _rbdimg() {
                     return 0
                     ;;
                 -O)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rbdimg__subcmd__rebase)
+            opts="-U -f -t -c -b -F -T -u -p -q -h --force-share --image-opts --format --cache --compress --backing --backing-format --backing-cache --backing-unsafe --progress --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -T)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

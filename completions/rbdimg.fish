@@ -33,6 +33,10 @@ complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "resize" -d 'Resize a 
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "snapshot" -d 'List, apply, create or delete internal snapshots'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "check" -d 'Check an image for consistency'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "compare" -d 'Check whether two images have the same content'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "rebase" -d 'Change the backing file of an image'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "commit" -d 'Commit an image\'s data into its backing file'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "amend" -d 'Change format-specific options of an image'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "bitmap" -d 'Add, remove, clear, enable, disable or merge persistent bitmaps'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "map" -d 'Dump the image\'s allocation: where each range\'s data lies'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "measure" -d 'Calculate the file size a new image needs'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "dd" -d 'Copy an image into a new one, dd(1) style'
@@ -60,7 +64,10 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s B -l backing -
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s F -l backing-format -d 'Format of the target\'s backing image' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s m -l parallel -d 'Parallel requests in flight (1..16)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s f -l source-format -d 'Source format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l salvage -d 'Read errors become warnings and zeros'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l skip-broken-bitmaps -d 'With --bitmaps, skip inconsistent bitmaps instead of failing'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s W -l oob-writes -d 'Allow writes to complete out of order'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l bitmaps -d 'Copy the source\'s persistent bitmaps'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l target-image-opts -d 'The target name is an option string (needs -n)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l target-is-zero -d 'The target is known to read as zeros (needs -n)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s q -l quiet -d 'Quiet: print nothing on success'
@@ -102,6 +109,47 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s s -l strict -d
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -l image-opts -d 'The filenames are option strings'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s U -l force-share -d 'Open the images even if another process uses them'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s f -l format -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s t -l cache -d 'Cache mode for the image' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s b -l backing -d 'The new backing file ("" for none)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s F -l backing-format -d 'Format of the new backing file' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s T -l backing-cache -d 'Cache mode for the backing files' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s U -l force-share -d 'Open the image even if another process uses it'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s c -l compress -d 'Write the copied clusters compressed'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s u -l backing-unsafe -d 'Only rewrite the backing file name; compare nothing'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s p -l progress -d 'Show progress'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s q -l quiet -d 'Quiet: print nothing on success'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s f -l format -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s t -l cache -d 'Cache mode for the image' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s b -l base -d 'The image of the backing chain to commit into (implies -d)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s r -l rate -d 'I/O rate limit in bytes per second' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s d -l drop -d 'Keep the image\'s data after committing it (do not empty it)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s p -l progress -d 'Show progress'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s q -l quiet -d 'Quiet: print nothing on success'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s o -l options -d 'Format options to change, comma separated (-o help lists them)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s f -l format -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s t -l cache -d 'Cache mode for the image' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -l force -d 'Allow unsafe operations'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s p -l progress -d 'Show progress'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s q -l quiet -d 'Quiet: print nothing on success'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -s g -l granularity -d 'Granularity of the bitmap --add creates' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -l merge -d 'Merge the bitmap SOURCE into BITMAP' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -s b -l source-file -d 'The image --merge takes its source bitmap from' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -s F -l source-format -d 'Format of the -b image' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -s f -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -l add -d 'Create BITMAP, recording future writes'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -l remove -d 'Remove BITMAP'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -l clear -d 'Clear every bit of BITMAP'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -l enable -d 'Start recording writes in BITMAP'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -l disable -d 'Stop recording writes in BITMAP'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -l output -d 'Output format: human or json' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s s -l start-offset -d 'Map from this guest offset on' -r

@@ -349,6 +349,53 @@ fn resize_grows_and_shrinks_like_qemu_img() {
     }
 }
 
+/// `resize --shrink` frees the refcount blocks past the new end and
+/// clears their reftable entries, as qemu-img's `qcow2_shrink_reftable`
+/// does: small clusters and wide refcounts make many refcount blocks.
+#[test]
+fn shrink_frees_refcount_blocks_as_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
+        return;
+    }
+    let twin = Twin::new(|dir| {
+        sh(
+            dir,
+            "qemu-img create -q -f qcow2 -o cluster_size=512,refcount_bits=64 r.qcow2 4M && \
+             qemu-io -c 'write -P 1 0 4M' r.qcow2 >/dev/null",
+        )
+    });
+    let refblocks = |path: &std::path::Path| {
+        let b = std::fs::read(path).unwrap();
+        let be = |at: usize, n: usize| {
+            b[at..at + n]
+                .iter()
+                .fold(0u64, |v, &x| (v << 8) | u64::from(x))
+        };
+        let (table, clusters) = (be(48, 8) as usize, be(56, 4) as usize);
+        let entries: Vec<u64> = (0..clusters * 512 / 8)
+            .map(|i| be(table + i * 8, 8))
+            .filter(|&e| e != 0)
+            .collect();
+        // None may point at a block of nothing but zero refcounts.
+        for &e in &entries {
+            let block = &b[e as usize..e as usize + 512];
+            assert!(block.iter().any(|&x| x != 0), "empty refblock at {e:#x}");
+        }
+        entries.len()
+    };
+    let before = refblocks(&twin.ours().join("r.qcow2"));
+    for args in [
+        &["resize", "--shrink", "r.qcow2", "1M"][..],
+        &["resize", "--shrink", "r.qcow2", "100K"],
+    ] {
+        twin.assert_same(args);
+        twin.assert_same_file("r.qcow2");
+        twin.assert_same(&["check", "r.qcow2"]);
+    }
+    let after = refblocks(&twin.ours().join("r.qcow2"));
+    assert!(after < before, "{after} refcount blocks left of {before}");
+}
+
 #[test]
 fn snapshots_interoperate_with_qemu_img() {
     if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {

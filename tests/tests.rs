@@ -4,12 +4,16 @@
 mod rng;
 mod util;
 
+mod amend;
 mod bench;
+mod bitmap;
 mod ceph;
 mod cli;
+mod commit;
 mod compare;
 mod conformance;
 mod convert;
+mod convert_salvage;
 mod create;
 mod dd;
 mod docs;
@@ -25,5 +29,6 @@ mod qcow2_corrupt;
 mod rados;
 mod raw_options;
 mod rbd;
+mod rebase;
 mod resize;
 mod snapshot;

@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 pub enum Diagnostic {
     /// A line printed as it is (QEMU's `fprintf(stderr)`, `error_printf`).
     Line(String),
+    /// Text printed as it is, without a newline (QEMU's `error_printf` of
+    /// a message that has none).
+    Text(String),
     /// A warning: "<program>: warning: <text>" (QEMU's `warn_report`).
     Warning(String),
     /// A failure that does not fail the operation: "<program>: <text>"
@@ -58,6 +61,10 @@ impl Diagnostics {
 
     pub fn line(&self, text: impl Into<String>) {
         self.report(Diagnostic::Line(text.into()));
+    }
+
+    pub fn text(&self, text: impl Into<String>) {
+        self.report(Diagnostic::Text(text.into()));
     }
 
     pub fn warning(&self, text: impl Into<String>) {

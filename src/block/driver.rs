@@ -17,42 +17,15 @@
 use std::sync::Arc;
 
 use crate::block::diagnostics::Diagnostic;
+use crate::block::dirty_bitmap::PersistentBitmaps;
 use crate::block::extent::Extent;
 use crate::block::info::NodeInfo;
+use crate::block::options::Options;
+// Re-exported: the type is part of this trait's vocabulary (`resize`).
+pub use crate::block::preallocation::Preallocation;
 use crate::block::snapshot::Snapshots;
 use crate::block::status::Status;
 use crate::error::{Error, Result};
-
-/// How `resize` and `create` lay out new space (qemu's `PreallocMode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Preallocation {
-    #[default]
-    Off,
-    Metadata,
-    Falloc,
-    Full,
-}
-
-impl Preallocation {
-    pub fn parse(text: &str) -> Option<Preallocation> {
-        Some(match text {
-            "off" => Preallocation::Off,
-            "metadata" => Preallocation::Metadata,
-            "falloc" => Preallocation::Falloc,
-            "full" => Preallocation::Full,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Preallocation::Off => "off",
-            Preallocation::Metadata => "metadata",
-            Preallocation::Falloc => "falloc",
-            Preallocation::Full => "full",
-        }
-    }
-}
 
 /// Result of a consistency check (`qemu-img check`'s `ImageCheck`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -145,13 +118,52 @@ pub trait BlockDriver: Snapshots + Check + Send + Sync {
         None
     }
 
+    /// The smallest unit a write allocates (a qcow2 subcluster); `rebase`
+    /// aligns its copies to it.
+    fn subcluster_size(&self) -> Option<u64> {
+        self.allocation_unit()
+    }
+
     fn backing(&self) -> Option<Arc<dyn BlockDriver>> {
         None
+    }
+
+    /// Whether the format can name a backing file at all (QEMU's
+    /// `supports_backing`): where it cannot, every range is the image's own.
+    fn supports_backing(&self) -> bool {
+        false
+    }
+
+    /// Names another backing file (`None`: none) in the image's metadata
+    /// without touching its data: QEMU's `bdrv_change_backing_file`, where
+    /// `rebase` ends. Formats without backing files answer ENOTSUP, as
+    /// QEMU's generic code does; this is also the seam where making an RBD
+    /// clone standalone (`rebase -b ''`) flattens it.
+    fn change_backing_file(&self, _name: Option<&str>, _format: Option<&str>) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    /// Changes format options in place (`amend -o`, already checked against
+    /// the format's amend options); `force` allows unsafe changes.
+    fn amend(&self, _options: &Options, _force: bool) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    /// Drops every allocation so that the image reads through to its
+    /// backing file again (QEMU's `bdrv_make_empty`, after `commit`);
+    /// ENOTSUP where the format cannot.
+    fn make_empty(&self) -> Result<()> {
+        Err(Error::not_supported())
     }
 
     /// A read-only view of the snapshot with this id, for `convert -l`.
     fn snapshot_open(&self, _id: &str) -> Result<Arc<dyn BlockDriver>> {
         Err(Error::not_supported())
+    }
+
+    /// The image's persistent dirty bitmaps, for formats that keep them.
+    fn persistent_bitmaps(&self) -> Option<&dyn PersistentBitmaps> {
+        None
     }
 
     /// What `info` reports about this node and its children.

@@ -3,7 +3,7 @@
 //! and each format declares which options it takes, with their types and
 //! defaults (which also drive the "Formatting ..." line of `create`).
 
-use crate::block::driver::Preallocation;
+use crate::block::preallocation::Preallocation;
 use crate::error::{Error, Result};
 use crate::size::{SizeError, parse_size};
 
@@ -309,6 +309,17 @@ pub fn help_text(format: Option<&str>, descs: &[OptDesc]) -> String {
         Some(f) => format!("Supported {f} options:\n"),
         None => "Supported options:\n".to_string(),
     };
+    out.push_str(&option_lines(descs));
+    if format.is_some() {
+        out.push_str("\nThe protocol level may support further options.\nSpecify the target filename to include those options.\n");
+    }
+    out
+}
+
+/// One "  name=<type>  - help" line per option, sorted by name, as
+/// QEMU's `qemu_opts_print_help` prints them.
+pub fn option_lines(descs: &[OptDesc]) -> String {
+    let mut out = String::new();
     let mut descs = descs.to_vec();
     descs.sort_by_key(|d| d.name);
     for desc in descs {
@@ -320,9 +331,6 @@ pub fn help_text(format: Option<&str>, descs: &[OptDesc]) -> String {
         };
         let left = format!("{}=<{}>", desc.name, kind);
         out.push_str(&format!("  {left:<22} - {}\n", desc.help));
-    }
-    if format.is_some() {
-        out.push_str("\nThe protocol level may support further options.\nSpecify the target filename to include those options.\n");
     }
     out
 }

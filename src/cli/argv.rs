@@ -10,7 +10,7 @@ use std::path::Path;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 use super::Cli;
-use clap::Parser;
+use clap::FromArgMatches;
 
 /// What to print and the exit code, when argv does not lead to a command run.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,7 +59,18 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, EarlyExit> {
         }
         resize_size = args.pop();
     }
-    match Cli::try_parse_from(&args) {
+    let parsed = super::command()
+        .try_get_matches_from(&args)
+        .and_then(|matches| {
+            let mut cli = Cli::from_arg_matches(&matches)?;
+            if let (super::Command::Bitmap(b), Some(("bitmap", sub))) =
+                (&mut cli.command, matches.subcommand())
+            {
+                b.order_ops(sub);
+            }
+            Ok(cli)
+        });
+    match parsed {
         Ok(mut cli) => {
             if let (super::Command::Resize(r), Some(size)) = (&mut cli.command, resize_size) {
                 r.args.push(size.to_string_lossy().into_owned());
@@ -256,6 +267,37 @@ mod tests {
         assert!(
             e.stderr
                 .starts_with("rbdimg: Expecting image file name and size\n")
+        );
+    }
+
+    #[test]
+    fn bitmap_operations_keep_their_command_line_order() {
+        use crate::cli::{BitmapOp, Command};
+        let cli = run(&[
+            "rbdimg",
+            "bitmap",
+            "--add",
+            "--merge",
+            "a",
+            "--clear",
+            "--add",
+            "--merge=b",
+            "f",
+            "x",
+        ])
+        .unwrap();
+        let Command::Bitmap(b) = cli.command else {
+            panic!("not bitmap")
+        };
+        assert_eq!(
+            b.ops,
+            [
+                BitmapOp::Add,
+                BitmapOp::Merge("a".into()),
+                BitmapOp::Clear,
+                BitmapOp::Add,
+                BitmapOp::Merge("b".into()),
+            ]
         );
     }
 

@@ -12,9 +12,12 @@
 
 pub mod argv;
 pub mod docs;
+pub mod maintenance;
 pub mod panic_hook;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use maintenance::{AmendArgs, BitmapArgs, BitmapOp, CommitArgs, RebaseArgs};
 
 pub const QEMU_COMPAT_VERSION: &str = "10.0.2";
 
@@ -70,6 +73,15 @@ pub enum Command {
         mut_arg("force_share", |a| a.help("Open the images even if another process uses them")),
     )]
     Compare(CompareArgs),
+    /// Change the backing file of an image
+    Rebase(RebaseArgs),
+    /// Commit an image's data into its backing file
+    Commit(CommitArgs),
+    /// Change format-specific options of an image
+    Amend(AmendArgs),
+    /// Add, remove, clear, enable, disable or merge persistent bitmaps
+    #[command(mut_arg("format", |a| a.long(None)))]
+    Bitmap(BitmapArgs),
     /// Dump the image's allocation: where each range's data lies
     Map(MapArgs),
     /// Calculate the file size a new image needs
@@ -211,6 +223,12 @@ pub struct ConvertArgs {
         value_name = "SPARSE_SIZE"
     )]
     pub sparse_size: Option<String>,
+    /// Read errors become warnings and zeros
+    #[arg(long = "salvage")]
+    pub salvage: bool,
+    /// With --bitmaps, skip inconsistent bitmaps instead of failing
+    #[arg(long = "skip-broken-bitmaps")]
+    pub skip_broken_bitmaps: bool,
     /// Output format
     #[arg(
         short = 'O',
@@ -255,6 +273,9 @@ pub struct ConvertArgs {
         value_name = "BACKING_FMT"
     )]
     pub backing_format: Option<String>,
+    /// Copy the source's persistent bitmaps
+    #[arg(long = "bitmaps")]
+    pub bitmaps: bool,
     /// The target name is an option string (needs -n)
     #[arg(long = "target-image-opts")]
     pub target_image_opts: bool,

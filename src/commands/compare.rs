@@ -2,12 +2,16 @@
 //!
 //! qemu-img's algorithm and exit codes: 0 identical, 1 different, 2 an image
 //! could not be opened, 3 an allocation lookup failed (a corrupt image), 4 a
-//! read failed. Ranges both images report as zeros are not read; a range
-//! only one side allocates must read as zeros there.
+//! read failed. The images are walked in allocation extents through their
+//! backing chains (`block::walk`): a run both read as zeros is skipped in
+//! one step however long; a range only one side allocates must read as
+//! zeros there.
 
 use std::sync::Arc;
 
 use crate::block::BlockDriver;
+use crate::block::extent::Extent;
+use crate::block::walk;
 use crate::cli::CompareArgs;
 use crate::commands::progress::reporter;
 use crate::commands::{Console, print, usage};
@@ -118,13 +122,11 @@ struct Failure {
 /// An image and the name the user gave it.
 type Named<'a> = (&'a Arc<dyn BlockDriver>, &'a str);
 
-/// Block status, or qemu-img's exit 3 when the image cannot say.
-fn status(
-    (image, name): Named,
-    offset: u64,
-    len: u64,
-) -> Result<crate::block::extent::Extent, Failure> {
-    image.block_status(offset, len).map_err(|_| Failure {
+/// Block status through the backing chain (as qemu-img's
+/// `bdrv_block_status_above`), or qemu-img's exit 3 when the image cannot
+/// say.
+fn status((image, name): Named, offset: u64, len: u64) -> Result<Extent, Failure> {
+    walk::status_above(image.as_ref(), offset, len).map_err(|_| Failure {
         code: EXIT_STATUS,
         message: format!("Sector allocation test failed for {name}"),
     })
@@ -159,8 +161,10 @@ fn compare(
                 "Strict mode: Offset {offset} block status mismatch!"
             ))));
         }
-        let n = s1.len.min(s2.len).clamp(1, STEP);
+        let mut n = s1.len.min(s2.len);
+        // A run both read as zeros is skipped whole, however long.
         if !(s1.allocation.reads_as_zero() && s2.allocation.reads_as_zero()) {
+            n = n.min(STEP);
             let (a, b) = (&mut a[..n as usize], &mut b[..n as usize]);
             read(one, a, offset)?;
             read(two, b, offset)?;
@@ -185,8 +189,9 @@ fn first_nonzero(image: Named, from: u64, progress: &Progress) -> Result<Option<
     let mut offset = from;
     while offset < to {
         let status = status(image, offset, to - offset)?;
-        let n = status.len.clamp(1, STEP);
+        let mut n = status.len;
         if !status.allocation.reads_as_zero() {
+            n = n.min(STEP);
             let buf = &mut buf[..n as usize];
             read(image, buf, offset)?;
             if let Some(i) = buf.chunks(SECTOR).position(|s| s.iter().any(|&x| x != 0)) {

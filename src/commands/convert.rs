@@ -18,13 +18,15 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::block::BlockDriver;
-use crate::block::diagnostics::Diagnostics;
+use crate::block::diagnostics::{Diagnostic, Diagnostics};
 use crate::block::extent::Allocation;
 use crate::block::options::{Options, help_text};
 use crate::block::snapshot::SnapshotSelector;
+use crate::block::walk::Chain;
 use crate::cli::ConvertArgs;
 use crate::commands::progress::reporter;
 use crate::commands::{Console, cvtnum, is_cache_mode};
+use crate::convert::plan::salvaged_status;
 use crate::convert::progress::{Progress, Report};
 use crate::convert::{self, ConvertOptions};
 use crate::open::create::{self, CreatePlan, CreateRequest};
@@ -68,6 +70,12 @@ struct ConvertConfig {
     out_of_order: bool,
     compress: bool,
     progress: bool,
+    quiet: bool,
+    /// `--salvage`: unreadable source sectors become zeros and warnings.
+    salvage: bool,
+    /// `--bitmaps`, `--skip-broken-bitmaps`.
+    bitmaps: bool,
+    skip_broken_bitmaps: bool,
     /// `-t`: checked with the target's options.
     target_cache: Option<String>,
 }
@@ -116,6 +124,9 @@ fn validate(a: ConvertArgs, console: &Console) -> anyhow::Result<Request> {
         .map(|param| snapshot_param(param, console))
         .transpose()?;
     let options = Options::parse(&a.options)?;
+    if a.skip_broken_bitmaps && !a.bitmaps {
+        bail!("Use of --skip-broken-bitmaps requires --bitmaps");
+    }
     if a.target_image_opts && !a.no_create {
         bail!("--target-image-opts requires use of -n flag");
     }
@@ -157,6 +168,10 @@ fn validate(a: ConvertArgs, console: &Console) -> anyhow::Result<Request> {
         out_of_order: a.out_of_order,
         compress: a.compress,
         progress: a.progress && !a.quiet.quiet,
+        quiet: a.quiet.quiet,
+        salvage: a.salvage,
+        bitmaps: a.bitmaps,
+        skip_broken_bitmaps: a.skip_broken_bitmaps,
         target_cache: a.cache,
     })))
 }
@@ -172,7 +187,7 @@ impl ConvertConfig {
     /// what the target will be, and (without `-n`) how it is created.
     fn target_plan(
         &self,
-        sources: usize,
+        sources: &[Arc<dyn BlockDriver>],
         total: u64,
         diagnostics: Diagnostics,
     ) -> anyhow::Result<Option<CreatePlan>> {
@@ -202,7 +217,7 @@ impl ConvertConfig {
         if self.target_is_zero && backing_file.is_some() {
             bail!("Cannot use --target-is-zero when the destination image has a backing file");
         }
-        if backing_file.is_some() && sources > 1 {
+        if backing_file.is_some() && sources.len() > 1 {
             bail!(
                 "Having a backing file for the target makes no sense when concatenating multiple input images"
             );
@@ -225,6 +240,9 @@ impl ConvertConfig {
             {
                 bail!("Compression and preallocation not supported at the same time");
             }
+        }
+        if self.bitmaps {
+            check_bitmaps(sources, self.skip_broken_bitmaps)?;
         }
         let plan = request.as_ref().map(create::plan).transpose()?;
         // qemu-img checks -t once the target's options are known.
@@ -256,7 +274,7 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
         sources[0] = open_snapshot(&sources[0], selector)?;
     }
     let total: u64 = sources.iter().map(|s| s.size()).sum();
-    if let Some(plan) = c.target_plan(sources.len(), total, console.diagnostics())? {
+    if let Some(plan) = c.target_plan(&sources, total, console.diagnostics())? {
         create::execute_as(
             &plan,
             &format!("error while converting {}", plan.format.name()),
@@ -281,7 +299,22 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
             target.size()
         );
     }
+    if c.bitmaps
+        && !target
+            .persistent_bitmaps()
+            .is_some_and(|b| b.supports_persistence())
+    {
+        bail!(
+            "Format driver '{}' does not support bitmaps",
+            target.format_name()
+        );
+    }
     let backing_file = c.backing_file();
+    // Salvage warnings go nowhere with -q.
+    let salvage = c.salvage.then(|| match c.quiet {
+        true => Diagnostics::default(),
+        false => console.diagnostics(),
+    });
     let opts = ConvertOptions {
         sparse_size: c.sparse_size,
         // A new target reads as zeros unless a backing file shows through.
@@ -294,8 +327,15 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
         } else {
             None
         },
+        salvage: salvage.clone(),
+        target_backing: backing_file.and(target.backing()),
     };
-    let (data, backing) = check_allocation(&sources)?;
+    let chain = if opts.keep_backing_unallocated {
+        Chain::Keep
+    } else {
+        Chain::Resolve
+    };
+    let (data, backing) = check_allocation(&sources, chain, salvage.as_ref())?;
     let work = match (opts.keep_backing_unallocated, opts.sparse_size) {
         (_, 0) => total,
         (true, _) => data,
@@ -303,6 +343,9 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
     };
     let progress = Progress::new(work, report.clone());
     convert::convert(&sources, target.as_ref(), &opts, &progress)?;
+    if c.bitmaps {
+        copy_bitmaps(sources[0].as_ref(), target.as_ref(), console)?;
+    }
     // qemu-img's default target cache mode is "unsafe": no final flush.
     if c.target_cache.as_deref().unwrap_or("unsafe") != "unsafe" {
         target.flush()?;
@@ -313,26 +356,92 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
 /// qemu-img walks the sources' allocation before it copies anything (to
 /// count the sectors to copy), so a source whose metadata is corrupt fails
 /// with the target created but nothing written to it. The walk reads only
-/// metadata; it counts the bytes stored in the sources and in their
-/// backing chains.
-fn check_allocation(sources: &[Arc<dyn BlockDriver>]) -> anyhow::Result<(u64, u64)> {
+/// metadata, one step per extent; it counts the bytes stored in the
+/// sources and in their backing chains. `--salvage` lookups that fail
+/// are warned about here and count as data.
+fn check_allocation(
+    sources: &[Arc<dyn BlockDriver>],
+    chain: Chain,
+    salvage: Option<&Diagnostics>,
+) -> anyhow::Result<(u64, u64)> {
     let (mut data, mut backing) = (0, 0);
     for source in sources {
         let size = source.size();
         let mut pos = 0;
         while pos < size {
-            let extent = source.block_status(pos, size - pos).map_err(|e| {
-                e.prepend(format!("error while reading block status at offset {pos}"))
-            })?;
+            let (extent, warning) =
+                salvaged_status(source.as_ref(), pos, size - pos, chain, salvage.is_some())
+                    .map_err(|e| {
+                        e.prepend(format!("error while reading block status at offset {pos}"))
+                    })?;
+            if let (Some(sink), Some(w)) = (salvage, warning) {
+                sink.warning(w);
+            }
             match extent.allocation {
                 Allocation::Data => data += extent.len,
                 Allocation::Backing => backing += extent.len,
                 Allocation::Zero | Allocation::Unallocated => {}
             }
-            pos += extent.len.max(1);
+            pos = extent.end();
         }
     }
     Ok((data, backing))
+}
+
+/// `--bitmaps`: the single source must keep persistent bitmaps, and every
+/// one must be consistent unless `--skip-broken-bitmaps` (looked at in
+/// QEMU's order, the newest first).
+fn check_bitmaps(sources: &[Arc<dyn BlockDriver>], skip_broken: bool) -> anyhow::Result<()> {
+    if sources.len() > 1 {
+        bail!("Copying bitmaps only possible with single source");
+    }
+    let Some(bitmaps) = sources[0]
+        .persistent_bitmaps()
+        .filter(|b| b.supports_persistence())
+    else {
+        bail!("Source lacks bitmap support");
+    };
+    if let Some(broken) = bitmaps
+        .bitmap_list()
+        .iter()
+        .rev()
+        .find(|b| b.inconsistent && !skip_broken)
+    {
+        bail!(
+            "Cannot copy inconsistent bitmap '{}'\nTry --skip-broken-bitmaps, or use 'qemu-img bitmap --remove' to delete it",
+            broken.name
+        );
+    }
+    Ok(())
+}
+
+/// Copies the source's persistent bitmaps into the target after the data
+/// (QEMU's `convert_copy_bitmaps`): each added with its granularity and
+/// state, then filled from the source's.
+fn copy_bitmaps(
+    source: &dyn BlockDriver,
+    target: &dyn BlockDriver,
+    console: &Console,
+) -> anyhow::Result<()> {
+    let (Some(from), Some(to)) = (source.persistent_bitmaps(), target.persistent_bitmaps()) else {
+        return Ok(());
+    };
+    let list = from.bitmap_list();
+    for b in list.iter().rev().filter(|b| b.inconsistent) {
+        console.diagnostic(&Diagnostic::Warning(format!(
+            "Skipping inconsistent bitmap '{}'",
+            b.name
+        )));
+    }
+    for b in list.iter().filter(|b| !b.inconsistent) {
+        to.bitmap_add(&b.name, Some(b.granularity), !b.enabled)
+            .map_err(|e| e.prepend(format!("Failed to create bitmap {}", b.name)))?;
+        if let Err(e) = to.bitmap_merge(&b.name, &|| from.bitmap_get(&b.name)) {
+            let _ = to.bitmap_remove(&b.name);
+            bail!("Failed to populate bitmap {}: {e}", b.name);
+        }
+    }
+    Ok(())
 }
 
 /// `cvtnum("buffer size for sparse output")` plus qemu-img's alignment rule.

@@ -3,8 +3,11 @@
 //! the diagnostics drivers report), and return the process exit code;
 //! errors travel as `anyhow::Error`. Nothing below this layer prints.
 
+pub mod amend;
 pub mod bench;
+pub mod bitmap;
 pub mod check;
+pub mod commit;
 pub mod compare;
 pub mod convert;
 pub mod create;
@@ -13,6 +16,7 @@ pub mod info;
 pub mod map;
 pub mod measure;
 pub mod progress;
+pub mod rebase;
 pub mod resize;
 pub mod snapshot;
 
@@ -58,6 +62,10 @@ pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
         Command::Snapshot(a) => snapshot::run(a, console),
         Command::Check(a) => check::run(a, console),
         Command::Compare(a) => compare::run(a, console),
+        Command::Rebase(a) => rebase::run(a, console),
+        Command::Commit(a) => commit::run(a, console),
+        Command::Amend(a) => amend::run(a, console),
+        Command::Bitmap(a) => bitmap::run(a, console),
         Command::Map(a) => map::run(a, console),
         Command::Measure(a) => measure::run(a, console),
         Command::Dd(a) => dd::run(a, console),
@@ -92,6 +100,7 @@ impl Console {
     pub fn diagnostic(&self, diagnostic: &Diagnostic) {
         let line = match diagnostic {
             Diagnostic::Line(text) => format!("{text}\n"),
+            Diagnostic::Text(text) => text.clone(),
             Diagnostic::Warning(text) => format!("{}: warning: {text}\n", self.program),
             Diagnostic::Error(text) | Diagnostic::Info(text) => {
                 format!("{}: {text}\n", self.program)
@@ -147,6 +156,31 @@ pub fn reading(
         diagnostics: console.diagnostics(),
         ..Default::default()
     })
+}
+
+/// How the commands that change an image open it: writable, with `-f`
+/// or `--image-opts` (not both, as qemu-img's `img_open` refuses).
+pub fn writing(
+    image: &crate::cli::ImageArgs,
+    console: &Console,
+) -> anyhow::Result<crate::open::OpenOptions> {
+    image.exclusive()?;
+    Ok(crate::open::OpenOptions {
+        format: image.format.clone(),
+        writable: true,
+        image_opts: image.image_opts,
+        diagnostics: console.diagnostics(),
+        ..Default::default()
+    })
+}
+
+/// `-t`, checked before the image opens (default writeback).
+pub fn cache_mode(cache: Option<&str>) -> anyhow::Result<&str> {
+    let cache = cache.unwrap_or("writeback");
+    if !is_cache_mode(cache) {
+        bail!("Invalid cache option: {cache}");
+    }
+    Ok(cache)
 }
 
 /// The single filename most commands take.

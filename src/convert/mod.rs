@@ -3,10 +3,13 @@
 //!
 //! ```text
 //!   Planner (lazy, under a mutex)          N workers (own thread pool)
-//!   block_status -> Chunk{Copy|Zero|Skip} --> read -> split at -S granules
+//!   block::walk extents                        chunk with data (<= 2 MiB):
+//!     -> Chunk{Copy|Zero|Skip} ------------->  read -> split at -S granules
 //!                                              data runs -> write
 //!                                              zero runs -> skip (target reads as zero)
 //!                                                           or write_zeroes (-n)
+//!                                            chunk without data (any length,
+//!                                            no buffer): zero or skip it whole
 //!   in order (default): chunk i's writes start after chunk i-1's have
 //!   started (a ticket), so the target fills in order while writes overlap;
 //!   -W: written as soon as it is ready.
@@ -17,19 +20,23 @@
 //! A worker that fails or panics stops every other one (a panic is then
 //! re-raised on the caller's thread once all workers have returned).
 
+pub mod commit;
 pub mod map;
 pub mod plan;
 pub mod progress;
+pub mod rebase;
 pub mod sparse;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
+use crate::block::diagnostics::Diagnostics;
 use crate::block::driver::BlockDriver;
-use crate::error::{Error, ErrorKind, Result};
-use plan::{Chunk, Planner, Work};
+use crate::block::walk;
+use crate::error::{Error, ErrorKind, Result, strerror};
+use plan::{Chunk, Planner, Run, Work};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConvertOptions {
     /// `-S`: zero runs of at least this many bytes (aligned) stay sparse; 0
     /// writes every byte.
@@ -46,6 +53,12 @@ pub struct ConvertOptions {
     pub out_of_order: bool,
     /// `-c`: write whole target allocation units of this size compressed.
     pub compress_unit: Option<u64>,
+    /// `--salvage`: read and allocation lookup errors become warnings
+    /// here (sector by sector) and the bytes read as zeros.
+    pub salvage: Option<Diagnostics>,
+    /// `-B`: the target's backing image. A target unit whose new content
+    /// equals it is left unallocated, so the backing file shows through.
+    pub target_backing: Option<Arc<dyn BlockDriver>>,
 }
 
 /// Writes are issued in chunk order unless `-W`: a ticket per chunk,
@@ -97,6 +110,8 @@ pub fn convert(
             sources.to_vec(),
             chunk,
             opts.keep_backing_unallocated,
+            opts.salvage.is_some(),
+            !writes_zeros_as_data(opts),
         )),
         target,
         opts,
@@ -139,6 +154,8 @@ pub fn convert(
 
 fn worker(shared: &Shared, chunk_size: usize) {
     let mut buffer = Vec::with_capacity(chunk_size);
+    // The target's backing data, for -B's comparison.
+    let mut backing = Vec::new();
     while !shared.abort.load(Ordering::SeqCst) {
         let next = shared.planner.lock().expect("no poisoning").next_chunk();
         let chunk = match next {
@@ -146,7 +163,7 @@ fn worker(shared: &Shared, chunk_size: usize) {
             Ok(None) => return,
             Err(e) => return fail(shared, u64::MAX, e),
         };
-        if let Err(e) = process(shared, &chunk, &mut buffer) {
+        if let Err(e) = process(shared, &chunk, &mut buffer, &mut backing) {
             return fail(shared, chunk.index, e);
         }
         shared.progress.advance(progress_units(&chunk, shared.opts));
@@ -199,11 +216,44 @@ impl Drop for StopOnUnwind<'_, '_> {
     }
 }
 
+/// `-S 0` allocates everything, zeros included; `-c` compresses whole
+/// units, zeros included unless `-S` lets them stay sparse.
+fn writes_zeros_as_data(opts: &ConvertOptions) -> bool {
+    opts.sparse_size == 0
+}
+
 /// Reads (when needed) outside any lock, then writes in turn.
-fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
+fn process(
+    shared: &Shared,
+    chunk: &Chunk,
+    buffer: &mut Vec<u8>,
+    backing: &mut Vec<u8>,
+) -> Result<()> {
     let opts = shared.opts;
+    // Nothing to read, so no buffer (the chunk may be any length), unless
+    // compression must look at units that straddle runs.
+    if !chunk.copies()
+        && !writes_zeros_as_data(opts)
+        && (opts.compress_unit.is_none() || chunk.runs.len() == 1)
+    {
+        if !opts.out_of_order {
+            if !shared.ticket.wait_for(chunk.index, &shared.abort) {
+                return Ok(());
+            }
+            shared.ticket.done();
+        }
+        return chunk.runs.iter().try_for_each(|run| {
+            let at = chunk.target_offset + run.offset;
+            match (run.work, &opts.target_backing) {
+                (Work::Zero, None) => zero(shared, at, run.len),
+                (Work::Zero, Some(b)) => zero_over_backing(shared, b.as_ref(), at, run.len),
+                (Work::Copy | Work::Skip, _) => Ok(()),
+            }
+        });
+    }
     buffer.resize(chunk.len as usize, 0);
     let mut source = None;
+    let mut warnings = Vec::new();
     for run in &chunk.runs {
         let window = &mut buffer[run.offset as usize..(run.offset + run.len) as usize];
         match run.work {
@@ -212,20 +262,54 @@ fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
                     shared.planner.lock().expect("no poisoning").sources()[chunk.source].clone()
                 });
                 let at = chunk.source_offset + run.offset;
-                source
-                    .read_at(window, at)
-                    .map_err(|e| e.prepend(format!("error while reading at byte {at}")))?;
+                let read = source.read_at(window, at);
+                match (read, &opts.salvage) {
+                    (Ok(()), _) => {}
+                    (Err(_), Some(_)) => salvage_read(source.as_ref(), window, at, &mut warnings),
+                    (Err(e), None) => {
+                        let at = failing_extent(source.as_ref(), at, run.len);
+                        return Err(e.prepend(format!("error while reading at byte {at}")));
+                    }
+                }
             }
-            // -S 0 allocates everything, zeros included; -c compresses whole units.
-            Work::Zero if opts.sparse_size == 0 || opts.compress_unit.is_some() => window.fill(0),
+            // Zeros written as data, or compressed with whole units.
+            Work::Zero if writes_zeros_as_data(opts) || opts.compress_unit.is_some() => {
+                window.fill(0)
+            }
             Work::Zero | Work::Skip => {}
         }
     }
+    let unequal;
+    let chunk = match &opts.target_backing {
+        Some(b) => {
+            unequal = Chunk {
+                runs: skip_backing_equal(shared, chunk, buffer, b.as_ref(), backing)?,
+                ..chunk.clone()
+            };
+            &unequal
+        }
+        None => chunk,
+    };
     if !opts.out_of_order {
         if !shared.ticket.wait_for(chunk.index, &shared.abort) {
             return Ok(());
         }
         shared.ticket.done();
+    }
+    // Salvage warnings print in chunk order (in turn) and, within the
+    // chunk, by offset, a sector's failed lookup before its failed read,
+    // as qemu-img's do.
+    if let Some(sink) = &opts.salvage {
+        let mut all: Vec<(u64, u8, String)> = chunk
+            .warnings
+            .iter()
+            .map(|(o, w)| (*o, 0, w.clone()))
+            .chain(warnings.into_iter().map(|(o, w)| (o, 1, w)))
+            .collect();
+        all.sort_by_key(|(o, kind, _)| (*o, *kind));
+        for (_, _, w) in all {
+            sink.warning(w);
+        }
     }
     if let Some(unit) = opts.compress_unit {
         return write_compressed(shared, chunk, buffer, unit);
@@ -240,6 +324,132 @@ fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
             Work::Skip => Ok(()),
         }
     })
+}
+
+/// `-B` for a stretch of zeros of any length (no buffer): where the
+/// target's backing file reads as zeros the target stays unallocated, as
+/// the buffered comparison leaves equal units; elsewhere it is zeroed.
+fn zero_over_backing(shared: &Shared, backing: &dyn BlockDriver, at: u64, len: u64) -> Result<()> {
+    let end = at + len;
+    let inside = backing.size().clamp(at, end);
+    let mut pos = at;
+    while pos < inside {
+        let e = walk::status_above(backing, pos, inside - pos)
+            .map_err(|e| e.prepend(format!("error while reading backing file at byte {pos}")))?;
+        if !e.allocation.reads_as_zero() {
+            zero(shared, pos, e.len)?;
+        }
+        pos += e.len;
+    }
+    Ok(())
+}
+
+/// Where in `[at, at + len)` a failed read fails: the start of the first
+/// allocation extent that cannot be read (qemu-img reads extent by extent
+/// and names the request that failed).
+fn failing_extent(source: &dyn BlockDriver, at: u64, len: u64) -> u64 {
+    let mut pos = at;
+    while pos < at + len {
+        let Ok(e) = source.block_status(pos, at + len - pos) else {
+            return pos;
+        };
+        let n = e.len.clamp(1, at + len - pos);
+        let mut buf = vec![0u8; n as usize];
+        if source.read_at(&mut buf, pos).is_err() {
+            return pos;
+        }
+        pos += n;
+    }
+    at
+}
+
+/// `--salvage`: reads a range that failed as a whole sector by sector;
+/// a sector that cannot be read becomes zeros and a warning.
+fn salvage_read(
+    source: &dyn BlockDriver,
+    window: &mut [u8],
+    at: u64,
+    warnings: &mut Vec<(u64, String)>,
+) {
+    for (i, sector) in window.chunks_mut(512).enumerate() {
+        let offset = at + (i * 512) as u64;
+        if let Err(e) = source.read_at(sector, offset) {
+            let errno = std::io::Error::from_raw_os_error(e.errno_value());
+            warnings.push((
+                offset,
+                format!("error while reading offset {offset}: {}", strerror(&errno)),
+            ));
+            sector.fill(0);
+        }
+    }
+}
+
+/// `-B`: the chunk's runs, with every target unit whose new content
+/// equals the target's backing file turned into `Skip`.
+fn skip_backing_equal(
+    shared: &Shared,
+    chunk: &Chunk,
+    buffer: &[u8],
+    backing: &dyn BlockDriver,
+    spare: &mut Vec<u8>,
+) -> Result<Vec<Run>> {
+    let unit = shared
+        .target
+        .allocation_unit()
+        .unwrap_or(512)
+        .min(plan::CHUNK);
+    let mut out: Vec<Run> = Vec::new();
+    let mut pos = 0;
+    while pos < chunk.len {
+        let at = chunk.target_offset + pos;
+        let len = ((at / unit + 1) * unit - at).min(chunk.len - pos);
+        let pieces: Vec<Run> = chunk
+            .runs
+            .iter()
+            .filter(|r| r.offset < pos + len && r.offset + r.len > pos)
+            .map(|r| {
+                let start = r.offset.max(pos);
+                Run {
+                    offset: start,
+                    len: (r.offset + r.len).min(pos + len) - start,
+                    work: r.work,
+                }
+            })
+            .collect();
+        let equal = !pieces.iter().all(|r| r.work == Work::Skip) && {
+            spare.resize(len as usize, 0);
+            let inside = backing.size().saturating_sub(at).min(len) as usize;
+            if inside > 0 {
+                backing.read_at(&mut spare[..inside], at).map_err(|e| {
+                    e.prepend(format!("error while reading backing file at byte {at}"))
+                })?;
+            }
+            spare[inside..].fill(0);
+            pieces.iter().all(|r| {
+                let here = (r.offset - pos) as usize..(r.offset - pos + r.len) as usize;
+                match r.work {
+                    Work::Copy => {
+                        buffer[r.offset as usize..(r.offset + r.len) as usize] == spare[here]
+                    }
+                    Work::Zero => sparse::is_zero(&spare[here]),
+                    Work::Skip => true,
+                }
+            })
+        };
+        for mut piece in pieces {
+            if equal {
+                piece.work = Work::Skip;
+            }
+            match out.last_mut() {
+                Some(last) if last.work == piece.work && last.offset + last.len == piece.offset => {
+                    last.len += piece.len
+                }
+                _ => out.push(piece),
+            }
+        }
+        pos += len;
+    }
+    Ok(out)
 }
 
 /// `-c`: the chunk in whole target units (2 MiB chunks hold whole
@@ -385,6 +595,8 @@ mod tests {
             parallel: 4,
             out_of_order,
             compress_unit: None,
+            salvage: None,
+            target_backing: None,
         }
     }
 

@@ -93,6 +93,14 @@ impl Format {
         all
     }
 
+    /// The options `amend` takes, for formats that can amend.
+    pub fn amend_options(self) -> Option<&'static [OptDesc]> {
+        match self {
+            Format::Qcow2 => Some(crate::formats::qcow2::amend::AMEND_OPTIONS),
+            _ => None,
+        }
+    }
+
     pub fn supports_backing(self) -> bool {
         self == Format::Qcow2
     }

@@ -12,6 +12,7 @@
 //!   RawImage  over  NodeStorage(Qcow2Image  over  LocalFile A)
 //! ```
 
+pub mod chain;
 pub mod create;
 pub mod format;
 pub mod qemu_json;

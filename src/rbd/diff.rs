@@ -7,8 +7,8 @@
 //! range data.
 
 use crate::ceph::features;
-use crate::ceph::object_map::{FLAG_FAST_DIFF_INVALID, OBJECT_NONEXISTENT};
-use crate::error::{ErrorKind, Result};
+use crate::ceph::object_map::FLAG_FAST_DIFF_INVALID;
+use crate::error::Result;
 use crate::rbd::image::RbdImage;
 
 impl RbdImage {
@@ -29,23 +29,7 @@ impl RbdImage {
         let end = offset + len;
         let first = offset / object_size;
         let last = (end - 1) / object_size;
-        let map = self.map.lock().expect("no poisoning");
-        let exists = |object: u64| -> Result<bool> {
-            match map.as_ref() {
-                Some(map) => Ok(map.get(object) != OBJECT_NONEXISTENT),
-                // No map to read: librbd lists the objects instead.
-                None => match self.data.stat(&header.data_oid(object), self.read_snap()) {
-                    Ok(_) => Ok(true),
-                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-                    Err(e) => Err(e),
-                },
-            }
-        };
-        let kind = exists(first)?;
-        let mut object = first + 1;
-        while object <= last && exists(object)? == kind {
-            object += 1;
-        }
-        Ok(Some((kind, (object * object_size).min(end) - offset)))
+        let (kind, run_end) = self.object_run(&state, first, last + 1)?;
+        Ok(Some((kind, (run_end * object_size).min(end) - offset)))
     }
 }

@@ -1,14 +1,15 @@
 //! One open RBD image (librbd's `ImageCtx`): its metadata, object map,
-//! snapshot context and exclusive lock. The data path is in `io.rs`, resize
-//! in `resize.rs`, snapshots in `snapshot.rs`, the object-map check in
+//! snapshot context and exclusive lock. The data path is in `io.rs`, where
+//! the data is (object map or listing) in `extents.rs`, resize in
+//! `resize.rs`, snapshots in `snapshot.rs`, the object-map check in
 //! `check.rs`; `storage::rbd` presents the image as byte storage.
 //!
 //! Lock order: `state` (read for I/O, write for resize/snapshot/rollback),
-//! then `map_busy`, then `map`. I/O runs concurrently under the `state`
+//! then `map_busy`, then `map`; `listed` is never held with `map`. I/O runs concurrently under the `state`
 //! read lock; single-object map updates run concurrently too, each object
 //! marked busy in `map_busy` while its update is in flight.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use crate::block::diagnostics::Diagnostics;
@@ -42,6 +43,11 @@ pub struct RbdImage {
     /// Why a map that should be there could not be used (read-only opens
     /// do not flag it invalid): `check` reports it.
     pub(super) map_problem: Mutex<Option<String>>,
+    /// Without a usable map: the objects one listing found (and our
+    /// writes since), loaded on first need (`extents.rs`).
+    pub(super) listed: Mutex<Option<BTreeSet<u64>>>,
+    /// Where news for the user goes (the listing's warning).
+    pub(super) diagnostics: Diagnostics,
     /// Objects whose map update is on its way to the cluster: another
     /// writer of the same object waits until it is durable.
     pub(super) map_busy: Mutex<HashSet<u64>>,
@@ -105,7 +111,15 @@ impl RbdImage {
                 libc::ENOTSUP,
             ));
         }
-        let image = Self::assemble(cluster, pool, spec.clone(), header, snapshot, 0)?;
+        let image = Self::assemble(
+            cluster,
+            pool,
+            spec.clone(),
+            header,
+            snapshot,
+            0,
+            diagnostics,
+        )?;
         if writable {
             image.acquire_lock(diagnostics)?;
         }
@@ -118,6 +132,7 @@ impl RbdImage {
         cluster: &Arc<dyn Cluster>,
         spec: &cls_rbd::ParentSpec,
         depth: usize,
+        diagnostics: &Diagnostics,
     ) -> Result<Arc<RbdImage>> {
         if depth > limits::MAX_PARENT_CHAIN {
             return Err(Error::corrupt(format!(
@@ -153,6 +168,7 @@ impl RbdImage {
             header,
             Some(snap),
             depth,
+            diagnostics,
         )?;
         image.load_object_map()?;
         Ok(Arc::new(image))
@@ -168,6 +184,7 @@ impl RbdImage {
         header: Header,
         snapshot: Option<Snapshot>,
         depth: usize,
+        diagnostics: &Diagnostics,
     ) -> Result<RbdImage> {
         let data = match header.data_pool_id {
             Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
@@ -175,7 +192,7 @@ impl RbdImage {
         };
         let parent = match &header.parent {
             Some(p) => Some((
-                Self::open_parent(&cluster, &p.spec, depth + 1)?,
+                Self::open_parent(&cluster, &p.spec, depth + 1, diagnostics)?,
                 Self::overlap_at(&pool, &header, &snapshot)?,
             )),
             None => None,
@@ -192,6 +209,8 @@ impl RbdImage {
             state: RwLock::new(State { header, snapc }),
             map: Mutex::new(None),
             map_problem: Mutex::new(None),
+            listed: Mutex::new(None),
+            diagnostics: diagnostics.clone(),
             map_busy: Mutex::new(HashSet::new()),
             map_settled: Condvar::new(),
             snapshot,
@@ -404,21 +423,5 @@ impl RbdImage {
     /// backend decides what durable means).
     pub fn flush(&self) -> Result<()> {
         self.data.flush()
-    }
-
-    /// Bytes the object map says are allocated (whole objects, the last one
-    /// clipped to the image), when the map is valid.
-    pub fn allocated_bytes(&self) -> Option<u64> {
-        let state = self.state.read().expect("no poisoning");
-        let (header, size) = (&state.header, self.current_size(&state));
-        let map = self.map.lock().expect("no poisoning");
-        let map = map.as_ref()?;
-        let object_size = header.object_size();
-        Some(
-            (0..header.object_count(size))
-                .filter(|&o| map.get(o) != object_map::OBJECT_NONEXISTENT)
-                .map(|o| object_size.min(size - o * object_size))
-                .sum(),
-        )
     }
 }

@@ -7,6 +7,7 @@
 pub mod check;
 pub mod create;
 pub mod diff;
+pub mod extents;
 pub mod header;
 pub mod image;
 pub mod io;

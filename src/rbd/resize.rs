@@ -3,7 +3,8 @@
 //! ```text
 //!  grow:   object map resize (new objects NONEXISTENT) -> set_size -> notify
 //!  shrink: map [first gone, last] EXISTS -> PENDING
-//!          remove those objects (skipping ones the map says never existed)
+//!          remove those objects (skipping runs the map, or a listing
+//!          without one, says do not exist)
 //!          map PENDING -> NONEXISTENT
 //!          truncate the object that now holds the end (partial tail)
 //!          set_size -> object map resize down -> notify
@@ -69,17 +70,15 @@ impl RbdImage {
                     OBJECT_PENDING,
                     Some(OBJECT_EXISTS),
                 )?;
-                for object in new_objects..old_objects {
-                    let may_exist = self
-                        .map
-                        .lock()
-                        .expect("no poisoning")
-                        .as_ref()
-                        .is_none_or(|m| m.get(object) != OBJECT_NONEXISTENT);
-                    if !may_exist {
-                        continue;
+                let mut object = new_objects;
+                while object < old_objects {
+                    let (exists, run_end) = self.object_run(&state, object, old_objects)?;
+                    if exists {
+                        for object in object..run_end {
+                            self.delete_data_object(&state, object)?;
+                        }
                     }
-                    self.delete_data_object(&state, object)?;
+                    object = run_end;
                 }
                 self.update_map(
                     &state,
@@ -93,12 +92,7 @@ impl RbdImage {
             let tail = new_size % object_size;
             let tail_object = new_size / object_size;
             if tail != 0 && tail_object < old_objects {
-                let exists = self
-                    .map
-                    .lock()
-                    .expect("no poisoning")
-                    .as_ref()
-                    .is_none_or(|m| m.get(tail_object) != OBJECT_NONEXISTENT);
+                let (exists, _) = self.object_run(&state, tail_object, tail_object + 1)?;
                 if exists {
                     self.update_map(&state, tail_object, tail_object + 1, OBJECT_EXISTS, None)?;
                     ignore_missing(self.data.operate(

@@ -20,7 +20,14 @@ fn map_follows_the_object_map(b: &Backend) {
         20 * M,
         &[(0, 1, 5000), (12 * M, 2, 4096)],
     );
-    let later = raw_source(dir.path(), "b.raw", 20 * M, &[(17 * M, 3, 10)]);
+    // The same data plus an object past it (zero ranges of `convert -n`
+    // remove whole objects, so the head keeps only what this source holds).
+    let later = raw_source(
+        dir.path(),
+        "b.raw",
+        20 * M,
+        &[(0, 1, 5000), (12 * M, 2, 4096), (17 * M, 3, 10)],
+    );
     let image = unique("map");
     let (name, snap) = (b.name(&image), b.name(&format!("{image}@s1")));
     rbdimg_ok(&["convert", "-O", "raw", first.to_str().unwrap(), &name]);

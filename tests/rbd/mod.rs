@@ -14,6 +14,7 @@ mod map;
 mod measure;
 mod names;
 mod qcow2_in_rbd;
+mod scale;
 mod store;
 
 use std::path::{Path, PathBuf};

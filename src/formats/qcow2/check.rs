@@ -486,11 +486,12 @@ impl Checker<'_> {
         );
         self.inc(ro, rl)?;
         if let Some(ext) = self.m.header.bitmaps {
+            let size = self.m.header.size / 512 * 512;
             self.inc(ext.directory_offset, ext.directory_size)?;
             let list = self
                 .m
                 .read_meta(ext.directory_offset, ext.directory_size as usize)
-                .and_then(|dir| super::bitmaps::parse_directory(&ext, &dir, g.cluster_size));
+                .and_then(|dir| super::bitmaps::parse_directory(&ext, &dir, g.cluster_size, size));
             if let Err(e) = &list {
                 // QEMU refuses to open such an image; its check counts one
                 // corruption for a bitmap directory it cannot load.

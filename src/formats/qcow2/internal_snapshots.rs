@@ -212,7 +212,9 @@ fn find(m: &Meta, id: &str) -> Option<Snapshot> {
         .cloned()
 }
 
-fn validate_snapshot_l1(g: &tables::Geometry, sn: &Snapshot) -> Result<()> {
+/// `qcow2_validate_table` for a snapshot's L1 table (apply, `convert -l`,
+/// amend's zero cluster expansion).
+pub(crate) fn validate_snapshot_l1(g: &tables::Geometry, sn: &Snapshot) -> Result<()> {
     validate_table(
         g,
         sn.l1_table_offset,

@@ -468,7 +468,10 @@ fn zeroize(img: &Qcow2Image, offset: u64, bytes: u64, may_unmap: bool) -> Result
     }
     let mut pos = start;
     while pos < end {
-        let n = rewrite_l2(&mut m, g, pos, end, false, |t, e, b| {
+        // A zero write that may unmap comes from an image opened to unmap
+        // (convert, commit): QEMU passes the freed clusters down as
+        // discards.
+        let n = rewrite_l2(&mut m, g, pos, end, may_unmap, |t, e, b| {
             let unmap = t == ClusterType::Compressed || (may_unmap && t.is_allocated());
             let mut ne = if unmap { 0 } else { e };
             let mut nb = b;

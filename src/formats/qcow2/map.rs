@@ -63,11 +63,12 @@ impl Qcow2Image {
         let (Some(allocated), Ok(length)) = (info.actual_size, self.file.length()) else {
             return false;
         };
-        let real_clusters = allocated / self.g.cluster_size;
+        let g = self.geometry();
+        let real_clusters = allocated / g.cluster_size;
         let threshold = (real_clusters * 10 / 9).max(real_clusters + 2);
         let mut meta = self.lock();
         let mut in_use = 0;
-        for cluster in 0..self.g.size_to_clusters(length) {
+        for cluster in 0..g.size_to_clusters(length) {
             if in_use >= threshold {
                 break;
             }

@@ -356,6 +356,26 @@ impl Meta {
         Ok(Some(l2))
     }
 
+    /// How far (at most `max`) the run of unallocated L1 entries that
+    /// holds `offset` reaches: one step however many entries it spans.
+    fn unallocated_l1_run(&self, offset: u64, max: u64) -> u64 {
+        let span = self.g.l2_span();
+        let first = self.g.l1_index(offset);
+        let limit = offset.saturating_add(max);
+        let mut end = (first + 1).saturating_mul(span);
+        let mut index = first + 1;
+        while end < limit {
+            match self.l1.get(index as usize) {
+                Some(&entry) if entry & L1E_OFFSET_MASK != 0 => break,
+                Some(_) => end = end.saturating_add(span),
+                // Past the L1 table nothing is allocated.
+                None => end = limit,
+            }
+            index += 1;
+        }
+        end.min(limit) - offset
+    }
+
     /// How `[offset, offset + max)` starts: the mapping of its first byte
     /// and how many bytes share it (contiguous on the host for data).
     pub fn map(&mut self, offset: u64, max: u64) -> Result<(Mapping, u64)> {
@@ -377,14 +397,14 @@ impl Meta {
         let in_cluster = g.offset_into_cluster(offset);
         let l2_index = g.l2_index(offset);
         let available = ((g.l2_entries - l2_index as u64) << g.cluster_bits) - in_cluster;
-        let max = max.min(available);
         let Some(l2) = self.l2_for_read(offset)? else {
             return Ok(Run {
                 kind: SubclusterType::UnallocatedPlain,
                 host: 0,
-                len: max,
+                len: self.unallocated_l1_run(offset, max),
             });
         };
+        let max = max.min(available);
         let sc_index = g.sc_index(offset);
         let (entry, bitmap) = self.l2_entry(l2, l2_index)?;
         let (t, n) = g.subcluster_run(entry, bitmap, sc_index);
@@ -481,7 +501,7 @@ impl Meta {
 
     // ---------------------------------------------------------- refcounts ---
 
-    fn refblock(&mut self, offset: u64) -> Result<&mut Vec<u8>> {
+    pub(super) fn refblock(&mut self, offset: u64) -> Result<&mut Vec<u8>> {
         if self.rb_cache.get(offset).is_none() {
             let bytes = self.read_meta(offset, self.g.cluster_size as usize)?;
             self.rb_cache.insert(offset, bytes);

@@ -14,6 +14,9 @@
 //! clusters into the L2 table once the data (and any copy-on-write of
 //! neighbouring bytes) is on disk.
 
+pub mod amend;
+pub mod backing;
+pub mod bitmap_store;
 pub mod bitmaps;
 pub mod check;
 pub mod compression;
@@ -24,12 +27,13 @@ pub mod map;
 pub mod measure;
 pub mod metadata;
 pub mod refcount;
+pub mod refcount_width;
 pub mod resize;
 pub mod snapshot_table;
 pub mod tables;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 
 use serde_json::{Map, Value, json};
 
@@ -43,8 +47,8 @@ use crate::formats::{OpenFlags, Opener};
 use crate::storage::Storage;
 
 use header::{
-    AUTOCLEAR_BITMAPS, AUTOCLEAR_MASK, COMPAT_LAZY_REFCOUNTS, CRYPT_NONE, Header, INCOMPAT_CORRUPT,
-    INCOMPAT_DIRTY, V3_HEADER_LEN,
+    AUTOCLEAR_MASK, COMPAT_LAZY_REFCOUNTS, CRYPT_NONE, Header, INCOMPAT_CORRUPT, INCOMPAT_DIRTY,
+    V3_HEADER_LEN,
 };
 use metadata::{Mapping, Meta};
 use tables::Geometry;
@@ -57,7 +61,9 @@ pub struct Qcow2Image {
     file: Arc<dyn Storage>,
     /// The external data file, when the image has one and it was opened.
     data_file: Option<Arc<dyn Storage>>,
-    g: Geometry,
+    /// Changes only when `amend` changes the version, the refcount width or
+    /// the raw data file bit (Meta's copy changes with it).
+    g: RwLock<Geometry>,
     meta: Mutex<Meta>,
     /// Signalled when an in-flight allocation completes.
     settled: Condvar,
@@ -68,10 +74,14 @@ pub struct Qcow2Image {
     size: AtomicU64,
     /// Lazy refcounts: the dirty bit is set before the first metadata change
     /// and cleared when the image is closed.
-    lazy_refcounts: bool,
+    lazy_refcounts: AtomicBool,
     marked_dirty: AtomicBool,
     /// A read-only view of an internal snapshot (`convert -l`).
     snapshot_view: bool,
+    /// Persistent bitmaps, loaded when the image opened.
+    bitmaps: Mutex<bitmap_store::BitmapSet>,
+    /// Whether writes must set bitmap bits (a bitmap is enabled).
+    tracking: AtomicBool,
     /// Whether clusters were preallocated as metadata only (`map.rs`),
     /// found out on the first `map_status`.
     metadata_preallocated: OnceLock<bool>,
@@ -272,34 +282,51 @@ impl Qcow2Image {
             path,
             file,
             data_file,
-            g,
+            g: RwLock::new(g),
             meta: Mutex::new(meta),
             settled: Condvar::new(),
             backing,
             full_backing,
             writable: opts.writable,
             size: AtomicU64::new(h.size / 512 * 512),
-            lazy_refcounts: h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0,
+            lazy_refcounts: AtomicBool::new(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0),
             marked_dirty: AtomicBool::new(false),
             snapshot_view: false,
+            bitmaps: Mutex::new(bitmap_store::BitmapSet::default()),
+            tracking: AtomicBool::new(false),
             metadata_preallocated: OnceLock::new(),
         };
+        if h.stale_bitmaps {
+            let diagnostics = &opts.diagnostics;
+            diagnostics.warning(if h.version < 3 {
+                "This qcow2 v2 image contains bitmaps, but they may have been modified by a program without persistent bitmap support; so now they must all be considered inconsistent"
+            } else {
+                "a program lacking bitmap support modified this file, so all bitmaps are now considered inconsistent"
+            });
+            diagnostics.text(
+                "Some clusters may be leaked, run 'qemu-img check -r' on the image file to fix.",
+            );
+        }
         if opts.writable {
             image.clear_unknown_autoclear()?;
-            if h.incompatible_features & INCOMPAT_DIRTY != 0 && !opts.check {
-                image
-                    .repair_dirty()
-                    .map_err(|e| e.prepend("Could not repair dirty image"))?;
-            }
+        }
+        let set = bitmap_store::load(&image, opts.writable)?;
+        image.update_tracking(&set);
+        *image.bitmap_set() = set;
+        if opts.writable && h.incompatible_features & INCOMPAT_DIRTY != 0 && !opts.check {
+            image
+                .repair_dirty()
+                .map_err(|e| e.prepend("Could not repair dirty image"))?;
         }
         Ok(image)
     }
 
-    /// Autoclear bits we do not maintain (bitmaps included) are dropped
-    /// before any write, as the format asks of such programs.
+    /// Autoclear bits we do not know are dropped before any write, as the
+    /// format asks of programs without their support, and so is a bitmaps
+    /// extension a program without bitmap support left behind.
     fn clear_unknown_autoclear(&self) -> Result<()> {
         let mut m = self.lock();
-        let keep = AUTOCLEAR_MASK & !AUTOCLEAR_BITMAPS;
+        let keep = AUTOCLEAR_MASK;
         let stale_ext = m.header.stale_bitmaps;
         if m.header.autoclear_features & !keep != 0 || stale_ext {
             m.header.autoclear_features &= keep;
@@ -325,12 +352,34 @@ impl Qcow2Image {
         Ok(())
     }
 
+    pub(crate) fn bitmap_set(&self) -> MutexGuard<'_, bitmap_store::BitmapSet> {
+        self.bitmaps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn update_tracking(&self, set: &bitmap_store::BitmapSet) {
+        self.tracking.store(set.tracking(), Ordering::SeqCst);
+    }
+
+    /// Sets the bits of the enabled bitmaps for a guest write.
+    fn mark_written(&self, offset: u64, len: u64) {
+        if self.tracking.load(Ordering::SeqCst) {
+            self.bitmap_set().mark(offset, len);
+        }
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Meta> {
         self.meta.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn geometry(&self) -> Geometry {
-        self.g
+        *self.g.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Installs a changed geometry (after `amend`), in the image and in
+    /// its metadata, with the metadata lock held.
+    pub(crate) fn set_geometry(&self, m: &mut Meta, g: Geometry) {
+        m.g = g;
+        *self.g.write().unwrap_or_else(|p| p.into_inner()) = g;
     }
 
     /// The storage that holds guest data.
@@ -358,7 +407,7 @@ impl Qcow2Image {
     /// Sets the dirty bit before the first metadata change of an image with
     /// lazy refcounts (QEMU's `qcow2_mark_dirty`).
     pub(crate) fn mark_dirty(&self, m: &mut Meta) -> Result<()> {
-        if !self.lazy_refcounts || self.marked_dirty.load(Ordering::SeqCst) {
+        if !self.lazy_refcounts.load(Ordering::SeqCst) || self.marked_dirty.load(Ordering::SeqCst) {
             return Ok(());
         }
         if m.header.incompatible_features & INCOMPAT_DIRTY == 0 {
@@ -430,10 +479,10 @@ impl Qcow2Image {
         if let Some(df) = &h.data_file {
             d.insert("data-file".into(), json!(df));
         }
-        if self.g.has_data_file {
-            d.insert("data-file-raw".into(), json!(self.g.data_file_raw));
+        if self.geometry().has_data_file {
+            d.insert("data-file-raw".into(), json!(self.geometry().data_file_raw));
         }
-        d.insert("extended-l2".into(), json!(self.g.extended_l2));
+        d.insert("extended-l2".into(), json!(self.geometry().extended_l2));
         d.insert(
             "lazy-refcounts".into(),
             json!(h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0),
@@ -468,7 +517,7 @@ impl Qcow2Image {
         let dir = m
             .read_meta(ext.directory_offset, ext.directory_size as usize)
             .ok()?;
-        bitmaps::parse_directory(&ext, &dir, self.g.cluster_size).ok()
+        bitmaps::parse_directory(&ext, &dir, self.geometry().cluster_size, self.size()).ok()
     }
 
     /// A read-only view of snapshot `id` (QEMU's `qcow2_snapshot_load_tmp`:
@@ -484,18 +533,12 @@ impl Qcow2Image {
         };
         let mut view = Self::open_inner(self.file.clone(), &flags, &same)?;
         {
+            let g = view.geometry();
             let m = view.meta.get_mut().unwrap_or_else(|p| p.into_inner());
             let Some(sn) = m.snapshots.iter().find(|s| s.id == id).cloned() else {
                 return Err(Error::invalid("Can't find snapshot"));
             };
-            validate_table(
-                &view.g,
-                sn.l1_table_offset,
-                u64::from(sn.l1_size),
-                8,
-                tables::MAX_L1_BYTES,
-                "Snapshot L1 table",
-            )?;
+            internal_snapshots::validate_snapshot_l1(&g, &sn)?;
             let bytes = m
                 .read_meta(sn.l1_table_offset, sn.l1_size as usize * 8)
                 .map_err(|_| Error::invalid("Failed to read l1 table for snapshot"))?;
@@ -532,6 +575,15 @@ impl Opener for SameChildren {
 impl Drop for Qcow2Image {
     fn drop(&mut self) {
         if self.writable && !self.snapshot_view {
+            let set = std::mem::take(&mut *self.bitmap_set());
+            if let Err(e) = bitmap_store::store(self, &set) {
+                let diagnostics = self.lock().diagnostics.clone();
+                diagnostics.error(format!(
+                    "Lost persistent bitmaps during inactivation of node '{}': {}",
+                    bitmap_store::node_name(),
+                    e.message()
+                ));
+            }
             let _ = self.mark_clean();
         }
     }
@@ -558,25 +610,33 @@ impl BlockDriver for Qcow2Image {
     fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, buf.len() as u64)?;
-        io::write(self, buf, offset)
+        let result = io::write(self, buf, offset);
+        self.mark_written(offset, buf.len() as u64);
+        result
     }
 
     fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, len)?;
-        io::write_zeroes(self, offset, len, may_unmap)
+        let result = io::write_zeroes(self, offset, len, may_unmap);
+        self.mark_written(offset, len);
+        result
     }
 
     fn discard(&self, offset: u64, len: u64) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, len)?;
-        io::discard(self, offset, len)
+        let result = io::discard(self, offset, len);
+        self.mark_written(offset, len);
+        result
     }
 
     fn write_compressed(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_writable()?;
         self.check_range(offset, buf.len() as u64)?;
-        io::write_compressed(self, buf, offset)
+        let result = io::write_compressed(self, buf, offset);
+        self.mark_written(offset, buf.len() as u64);
+        result
     }
 
     fn flush(&self) -> Result<()> {
@@ -610,15 +670,42 @@ impl BlockDriver for Qcow2Image {
     }
 
     fn allocation_unit(&self) -> Option<u64> {
-        Some(self.g.cluster_size)
+        Some(self.geometry().cluster_size)
+    }
+
+    fn subcluster_size(&self) -> Option<u64> {
+        Some(self.geometry().subcluster_size())
     }
 
     fn backing(&self) -> Option<Arc<dyn BlockDriver>> {
         self.backing.clone()
     }
 
+    fn supports_backing(&self) -> bool {
+        true
+    }
+
+    fn change_backing_file(&self, name: Option<&str>, format: Option<&str>) -> Result<()> {
+        self.check_writable()?;
+        backing::change(self, name, format)
+    }
+
+    fn make_empty(&self) -> Result<()> {
+        self.check_writable()?;
+        backing::make_empty(self)
+    }
+
+    fn amend(&self, options: &crate::block::options::Options, _force: bool) -> Result<()> {
+        self.check_writable()?;
+        amend::amend(self, options)
+    }
+
     fn snapshot_open(&self, id: &str) -> Result<Arc<dyn BlockDriver>> {
         self.open_snapshot_view(id)
+    }
+
+    fn persistent_bitmaps(&self) -> Option<&dyn crate::block::dirty_bitmap::PersistentBitmaps> {
+        Some(self)
     }
 
     fn info(&self) -> Result<NodeInfo> {
@@ -626,7 +713,7 @@ impl BlockDriver for Qcow2Image {
         let mut m = self.lock();
         let dirty = m.header.incompatible_features & INCOMPAT_DIRTY != 0;
         let specific = self.format_specific(&mut m);
-        let snapshots = if self.g.has_data_file {
+        let snapshots = if self.geometry().has_data_file {
             Vec::new()
         } else {
             m.snapshots.iter().map(|s| s.info()).collect()
@@ -639,7 +726,7 @@ impl BlockDriver for Qcow2Image {
             virtual_size: self.size(),
             actual_size: file_node.actual_size,
             dirty_flag: Some(dirty),
-            cluster_size: Some(self.g.cluster_size),
+            cluster_size: Some(self.geometry().cluster_size),
             encrypted: None,
             backing_filename: h.backing_file.clone(),
             full_backing_filename: self.full_backing.clone(),
@@ -653,7 +740,7 @@ impl BlockDriver for Qcow2Image {
 
 impl Snapshots for Qcow2Image {
     fn snapshots(&self) -> Result<Option<Vec<SnapshotInfo>>> {
-        if self.g.has_data_file {
+        if self.geometry().has_data_file {
             return Ok(Some(Vec::new()));
         }
         Ok(Some(

@@ -1,11 +1,15 @@
 //! Growing and shrinking (QEMU's `qcow2_co_truncate`), with metadata,
 //! falloc and full preallocation of the new space.
 
+use crate::block::dirty_bitmap;
 use crate::block::driver::Preallocation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
+use crate::formats::qcow2::header::hex;
 use crate::formats::qcow2::io;
-use crate::formats::qcow2::tables::{L1E_OFFSET_MASK, OFLAG_COPIED};
+use crate::formats::qcow2::metadata::Meta;
+use crate::formats::qcow2::refcount;
+use crate::formats::qcow2::tables::{self, L1E_OFFSET_MASK, OFLAG_COPIED, REFT_OFFSET_MASK};
 
 fn invalid(msg: &str) -> Error {
     Error::invalid(msg)
@@ -25,13 +29,8 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
                 "Can't resize a v2 image which has snapshots",
             ));
         }
-        if m.header.bitmaps.is_some() {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "Cannot resize qcow2 with persistent bitmaps that were not loaded into memory",
-            ));
-        }
     }
+    check_bitmaps(img)?;
     let old = img.current_size();
     let new_l1 = g.size_to_l1(offset);
     let mut prealloc = prealloc;
@@ -49,6 +48,7 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
         let mut m = img.lock();
         shrink_l1(&mut m, new_l1)
             .map_err(|e| e.prepend("Failed to reduce the number of L2 tables"))?;
+        shrink_reftable(&mut m).map_err(|e| e.prepend("Failed to discard unused refblocks"))?;
         let len = m.file.length()?;
         let mut last = g.size_to_clusters(len);
         while last > 0 && m.get_refcount(last - 1)? == 0 {
@@ -96,12 +96,30 @@ pub fn resize(img: &Qcow2Image, offset: u64, prealloc: Preallocation) -> Result<
     m.write_meta(24, &offset.to_be_bytes())
         .map_err(|e| e.prepend("Failed to update the image size"))?;
     img.set_size(offset);
+    for t in &mut img.bitmap_set().list {
+        t.bits.truncate(offset);
+    }
+    Ok(())
+}
+
+/// Bitmaps follow a resize only when every one can be changed (QEMU's
+/// `qcow2_truncate_bitmaps_check`).
+fn check_bitmaps(img: &Qcow2Image) -> Result<()> {
+    let set = img.bitmap_set();
+    for t in &set.list {
+        if set.readonly {
+            return Err(dirty_bitmap::readonly(&t.name));
+        }
+        if t.inconsistent {
+            return Err(dirty_bitmap::inconsistent(&t.name));
+        }
+    }
     Ok(())
 }
 
 /// Drops the L2 tables past `new_size` entries (the L1 table keeps its
 /// size, as in QEMU).
-fn shrink_l1(m: &mut crate::formats::qcow2::metadata::Meta, new_size: u64) -> Result<()> {
+fn shrink_l1(m: &mut Meta, new_size: u64) -> Result<()> {
     let current = m.l1.len() as u64;
     if new_size >= current {
         return Ok(());
@@ -119,6 +137,86 @@ fn shrink_l1(m: &mut crate::formats::qcow2::metadata::Meta, new_size: u64) -> Re
         m.l1[i] = 0;
     }
     Ok(())
+}
+
+/// Drops the refcount blocks that count nothing but themselves from the
+/// refcount table, and frees (discards) their clusters (QEMU's
+/// `qcow2_shrink_reftable`), so that no table entry points at an all-zero
+/// block after a shrink.
+fn shrink_reftable(m: &mut Meta) -> Result<()> {
+    let g = m.g;
+    let span = g.cluster_bits + g.refblock_bits;
+    let mut kept = m.reftable.clone();
+    for (i, slot) in kept.iter_mut().enumerate() {
+        let offset = *slot & REFT_OFFSET_MASK;
+        if offset == 0 {
+            *slot = 0;
+            continue;
+        }
+        let block = m.refblock(offset)?;
+        let unused = if (offset >> span) as usize == i {
+            // The block counts itself: ignore that reference.
+            let own = (offset >> g.cluster_bits) & (g.refblock_entries() - 1);
+            let mut copy = block.clone();
+            refcount::set(g.refcount_order, &mut copy, own, 0);
+            copy.iter().all(|&b| b == 0)
+        } else {
+            block.iter().all(|&b| b == 0)
+        };
+        if unused {
+            *slot = 0;
+        }
+    }
+    let at = m.header.refcount_table_offset;
+    let written = m
+        .write_meta(at, &tables::encode_entries(&kept))
+        .and_then(|()| m.file.flush());
+    let mut result = written;
+    for (i, &entry) in kept.iter().enumerate() {
+        let offset = m.reftable[i] & REFT_OFFSET_MASK;
+        if offset != 0 && entry == 0 {
+            if result.is_ok() {
+                result = discard_refblock(m, offset);
+            }
+            m.reftable[i] = 0;
+        }
+    }
+    m.update_max_reftable_index();
+    result
+}
+
+/// Frees the cluster of an unused refcount block and discards it (QEMU's
+/// `qcow2_discard_refcount_block`): its own refcount must be exactly 1.
+fn discard_refblock(m: &mut Meta, offset: u64) -> Result<()> {
+    let g = m.g;
+    let index = (offset >> (g.cluster_bits + g.refblock_bits)) as usize;
+    let covering = m.reftable.get(index).map_or(0, |e| e & REFT_OFFSET_MASK);
+    if covering == 0 {
+        return Err(m.corruption(
+            true,
+            format!(
+                "Refblock at {} is not covered by the refcount structures",
+                hex(offset)
+            ),
+        ));
+    }
+    let cluster = offset >> g.cluster_bits;
+    let entry = cluster & (g.refblock_entries() - 1);
+    let rc = refcount::get(g.refcount_order, m.refblock(covering)?, entry);
+    if rc != 1 {
+        return Err(m.corruption(
+            true,
+            format!(
+                "Invalid refcount: refblock offset {}, reftable index {index}, block offset {}, refcount {}",
+                hex(covering),
+                hex(offset),
+                hex(rc)
+            ),
+        ));
+    }
+    m.update_refcount(offset, g.cluster_size, 1, true)?;
+    m.forget_table(offset);
+    m.file.discard(offset, g.cluster_size)
 }
 
 /// Allocates clusters (and their L2 tables) for `[from, to)` without

@@ -65,13 +65,14 @@ pub fn run(data: &[u8]) -> bool {
         directory_size: table.len() as u64,
         directory_offset: 0,
     };
-    if let Ok(list) = bitmaps::parse_directory(&ext, table, 1 << cluster_bits) {
+    if let Ok(list) = bitmaps::parse_directory(&ext, table, 1 << cluster_bits, 1 << 30) {
         parsed |= !list.is_empty();
         for bm in &list {
             let _ = bm.flag_names();
         }
     }
     let _ = bitmaps::table_clusters(table);
+    let _ = bitmaps::decode_table(table, 1 << cluster_bits);
 
     // An L2 table and a refcount block of this geometry.
     let mut h = Header::new(3, cluster_bits, order);
