@@ -27,7 +27,7 @@ pub fn run(a: AmendArgs, console: &Console) -> anyhow::Result<i32> {
         bail!("Expecting one image file name");
     };
     let cache = cache_mode(a.cache.as_deref())?;
-    let opts = writing(&a.image, console)?;
+    let opts = writing(&a.image, console);
     let image = open_image(filename, &opts)?;
     let fmt = image.format_name();
     if options.wants_help() {

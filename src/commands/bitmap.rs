@@ -39,7 +39,7 @@ pub fn run(a: BitmapArgs, console: &Console) -> anyhow::Result<i32> {
     // Bitmaps are changed without the image's content: no backing file.
     let opts = OpenOptions {
         metadata_only: true,
-        ..writing(&a.image, console)?
+        ..writing(&a.image, console)
     };
     let image = open_image(filename, &opts)?;
     let source = match &a.source_file {

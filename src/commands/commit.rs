@@ -26,7 +26,7 @@ pub fn run(a: CommitArgs, console: &Console) -> anyhow::Result<i32> {
     };
     let filename = one_filename("commit", &a.args)?;
     let cache = cache_mode(a.cache.as_deref())?;
-    let opts = writing(&a.image, console)?;
+    let opts = writing(&a.image, console);
     let top = open_image(filename, &opts)?;
     let (layers, base_node) = match &a.base {
         Some(name) => match find_backing_image(&top, name)? {

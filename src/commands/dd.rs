@@ -65,10 +65,7 @@ fn operands(args: &[String]) -> anyhow::Result<Operands> {
 
 pub fn run(a: DdArgs, console: &Console) -> anyhow::Result<i32> {
     let ops = operands(&a.args)?;
-    let input = open_image(
-        &ops.input,
-        &reading(&a.image, a.share.force_share, console)?,
-    )?;
+    let input = open_image(&ops.input, &reading(&a.image, a.share.force_share, console))?;
     let out_fmt = &a.output_format;
     match Format::lookup(out_fmt) {
         Lookup::Unknown => bail!("Unknown file format"),

@@ -30,7 +30,7 @@ pub fn run(a: MapArgs, console: &Console) -> anyhow::Result<i32> {
         .map(|t| cvtnum("max length", t, 0, i64::MAX as u64))
         .transpose()?;
     let filename = one_filename("map", &a.args)?;
-    let image = open_image(filename, &reading(&a.image, a.share.force_share, console)?)?;
+    let image = open_image(filename, &reading(&a.image, a.share.force_share, console))?;
     let mut out = std::io::stdout().lock();
     match output {
         OutputFormat::Human => writeln!(

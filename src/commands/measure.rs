@@ -53,7 +53,7 @@ pub fn run(a: MeasureArgs, console: &Console) -> anyhow::Result<i32> {
     let source = match filename {
         None => None,
         Some(name) => {
-            let image = open_image(name, &reading(&a.image, a.share.force_share, console)?)?;
+            let image = open_image(name, &reading(&a.image, a.share.force_share, console))?;
             Some(match &snapshot {
                 Some(selector) => open_snapshot(&image, selector)?,
                 None => image,

@@ -148,30 +148,27 @@ pub fn reading(
     image: &crate::cli::ImageArgs,
     force_share: bool,
     console: &Console,
-) -> anyhow::Result<crate::open::OpenOptions> {
-    Ok(crate::open::OpenOptions {
+) -> crate::open::OpenOptions {
+    crate::open::OpenOptions {
         format: image.format.clone(),
         force_share,
         image_opts: image.image_opts,
         diagnostics: console.diagnostics(),
         ..Default::default()
-    })
+    }
 }
 
 /// How the commands that change an image open it: writable, with `-f`
-/// or `--image-opts` (not both, as qemu-img's `img_open` refuses).
-pub fn writing(
-    image: &crate::cli::ImageArgs,
-    console: &Console,
-) -> anyhow::Result<crate::open::OpenOptions> {
-    image.exclusive()?;
-    Ok(crate::open::OpenOptions {
+/// or `--image-opts` (the open layer refuses both, as qemu-img's
+/// `img_open` does).
+pub fn writing(image: &crate::cli::ImageArgs, console: &Console) -> crate::open::OpenOptions {
+    crate::open::OpenOptions {
         format: image.format.clone(),
         writable: true,
         image_opts: image.image_opts,
         diagnostics: console.diagnostics(),
         ..Default::default()
-    })
+    }
 }
 
 /// `-t`, checked before the image opens (default writeback).

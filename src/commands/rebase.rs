@@ -36,7 +36,7 @@ pub fn run(a: RebaseArgs, console: &Console) -> anyhow::Result<i32> {
     let opts = OpenOptions {
         // -u: the old backing file may be gone (renamed, moved).
         metadata_only: a.unsafe_mode,
-        ..writing(&a.image, console)?
+        ..writing(&a.image, console)
     };
     let image = open_image(filename, &opts)?;
     if a.compress && image.format_name() != "qcow2" {
