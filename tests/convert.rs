@@ -351,3 +351,30 @@ fn argument_checks_come_in_qemu_img_order() {
         "dst.qcow2",
     ]);
 }
+
+#[test]
+fn qcow2_targets_are_laid_out_in_order_on_every_run() {
+    if !require(Oracle::QemuImg) {
+        return;
+    }
+    // Chunks whose writes would race for the next free cluster if a later
+    // one could start before an earlier one finished.
+    let twin = Twin::new(|dir| {
+        make_raw(
+            &dir.join("src.raw"),
+            16 << 20,
+            &[
+                (0, 1, 70000),
+                (3 << 20, 2, 4096),
+                ((5 << 20) + 4096, 3, 200_000),
+                (9 << 20, 4, 3 << 20),
+                ((15 << 20) + 512, 5, 512),
+            ],
+        );
+    });
+    for run in 0..12 {
+        let out = format!("out{run}.qcow2");
+        twin.assert_same(&["convert", "-O", "qcow2", "src.raw", &out]);
+        twin.assert_same_file(&out);
+    }
+}

@@ -87,6 +87,14 @@ pub trait BlockDriver: Snapshots + Check + Send + Sync {
         self.write_at(buf, offset)
     }
 
+    /// Whether writes place new data where they arrive in time (qcow2
+    /// appends clusters): in-order copies (convert without `-W`) then
+    /// issue each chunk's writes after the previous chunk's have finished,
+    /// so the layout is qemu-img's, not a race's.
+    fn allocates_in_write_order(&self) -> bool {
+        false
+    }
+
     /// Makes `[offset, offset+len)` read as zeros; `may_unmap` lets the
     /// driver deallocate instead of writing zeros.
     fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()>;

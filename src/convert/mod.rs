@@ -236,19 +236,15 @@ fn process(
         && !writes_zeros_as_data(opts)
         && (opts.compress_unit.is_none() || chunk.runs.len() == 1)
     {
-        if !opts.out_of_order {
-            if !shared.ticket.wait_for(chunk.index, &shared.abort) {
-                return Ok(());
-            }
-            shared.ticket.done();
-        }
-        return chunk.runs.iter().try_for_each(|run| {
-            let at = chunk.target_offset + run.offset;
-            match (run.work, &opts.target_backing) {
-                (Work::Zero, None) => zero(shared, at, run.len),
-                (Work::Zero, Some(b)) => zero_over_backing(shared, b.as_ref(), at, run.len),
-                (Work::Copy | Work::Skip, _) => Ok(()),
-            }
+        return in_turn(shared, chunk, || {
+            chunk.runs.iter().try_for_each(|run| {
+                let at = chunk.target_offset + run.offset;
+                match (run.work, &opts.target_backing) {
+                    (Work::Zero, None) => zero(shared, at, run.len),
+                    (Work::Zero, Some(b)) => zero_over_backing(shared, b.as_ref(), at, run.len),
+                    (Work::Copy | Work::Skip, _) => Ok(()),
+                }
+            })
         });
     }
     buffer.resize(chunk.len as usize, 0);
@@ -290,12 +286,41 @@ fn process(
         }
         None => chunk,
     };
-    if !opts.out_of_order {
-        if !shared.ticket.wait_for(chunk.index, &shared.abort) {
-            return Ok(());
-        }
-        shared.ticket.done();
+    in_turn(shared, chunk, || {
+        write_chunk(shared, chunk, buffer, warnings)
+    })
+}
+
+/// Runs `write` in the chunk's turn (unless `-W`). The turn passes on as
+/// soon as the writes have started, or once they have finished for a
+/// target that allocates in write order (compressed writes excepted:
+/// their compression runs inside the write, and serializing it would
+/// cost the parallelism convert -c has).
+fn in_turn(shared: &Shared, chunk: &Chunk, write: impl FnOnce() -> Result<()>) -> Result<()> {
+    if shared.opts.out_of_order {
+        return write();
     }
+    if !shared.ticket.wait_for(chunk.index, &shared.abort) {
+        return Ok(());
+    }
+    let serial = shared.target.allocates_in_write_order() && shared.opts.compress_unit.is_none();
+    if !serial {
+        shared.ticket.done();
+        return write();
+    }
+    let written = write();
+    shared.ticket.done();
+    written
+}
+
+/// A chunk's writes, once read (and compared with `-B`'s backing).
+fn write_chunk(
+    shared: &Shared,
+    chunk: &Chunk,
+    buffer: &[u8],
+    warnings: Vec<(u64, String)>,
+) -> Result<()> {
+    let opts = shared.opts;
     // Salvage warnings print in chunk order (in turn) and, within the
     // chunk, by offset, a sector's failed lookup before its failed read,
     // as qemu-img's do.

@@ -594,6 +594,10 @@ impl BlockDriver for Qcow2Image {
         "qcow2"
     }
 
+    fn allocates_in_write_order(&self) -> bool {
+        true
+    }
+
     fn filename(&self) -> &str {
         &self.path
     }
