@@ -11,8 +11,8 @@ pub mod info;
 pub mod measure;
 pub mod options;
 pub mod snapshot;
-pub mod walk;
 pub mod status;
+pub mod walk;
 
 pub use driver::BlockDriver;
 

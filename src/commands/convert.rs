@@ -321,10 +321,7 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
 /// with the target created but nothing written to it. The walk reads only
 /// metadata, one step per extent; it counts the bytes stored in the
 /// sources and in their backing chains.
-fn check_allocation(
-    sources: &[Arc<dyn BlockDriver>],
-    chain: Chain,
-) -> anyhow::Result<(u64, u64)> {
+fn check_allocation(sources: &[Arc<dyn BlockDriver>], chain: Chain) -> anyhow::Result<(u64, u64)> {
     let (mut data, mut backing) = (0, 0);
     for source in sources {
         let mut pos = 0;

@@ -6,8 +6,8 @@
 
 pub mod check;
 pub mod create;
-pub mod extents;
 pub mod diff;
+pub mod extents;
 pub mod header;
 pub mod image;
 pub mod io;

@@ -2,12 +2,14 @@
 //! what a tool costs shows whether it walks the data or the virtual size.
 //!
 //! * local files: an 8 TiB sparse raw file -> qcow2, its qcow2 -> raw,
-//!   and the raw compared with its qcow2; rbdimg against qemu-img.
+//!   the raw compared with its qcow2, `map` of the qcow2 and `measure` of
+//!   the raw; rbdimg against qemu-img.
 //! * RBD, on the embedded store (`local_rows`) and on the bench's cluster
 //!   (`ceph_rows`): a 16 TiB image -> qcow2, compared with itself and with
-//!   a copy, and checked; each also on a 1 GiB image holding the same
-//!   data, whose peak RSS the 16 TiB one must stay within 10 MiB of;
-//!   against qemu-img's rbd driver where qemu-img can do it (on Ceph).
+//!   a copy, checked, mapped and measured; each also on a 1 GiB image
+//!   holding the same data, whose peak RSS the 16 TiB one must stay within
+//!   10 MiB of; against qemu-img's rbd driver where qemu-img can do it (on
+//!   Ceph).
 //!
 //! The goal each table is held to: every rbdimg run under 0.5 s and no
 //! slower than qemu-img's; a line under the table says whether it holds.
@@ -101,6 +103,17 @@ fn reading(title: impl Into<String>, tools: Vec<super::Tool>) -> Case {
     }
 }
 
+/// A case of rbdimg and qemu-img running the same read-only arguments.
+fn both_tools(title: &str, ours: &str, args: &str) -> Case {
+    reading(
+        title,
+        vec![
+            tool("rbdimg", format!("{ours} {args}")),
+            tool("qemu-img", format!("qemu-img {args}")),
+        ],
+    )
+}
+
 /// The local-file rows and the embedded store's.
 pub fn local_rows(runs: usize, dir: &Path, rbdimg: &Path) -> String {
     let ours = rbdimg.display().to_string();
@@ -145,6 +158,16 @@ pub fn local_rows(runs: usize, dir: &Path, rbdimg: &Path) -> String {
                 tool("rbdimg", format!("{ours} compare {raw} {qcow2}")),
                 tool("qemu-img", format!("qemu-img compare {raw} {qcow2}")),
             ],
+        ),
+        both_tools(
+            "map of the 8 TiB qcow2",
+            &ours,
+            &format!("map --output=json -f qcow2 {qcow2}"),
+        ),
+        both_tools(
+            "measure -O qcow2 of the 8 TiB raw",
+            &ours,
+            &format!("measure -O qcow2 -f raw {raw}"),
         ),
     ] {
         report += &timed_with_goal(&case, runs);
@@ -248,7 +271,21 @@ fn rbd_cases(
             false,
         ),
     );
-    [converted, itself, copy, check]
+    let mapped = reading(
+        title("map of a 16 TiB RBD image"),
+        both(
+            &|tool, image| format!("{tool} map --output=json -f raw {}", name(image)),
+            true,
+        ),
+    );
+    let measured = reading(
+        title("measure -O qcow2 of a 16 TiB RBD image"),
+        both(
+            &|tool, image| format!("{tool} measure -O qcow2 -f raw {}", name(image)),
+            true,
+        ),
+    );
+    [converted, itself, copy, check, mapped, measured]
         .iter()
         .map(|case| timed_with_goal(case, runs))
         .collect()
