@@ -20,7 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Cache, Case, Timed, XorShift, sh, time_case, tool};
+use super::{Cache, Case, Timed, XorShift, local_convert, sh, time_case, tool};
 
 const TIB: u64 = 1 << 40;
 const DATA: u64 = 1 << 20;
@@ -124,22 +124,8 @@ pub fn local_rows(runs: usize, dir: &Path, rbdimg: &Path) -> String {
     let (raw, qcow2) = (raw.display().to_string(), qcow2.display().to_string());
     sh(&format!("qemu-img convert -f raw -O qcow2 {raw} {qcow2}"));
     let dst = dir.join("scale-dst-{n}").display().to_string();
-    let converting = |title: &str, fmt: &str, out_fmt: &str, src: &str| Case {
-        title: title.into(),
-        tools: vec![
-            tool(
-                "rbdimg",
-                format!("{ours} convert -f {fmt} -O {out_fmt} {{src}} {{dst}}"),
-            ),
-            tool(
-                "qemu-img",
-                format!("qemu-img convert -f {fmt} -O {out_fmt} {{src}} {{dst}}"),
-            ),
-        ],
-        src: src.to_string(),
-        dst: dst.clone(),
-        cleanup: format!("rm -f {dst}"),
-        cache: Cache::Untouched,
+    let converting = |title: &str, fmt: &str, out_fmt: &str, src: &str| {
+        local_convert(&ours, title, src, fmt, out_fmt, &dst)
     };
     let mut report = String::new();
     writeln!(
@@ -243,6 +229,16 @@ fn rbd_cases(
         cleanup: format!("rm -f {dst}"),
         cache: Cache::Untouched,
     };
+    // A command that writes nothing, the image last.
+    let read_only = |what: &str, command: &str, with_qemu: bool| {
+        reading(
+            title(what),
+            both(
+                &|tool, image| format!("{tool} {command} {}", name(image)),
+                with_qemu,
+            ),
+        )
+    };
     let itself = reading(
         title("compare a 16 TiB RBD image with itself"),
         both(
@@ -264,26 +260,16 @@ fn rbd_cases(
         ),
     );
     // qemu-img has no check for rbd.
-    let check = reading(
-        title("check -f rbd of a 16 TiB RBD image"),
-        both(
-            &|tool, image| format!("{tool} check -f rbd {}", name(image)),
-            false,
-        ),
+    let check = read_only("check -f rbd of a 16 TiB RBD image", "check -f rbd", false);
+    let mapped = read_only(
+        "map of a 16 TiB RBD image",
+        "map --output=json -f raw",
+        true,
     );
-    let mapped = reading(
-        title("map of a 16 TiB RBD image"),
-        both(
-            &|tool, image| format!("{tool} map --output=json -f raw {}", name(image)),
-            true,
-        ),
-    );
-    let measured = reading(
-        title("measure -O qcow2 of a 16 TiB RBD image"),
-        both(
-            &|tool, image| format!("{tool} measure -O qcow2 -f raw {}", name(image)),
-            true,
-        ),
+    let measured = read_only(
+        "measure -O qcow2 of a 16 TiB RBD image",
+        "measure -O qcow2 -f raw",
+        true,
     );
     [converted, itself, copy, check, mapped, measured]
         .iter()
