@@ -455,22 +455,9 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
     ));
 
     let ours = rbdimg.display().to_string();
-    let local = |title: &str, src: String, fmt: &str, out_fmt: &str| Case {
-        title: title.into(),
-        tools: vec![
-            tool(
-                "rbdimg",
-                format!("{ours} convert -f {fmt} -O {out_fmt} {{src}} {{dst}}"),
-            ),
-            tool(
-                "qemu-img",
-                format!("qemu-img convert -f {fmt} -O {out_fmt} {{src}} {{dst}}"),
-            ),
-        ],
-        src,
-        dst: dir.join("dst-{n}").display().to_string(),
-        cleanup: format!("rm -f {}", dir.join("dst-{n}").display()),
-        cache: Cache::Untouched,
+    let dst = dir.join("dst-{n}").display().to_string();
+    let local = |title: &str, src: String, fmt: &str, out_fmt: &str| {
+        local_convert(&ours, title, &src, fmt, out_fmt, &dst)
     };
     let cases = vec![
         into_rbd(&ours, conf, "raw -> rbd", &raw, "raw", true),
@@ -516,6 +503,28 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
 
 /// A source converted into a new RBD image on the cluster of `conf` by
 /// rbdimg, qemu-img (default and `-m 16 -W`) and, for raw, `rbd import`.
+/// rbdimg and qemu-img converting a local file into a local file (`dst`
+/// with the run number for {n}).
+fn local_convert(ours: &str, title: &str, src: &str, fmt: &str, out_fmt: &str, dst: &str) -> Case {
+    Case {
+        title: title.into(),
+        tools: vec![
+            tool(
+                "rbdimg",
+                format!("{ours} convert -f {fmt} -O {out_fmt} {{src}} {{dst}}"),
+            ),
+            tool(
+                "qemu-img",
+                format!("qemu-img convert -f {fmt} -O {out_fmt} {{src}} {{dst}}"),
+            ),
+        ],
+        src: src.to_string(),
+        dst: dst.to_string(),
+        cleanup: format!("rm -f {dst}"),
+        cache: Cache::Untouched,
+    }
+}
+
 fn into_rbd(ours: &str, conf: &str, title: &str, src: &Path, fmt: &str, with_import: bool) -> Case {
     let mut tools = vec![
         tool(

@@ -1,9 +1,11 @@
 //! Walking an image's allocation in extents of any length: the one way
 //! every command that needs "where is the data" asks for it (convert's
-//! planner, compare, convert's up-front metadata walk; `map`, `measure`,
-//! `rebase`, `commit` and `dd` are meant to use it too), so their cost
-//! grows with the allocated data and the metadata, never with the virtual
-//! size.
+//! planner, compare, convert's up-front metadata walk; `rebase` and
+//! `commit` are meant to use it too), so their cost grows with the
+//! allocated data and the metadata, never with the virtual size. `map` and
+//! `measure` need qemu-img's per-layer view (depth, host offsets) and walk
+//! `BlockDriver::map_status` runs instead (`convert/map.rs`), answered from
+//! the same metadata one run at a time.
 //!
 //! ```text
 //!   Walk::new(image, range, Chain::Resolve)        for extent in walk { extent? }

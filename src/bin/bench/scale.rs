@@ -2,12 +2,14 @@
 //! what a tool costs shows whether it walks the data or the virtual size.
 //!
 //! * local files: an 8 TiB sparse raw file -> qcow2, its qcow2 -> raw,
-//!   and the raw compared with its qcow2; rbdimg against qemu-img.
+//!   the raw compared with its qcow2, `map` of the qcow2 and `measure` of
+//!   the raw; rbdimg against qemu-img.
 //! * RBD, on the embedded store (`local_rows`) and on the bench's cluster
 //!   (`ceph_rows`): a 16 TiB image -> qcow2, compared with itself and with
-//!   a copy, and checked; each also on a 1 GiB image holding the same
-//!   data, whose peak RSS the 16 TiB one must stay within 10 MiB of;
-//!   against qemu-img's rbd driver where qemu-img can do it (on Ceph).
+//!   a copy, checked, mapped and measured; each also on a 1 GiB image
+//!   holding the same data, whose peak RSS the 16 TiB one must stay within
+//!   10 MiB of; against qemu-img's rbd driver where qemu-img can do it (on
+//!   Ceph).
 //!
 //! The goal each table is held to: every rbdimg run under 0.5 s and no
 //! slower than qemu-img's; a line under the table says whether it holds.
@@ -18,7 +20,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Cache, Case, Timed, XorShift, sh, time_case, tool};
+use super::{Cache, Case, Timed, XorShift, local_convert, sh, time_case, tool};
 
 const TIB: u64 = 1 << 40;
 const DATA: u64 = 1 << 20;
@@ -101,6 +103,17 @@ fn reading(title: impl Into<String>, tools: Vec<super::Tool>) -> Case {
     }
 }
 
+/// A case of rbdimg and qemu-img running the same read-only arguments.
+fn both_tools(title: &str, ours: &str, args: &str) -> Case {
+    reading(
+        title,
+        vec![
+            tool("rbdimg", format!("{ours} {args}")),
+            tool("qemu-img", format!("qemu-img {args}")),
+        ],
+    )
+}
+
 /// The local-file rows and the embedded store's.
 pub fn local_rows(runs: usize, dir: &Path, rbdimg: &Path) -> String {
     let ours = rbdimg.display().to_string();
@@ -111,22 +124,8 @@ pub fn local_rows(runs: usize, dir: &Path, rbdimg: &Path) -> String {
     let (raw, qcow2) = (raw.display().to_string(), qcow2.display().to_string());
     sh(&format!("qemu-img convert -f raw -O qcow2 {raw} {qcow2}"));
     let dst = dir.join("scale-dst-{n}").display().to_string();
-    let converting = |title: &str, fmt: &str, out_fmt: &str, src: &str| Case {
-        title: title.into(),
-        tools: vec![
-            tool(
-                "rbdimg",
-                format!("{ours} convert -f {fmt} -O {out_fmt} {{src}} {{dst}}"),
-            ),
-            tool(
-                "qemu-img",
-                format!("qemu-img convert -f {fmt} -O {out_fmt} {{src}} {{dst}}"),
-            ),
-        ],
-        src: src.to_string(),
-        dst: dst.clone(),
-        cleanup: format!("rm -f {dst}"),
-        cache: Cache::Untouched,
+    let converting = |title: &str, fmt: &str, out_fmt: &str, src: &str| {
+        local_convert(&ours, title, src, fmt, out_fmt, &dst)
     };
     let mut report = String::new();
     writeln!(
@@ -145,6 +144,16 @@ pub fn local_rows(runs: usize, dir: &Path, rbdimg: &Path) -> String {
                 tool("rbdimg", format!("{ours} compare {raw} {qcow2}")),
                 tool("qemu-img", format!("qemu-img compare {raw} {qcow2}")),
             ],
+        ),
+        both_tools(
+            "map of the 8 TiB qcow2",
+            &ours,
+            &format!("map --output=json -f qcow2 {qcow2}"),
+        ),
+        both_tools(
+            "measure -O qcow2 of the 8 TiB raw",
+            &ours,
+            &format!("measure -O qcow2 -f raw {raw}"),
         ),
     ] {
         report += &timed_with_goal(&case, runs);
@@ -220,6 +229,16 @@ fn rbd_cases(
         cleanup: format!("rm -f {dst}"),
         cache: Cache::Untouched,
     };
+    // A command that writes nothing, the image last.
+    let read_only = |what: &str, command: &str, with_qemu: bool| {
+        reading(
+            title(what),
+            both(
+                &|tool, image| format!("{tool} {command} {}", name(image)),
+                with_qemu,
+            ),
+        )
+    };
     let itself = reading(
         title("compare a 16 TiB RBD image with itself"),
         both(
@@ -241,14 +260,18 @@ fn rbd_cases(
         ),
     );
     // qemu-img has no check for rbd.
-    let check = reading(
-        title("check -f rbd of a 16 TiB RBD image"),
-        both(
-            &|tool, image| format!("{tool} check -f rbd {}", name(image)),
-            false,
-        ),
+    let check = read_only("check -f rbd of a 16 TiB RBD image", "check -f rbd", false);
+    let mapped = read_only(
+        "map of a 16 TiB RBD image",
+        "map --output=json -f raw",
+        true,
     );
-    [converted, itself, copy, check]
+    let measured = read_only(
+        "measure -O qcow2 of a 16 TiB RBD image",
+        "measure -O qcow2 -f raw",
+        true,
+    );
+    [converted, itself, copy, check, mapped, measured]
         .iter()
         .map(|case| timed_with_goal(case, runs))
         .collect()
