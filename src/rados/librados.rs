@@ -507,6 +507,7 @@ impl Pool for LibradosPool {
                 for step in ops {
                     match *step {
                         WriteOp::CreateExclusive => (api.rados_write_op_create)(op, 1, ptr::null()),
+                        WriteOp::Create => (api.rados_write_op_create)(op, 0, ptr::null()),
                         WriteOp::AssertExists => (api.rados_write_op_assert_exists)(op),
                         WriteOp::Write { offset, data } => (api.rados_write_op_write)(
                             op,

@@ -41,6 +41,8 @@ pub struct SnapContext {
 pub enum WriteOp<'a> {
     /// Create the object; fail with EEXIST if it exists.
     CreateExclusive,
+    /// Create the object if it does not exist (an existing one is kept).
+    Create,
     /// Fail with ENOENT unless the object exists.
     AssertExists,
     Write {

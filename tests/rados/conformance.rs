@@ -107,6 +107,15 @@ fn objects_read_write_stat_remove(b: &Backend) {
         write(&*pool, oid, &[WriteOp::Remove, WriteOp::CreateExclusive]);
         assert_eq!(pool.stat(oid, SNAP_HEAD).unwrap(), 0);
         write(&*pool, oid, &[WriteOp::Remove]);
+        // A plain create makes a missing object, which a truncate then
+        // keeps (an empty object that hides a clone's parent), and leaves
+        // an existing one as it is.
+        write(&*pool, oid, &[WriteOp::Create, WriteOp::Truncate(0)]);
+        assert_eq!(pool.stat(oid, SNAP_HEAD).unwrap(), 0);
+        write(&*pool, oid, &[WriteOp::WriteFull(b"kept")]);
+        write(&*pool, oid, &[WriteOp::Create]);
+        assert_eq!(pool.read_full(oid).unwrap(), b"kept");
+        write(&*pool, oid, &[WriteOp::Remove]);
     }
 }
 

@@ -331,7 +331,7 @@ impl DataDir {
         for op in ops {
             match *op {
                 WriteOp::AssertExists | WriteOp::Exec(_) => {}
-                WriteOp::CreateExclusive => {
+                WriteOp::CreateExclusive | WriteOp::Create => {
                     self.prepare(db, k, snapc)?;
                     self.open_head(oid)?;
                 }
@@ -416,9 +416,10 @@ impl DataDir {
                 return Err(errno_error(errno, describe_ops(oid, ops)));
             }
             match op {
-                WriteOp::CreateExclusive | WriteOp::Write { .. } | WriteOp::WriteFull(_) => {
-                    exists = true
-                }
+                WriteOp::CreateExclusive
+                | WriteOp::Create
+                | WriteOp::Write { .. }
+                | WriteOp::WriteFull(_) => exists = true,
                 WriteOp::Remove => exists = false,
                 _ => {}
             }

@@ -319,6 +319,7 @@ impl Staged {
     pub fn apply(&mut self, op: &WriteOp) -> ClsResult<()> {
         match *op {
             WriteOp::CreateExclusive => self.create(true),
+            WriteOp::Create => self.create(false),
             WriteOp::AssertExists => self.need(),
             WriteOp::Write { offset, data } => self.write(offset, data),
             WriteOp::WriteFull(data) => self.write_full(data),
