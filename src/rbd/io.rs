@@ -1,16 +1,20 @@
-//! The data path: image byte ranges become per-object requests, sent with
-//! the image's snapshot context, with librbd's object-map protocol around
-//! them (a wrong map silently hides data from librbd readers):
+//! The data path: image byte ranges become per-object requests
+//! (`object_write.rs` runs each write, `copyup.rs` a clone's copy-up), sent
+//! with the image's snapshot context, with librbd's object-map protocol
+//! around them (a wrong map silently hides data from librbd readers):
 //!
 //! ```text
 //!  write:         map -> EXISTS (if not already), then write / write_full
 //!  remove object: map -> PENDING, remove, map -> NONEXISTENT if PENDING
 //!  zero / trunc:  skipped for nonexistent objects; map -> EXISTS first
+//!  in a clone's overlap: zeros hide the parent (an empty object, a
+//!                 truncate or zeros after a copy-up), never a removal
 //!  read:          object read at the head or snapshot; absent objects read
 //!                 from the parent within the overlap, else as zeros
 //! ```
 
 use crate::block::extent::{Allocation, Extent};
+use crate::rbd::object_write::ObjectOp;
 use crate::ceph::cls_rbd;
 use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
 use crate::error::{Error, ErrorKind, Result};
@@ -19,7 +23,7 @@ use crate::rbd::image::{RbdImage, State};
 use crate::rbd::lock::ExclusiveLock;
 
 /// One object's share of an image range.
-struct Piece {
+pub(super) struct Piece {
     object: u64,
     /// Offset inside the object.
     offset: u64,
@@ -28,7 +32,7 @@ struct Piece {
     buf_offset: usize,
 }
 
-fn pieces(object_size: u64, offset: u64, len: u64) -> impl Iterator<Item = Piece> {
+pub(super) fn pieces(object_size: u64, offset: u64, len: u64) -> impl Iterator<Item = Piece> {
     let mut pos = offset;
     let end = offset + len;
     std::iter::from_fn(move || {
@@ -47,6 +51,19 @@ fn pieces(object_size: u64, offset: u64, len: u64) -> impl Iterator<Item = Piece
         pos += n;
         Some(piece)
     })
+}
+
+/// Fills `out` (image offset `offset`) from the parent within the
+/// overlap, zeros elsewhere.
+pub(super) fn read_parent(state: &State, out: &mut [u8], offset: u64) -> Result<()> {
+    out.fill(0);
+    if let Some(parent) = &state.parent
+        && offset < parent.overlap
+    {
+        let n = (out.len() as u64).min(parent.overlap - offset) as usize;
+        parent.image.read_range(&mut out[..n], offset)?;
+    }
+    Ok(())
 }
 
 /// librbd's `update_required`: whether a map transition needs a write.
@@ -203,7 +220,7 @@ impl RbdImage {
         e.prepend("object map update failed")
     }
 
-    fn map_state(&self, object: u64) -> Option<u8> {
+    pub(super) fn map_state(&self, object: u64) -> Option<u8> {
         self.map
             .lock()
             .expect("no poisoning")
@@ -224,7 +241,7 @@ impl RbdImage {
             match self.data.read_into(&oid, p.offset, out, snap) {
                 Ok(n) => out[n..].fill(0),
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    self.read_parent(out, p.object * object_size + p.offset)?;
+                    read_parent(&state, out, p.object * object_size + p.offset)?;
                 }
                 Err(e) => return Err(e.with_offset(offset)),
             }
@@ -232,70 +249,58 @@ impl RbdImage {
         Ok(())
     }
 
-    /// Fills `out` (image offset `offset`) from the parent within the overlap, zeros elsewhere.
-    fn read_parent(&self, out: &mut [u8], offset: u64) -> Result<()> {
-        out.fill(0);
-        if let Some((parent, overlap)) = &self.parent
-            && offset < *overlap
-        {
-            let n = (out.len() as u64).min(overlap - offset) as usize;
-            parent.read_range(&mut out[..n], offset)?;
-        }
-        Ok(())
-    }
-
-    /// Writes image bytes, object by object, keeping the object map exact.
+    /// Writes image bytes, object by object, keeping the object map exact
+    /// (and copying a clone's parent data up first where needed).
     pub fn write_range(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_writable()?;
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, buf.len() as u64)?;
         let object_size = state.header.object_size();
         for p in pieces(object_size, offset, buf.len() as u64) {
-            self.update_map(&state, p.object, p.object + 1, OBJECT_EXISTS, None)?;
             let data = &buf[p.buf_offset..p.buf_offset + p.len as usize];
-            let op = if p.len == object_size {
-                WriteOp::WriteFull(data)
-            } else {
-                WriteOp::Write {
-                    offset: p.offset,
-                    data,
-                }
+            let op = ObjectOp::Write {
+                offset: p.offset,
+                data,
             };
-            self.data
-                .operate(&state.header.data_oid(p.object), &[op], &state.snapc)
+            self.object_write(&state, p.object, op)
                 .map_err(|e| e.with_offset(offset))?;
         }
         Ok(())
     }
 
     /// Makes a range read as zeros: whole objects are removed, partial ones
-    /// truncated or zeroed (kept allocated when `!may_unmap`).
+    /// truncated or zeroed (kept allocated when `!may_unmap`). Inside a
+    /// clone's overlap a whole object becomes an empty one instead, which
+    /// hides the parent's data (after a copy-up into the snapshots, when
+    /// the image has some), as librbd discards there.
     pub fn zero_range(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
         self.check_writable()?;
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, len)?;
         let object_size = state.header.object_size();
         let size = state.header.size;
+        let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
         for p in pieces(object_size, offset, len) {
-            if self.map_state(p.object) == Some(OBJECT_NONEXISTENT) {
-                continue;
-            }
-            let oid = state.header.data_oid(p.object);
             let object_end = ((p.object + 1) * object_size).min(size) - p.object * object_size;
-            if p.offset == 0 && p.len >= object_end && may_unmap {
-                self.remove_object(&state, p.object)?;
-                continue;
-            }
-            self.update_map(&state, p.object, p.object + 1, OBJECT_EXISTS, None)?;
-            let op = if p.offset + p.len >= object_end && may_unmap {
-                WriteOp::Truncate(p.offset)
+            let whole = p.offset == 0 && p.len >= object_end;
+            let in_overlap = p.object * object_size < overlap;
+            let op = if whole && in_overlap {
+                if state.snapc.snaps.is_empty() {
+                    ObjectOp::Empty
+                } else {
+                    ObjectOp::Truncate(0)
+                }
+            } else if whole && may_unmap {
+                ObjectOp::Remove
+            } else if p.offset + p.len >= object_end && may_unmap {
+                ObjectOp::Truncate(p.offset)
             } else {
-                WriteOp::Zero {
+                ObjectOp::Zero {
                     offset: p.offset,
                     len: p.len,
                 }
             };
-            ignore_missing(self.data.operate(&oid, &[op], &state.snapc))
+            self.object_write(&state, p.object, op)
                 .map_err(|e| e.with_offset(offset))?;
         }
         Ok(())
@@ -311,26 +316,13 @@ impl RbdImage {
         ))
     }
 
-    /// Removes one data object with the PENDING -> NONEXISTENT protocol.
-    pub(super) fn remove_object(&self, state: &State, object: u64) -> Result<()> {
-        self.update_map(state, object, object + 1, OBJECT_PENDING, None)?;
-        self.delete_data_object(state, object)?;
-        self.update_map(
-            state,
-            object,
-            object + 1,
-            OBJECT_NONEXISTENT,
-            Some(OBJECT_PENDING),
-        )
-    }
-
     /// Allocation of the run at `offset`: whole objects from the object map
     /// when it is valid, else from whether each object exists.
     pub fn allocation(&self, offset: u64, len: u64) -> Result<Extent> {
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, len)?;
         let object_size = state.header.object_size();
-        let overlap = self.parent.as_ref().map_or(0, |(_, o)| *o);
+        let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
         let status = |object: u64| -> Result<Allocation> {
             let exists = match self.map_state(object) {
                 Some(s) => s != OBJECT_NONEXISTENT,

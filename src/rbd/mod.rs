@@ -5,6 +5,7 @@
 //! `ceph/`; `storage::rbd` presents an image as byte storage.
 
 pub mod check;
+pub mod copyup;
 pub mod create;
 pub mod header;
 pub mod image;
@@ -13,5 +14,6 @@ pub mod limits;
 pub mod lock;
 pub mod name;
 pub mod notify;
+pub mod object_write;
 pub mod resize;
 pub mod snapshot;

@@ -2,11 +2,15 @@
 //!
 //! ```text
 //!  grow:   object map resize (new objects NONEXISTENT) -> set_size -> notify
-//!  shrink: map [first gone, last] EXISTS -> PENDING
+//!  shrink: a clone with snapshots: copy the parent's data of the objects
+//!          going away up into the snapshots first (deep flatten needs it)
+//!          map [first gone, last] EXISTS -> PENDING
 //!          remove those objects (skipping ones the map says never existed)
 //!          map PENDING -> NONEXISTENT
-//!          truncate the object that now holds the end (partial tail)
-//!          set_size -> object map resize down -> notify
+//!          truncate the object that now holds the end (partial tail; in a
+//!          clone's overlap after a copy-up)
+//!          set_size (which also shrinks a clone's overlap)
+//!          -> object map resize down -> notify
 //! ```
 //! Every step runs with I/O blocked (the state write lock). A shrink
 //! interrupted halfway leaves a map larger than the image, which librbd
@@ -15,8 +19,9 @@
 use crate::ceph::cls_rbd;
 use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
 use crate::error::{Error, ErrorKind, Result};
-use crate::rados::{SnapContext, WriteOp, ignore_missing};
+use crate::rados::{SnapContext, WriteOp};
 use crate::rbd::image::RbdImage;
+use crate::rbd::object_write::ObjectOp;
 use crate::rbd::lock::ExclusiveLock;
 
 impl RbdImage {
@@ -62,6 +67,13 @@ impl RbdImage {
             )?;
         } else if new_size < old_size {
             if new_objects < old_objects {
+                let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
+                if !state.snapc.snaps.is_empty() {
+                    let copyup_end = state.header.object_count(overlap).min(old_objects);
+                    for object in new_objects..copyup_end {
+                        self.object_write(&state, object, ObjectOp::Remove)?;
+                    }
+                }
                 self.update_map(
                     &state,
                     new_objects,
@@ -93,20 +105,7 @@ impl RbdImage {
             let tail = new_size % object_size;
             let tail_object = new_size / object_size;
             if tail != 0 && tail_object < old_objects {
-                let exists = self
-                    .map
-                    .lock()
-                    .expect("no poisoning")
-                    .as_ref()
-                    .is_none_or(|m| m.get(tail_object) != OBJECT_NONEXISTENT);
-                if exists {
-                    self.update_map(&state, tail_object, tail_object + 1, OBJECT_EXISTS, None)?;
-                    ignore_missing(self.data.operate(
-                        &state.header.data_oid(tail_object),
-                        &[WriteOp::Truncate(tail)],
-                        &state.snapc,
-                    ))?;
-                }
+                self.object_write(&state, tail_object, ObjectOp::Truncate(tail))?;
             }
             self.pool.operate(
                 &header_oid,
