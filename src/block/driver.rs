@@ -138,6 +138,13 @@ pub trait BlockDriver: Snapshots + Check + Send + Sync {
         None
     }
 
+    /// Makes the image standalone (`rebase -b ''`): copies what its
+    /// backing file provides into it and drops the link; `progress` hears
+    /// (done, total) as it goes.
+    fn detach_backing(&self, _progress: &(dyn Fn(u64, u64) + Sync)) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
     /// A read-only view of the snapshot with this id, for `convert -l`.
     fn snapshot_open(&self, _id: &str) -> Result<Arc<dyn BlockDriver>> {
         Err(Error::not_supported())

@@ -70,6 +70,9 @@ pub enum Command {
         mut_arg("force_share", |a| a.help("Open the images even if another process uses them")),
     )]
     Compare(CompareArgs),
+    /// Change the backing file of an image (-b '' flattens an RBD clone)
+    #[command(mut_arg("force_share", |a| a.help("Open the new backing file in shared mode")))]
+    Rebase(RebaseArgs),
 }
 
 /// How the commands that open existing images name them: qemu-img's
@@ -409,6 +412,62 @@ pub struct CompareArgs {
     #[command(flatten)]
     pub share: ForceShareArg,
     /// FILENAME1 FILENAME2
+    #[arg(value_name = "FILENAME", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+/// `rebase`: options in qemu-img 10.0.2's order of long names (quiet,
+/// progress, image-opts, force-share, format, cache, compress, backing...).
+#[derive(Debug, Args)]
+pub struct RebaseArgs {
+    #[command(flatten)]
+    pub quiet: QuietArg,
+    /// Show progress
+    #[arg(short = 'p', long = "progress")]
+    pub progress: bool,
+    #[command(flatten)]
+    pub share: ForceShareArg,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Cache mode of the image
+    #[arg(
+        short = 't',
+        long = "cache",
+        allow_hyphen_values = true,
+        value_name = "CACHE"
+    )]
+    pub cache: Option<String>,
+    /// Compress what is copied (formats that compress)
+    #[arg(short = 'c', long = "compress")]
+    pub compress: bool,
+    /// The new backing file; '' for none (copies the old one's data in)
+    #[arg(
+        short = 'b',
+        long = "backing",
+        allow_hyphen_values = true,
+        value_name = "BACKING_FILENAME"
+    )]
+    pub backing: Option<String>,
+    /// Format of the new backing file
+    #[arg(
+        short = 'F',
+        long = "backing-format",
+        allow_hyphen_values = true,
+        value_name = "BACKING_FMT"
+    )]
+    pub backing_format: Option<String>,
+    /// Cache mode of the backing files
+    #[arg(
+        short = 'T',
+        long = "backing-cache",
+        allow_hyphen_values = true,
+        value_name = "CACHE"
+    )]
+    pub backing_cache: Option<String>,
+    /// Change the backing link only, copying nothing
+    #[arg(short = 'u', long = "backing-unsafe")]
+    pub unsafe_backing: bool,
+    /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,
 }

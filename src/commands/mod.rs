@@ -8,6 +8,7 @@ pub mod compare;
 pub mod convert;
 pub mod create;
 pub mod info;
+pub mod rebase;
 pub mod resize;
 pub mod snapshot;
 
@@ -53,6 +54,7 @@ pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
         Command::Snapshot(a) => snapshot::run(a, console),
         Command::Check(a) => check::run(a, console),
         Command::Compare(a) => compare::run(a, console),
+        Command::Rebase(a) => rebase::run(a, console),
     }
 }
 

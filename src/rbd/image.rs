@@ -449,9 +449,16 @@ impl RbdImage {
             .object_size()
     }
 
-    /// The name the image was opened by.
+    /// The name the image was opened by (a parent: named from the child,
+    /// with the child's connection options).
     pub fn spec(&self) -> &RbdSpec {
         &self.spec
+    }
+
+    /// The parent this image reads through to, while it does.
+    pub fn parent(&self) -> Option<Arc<RbdImage>> {
+        let state = self.state.read().expect("no poisoning");
+        state.parent.as_ref().map(|p| p.image.clone())
     }
 
     /// Where the image lives: the cluster's description.

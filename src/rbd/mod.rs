@@ -5,8 +5,10 @@
 //! `ceph/`; `storage::rbd` presents an image as byte storage.
 
 pub mod check;
+pub mod clone;
 pub mod copyup;
 pub mod create;
+pub mod flatten;
 pub mod header;
 pub mod image;
 pub mod io;

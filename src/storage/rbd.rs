@@ -23,10 +23,11 @@ use crate::block::snapshot::{SnapshotInfo, Snapshots};
 use crate::ceph::features;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::config;
+use crate::rbd::clone::CloneRequest;
 use crate::rbd::create::{CreateSpec, cluster_defaults};
 use crate::rbd::image::RbdImage;
 use crate::rbd::name::RbdSpec;
-use crate::storage::Storage;
+use crate::storage::{Backing, Storage};
 
 /// The rbd storage's `-o` options: QEMU's (same names, help and order),
 /// then rbdimg's `features`.
@@ -58,6 +59,16 @@ pub const CREATE_OPTIONS: &[OptDesc] = &[
         OptType::Str,
         "RBD image features: names joined by '+' (or ',,'), or a number (default: rbd_default_features)",
     ),
+    OptDesc::new(
+        "backing_file",
+        OptType::Str,
+        "RBD snapshot to clone (rbd:pool/image@snap)",
+    ),
+    OptDesc::new(
+        "backing_fmt",
+        OptType::Str,
+        "Image format of the clone's parent (raw)",
+    ),
 ];
 
 pub struct RbdStorage {
@@ -84,7 +95,8 @@ impl RbdStorage {
     /// wording for `cluster_size`, rbdimg's `features`, the cluster's
     /// defaults otherwise. The size is rounded up to whole sectors, as QEMU
     /// rounds it. Creating makes the pool and namespace where the backend
-    /// makes them on demand (the embedded store).
+    /// makes them on demand (the embedded store). With a `backing_file`
+    /// (an RBD snapshot), the image is a clone of it (rbdimg's extension).
     pub fn create(
         spec: &RbdSpec,
         size: u64,
@@ -120,6 +132,26 @@ impl RbdStorage {
                     Error::invalid(format!("invalid value for features: '{text}'"))
                 })?),
             };
+        if let Some(backing) = options.get("backing_file") {
+            if options.get("backing_fmt").is_some_and(|f| f != "raw") {
+                return Err(Error::invalid(
+                    "a clone's parent is raw: give the backing format raw (-F raw)",
+                ));
+            }
+            if !crate::rbd::name::is_rbd_name(backing) {
+                return Err(Error::invalid(format!(
+                    "the backing file of an RBD image must be an RBD snapshot (rbd:pool/image@snap), not '{backing}'"
+                )));
+            }
+            let request = CloneRequest {
+                parent: crate::rbd::name::parse_legacy(backing)?,
+                child: spec.clone(),
+                size: Some(round_to_sector(size)),
+                order,
+                features: requested_features,
+            };
+            return crate::rbd::clone::clone(&request, diagnostics);
+        }
         let cluster = config::connect(&spec.client_config(), diagnostics)?;
         cluster.ensure_pool(&spec.pool, spec.namespace())?;
         let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
@@ -130,7 +162,7 @@ impl RbdStorage {
             order: order.unwrap_or(default_order),
             features: requested_features.unwrap_or(default_features),
         };
-        crate::rbd::create::create(cluster.as_ref(), pool.as_ref(), &create)
+        crate::rbd::create::create(cluster.as_ref(), pool.as_ref(), &create).map(drop)
     }
 
     /// Grows the image so that it holds `end` bytes (QEMU's rbd driver
@@ -168,10 +200,9 @@ impl RbdStorage {
     fn snapshot_infos(&self) -> Vec<SnapshotInfo> {
         // QEMU's rbd driver: id = name, VM state size = image size then,
         // no date or clock, ICOUNT 0. Oldest first.
-        self.image
-            .header()
-            .snapshots
-            .iter()
+        let header = self.image.header();
+        let user: Vec<_> = header.user_snapshots().collect();
+        user.into_iter()
             .rev()
             .map(|s| SnapshotInfo {
                 id: s.name.clone(),
@@ -259,6 +290,24 @@ impl Storage for RbdStorage {
 
     fn allocation_unit(&self) -> Option<u64> {
         Some(self.image.object_size())
+    }
+
+    fn backing(&self) -> Option<Backing> {
+        let parent = self.image.parent()?;
+        let spec = parent.spec();
+        Some(Backing {
+            name: spec.legacy_name(false),
+            full_name: spec.legacy_name(true),
+            storage: Arc::new(RbdStorage {
+                filename: spec.json_filename(),
+                image: parent,
+                growing: Mutex::new(()),
+            }),
+        })
+    }
+
+    fn flatten(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<()> {
+        self.image.flatten(progress)
     }
 
     fn node_info(&self) -> Result<NodeInfo> {
