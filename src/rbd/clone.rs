@@ -74,29 +74,41 @@ pub fn clone_format(cluster: &dyn Cluster) -> Result<u8> {
     }
 }
 
-/// The parent is looked up in the clone's cluster: a parent name without
-/// connection options takes the clone's; with options, they must be the
-/// clone's own.
+/// Settings that say which cluster (and as whom) a name reaches.
+const CONNECTION: &[&str] = &["mon_host", "mon_addr", "key", "keyring", "keyfile"];
+
+/// The parent is looked up in the clone's cluster, with the clone's
+/// connection options; any the parent's name gives (`conf=`, `store=`,
+/// `id=`, monitors, keys) must be the clone's own.
 pub fn parent_in_childs_cluster(parent: &RbdSpec, child: &RbdSpec) -> Result<RbdSpec> {
-    let bare = parent.user.is_none()
-        && parent.conf.is_none()
-        && parent.settings.is_empty()
-        && parent.store.is_none();
-    if bare {
-        return Ok(RbdSpec {
-            user: child.user.clone(),
-            conf: child.conf.clone(),
-            settings: child.settings.clone(),
-            store: child.store.clone(),
-            ..parent.clone()
-        });
-    }
-    if parent.client_config() != child.client_config() {
+    let setting = |spec: &RbdSpec, key: &str| {
+        spec.settings
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let differs = |mine: &Option<String>, theirs: &Option<String>| {
+        mine.is_some() && mine != theirs
+    };
+    if differs(&parent.user, &child.user)
+        || differs(&parent.conf, &child.conf)
+        || differs(&parent.store, &child.store)
+        || CONNECTION
+            .iter()
+            .any(|k| differs(&setting(parent, k), &setting(child, k)))
+    {
         return Err(Error::invalid(
-            "a clone's parent must be in the clone's cluster: name it with the clone's options (conf=, id=, store=, settings) or none",
+            "a clone's parent must be in the clone's cluster: name it with the clone's connection options (conf=, id=, store=, mon_host=, keys) or none",
         ));
     }
-    Ok(parent.clone())
+    Ok(RbdSpec {
+        user: child.user.clone(),
+        conf: child.conf.clone(),
+        settings: child.settings.clone(),
+        store: child.store.clone(),
+        ..parent.clone()
+    })
 }
 
 /// `pool[/namespace]/image`, as `rbd` names images.

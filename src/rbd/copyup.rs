@@ -148,18 +148,20 @@ impl RbdImage {
             }
             copy.clear();
         }
+        // The request alone; removing, zeroing or truncating nothing is done.
+        let apply_own = || match own.is_empty() {
+            true => Ok(()),
+            false if matches!(op, ObjectOp::Write { .. }) => {
+                self.data.operate(&oid, &own, &state.snapc)
+            }
+            false => ignore_missing(self.data.operate(&oid, &own, &state.snapc)),
+        };
         if copy.is_empty() {
-            return match own.is_empty() {
-                true => Ok(()),
-                false => self.data.operate(&oid, &own, &state.snapc),
-            };
+            return apply_own();
         }
         copy.extend(own.iter().copied());
         match self.data.operate(&oid, &copy, &state.snapc) {
-            Err(e) if exists(&e) && !own.is_empty() => {
-                self.data.operate(&oid, &own, &state.snapc)
-            }
-            Err(e) if exists(&e) => Ok(()),
+            Err(e) if exists(&e) => apply_own(),
             other => other,
         }
     }

@@ -8,6 +8,7 @@ mod conformance;
 mod corrupt;
 mod crash;
 mod embedded;
+mod layering;
 mod names;
 mod qcow2_in_rbd;
 mod store;
