@@ -43,7 +43,8 @@ pub fn run(a: RebaseArgs, console: &Console) -> anyhow::Result<i32> {
         ..Default::default()
     };
     let image = open_image(filename, &opts)?;
-    let compresses = matches!(Format::lookup(image.format_name()), Lookup::Found(f) if f.supports_compression());
+    let compresses =
+        matches!(Format::lookup(image.format_name()), Lookup::Found(f) if f.supports_compression());
     if a.compress && !compresses {
         bail!("Compression not supported for this file format");
     }

@@ -88,9 +88,7 @@ pub fn parent_in_childs_cluster(parent: &RbdSpec, child: &RbdSpec) -> Result<Rbd
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
     };
-    let differs = |mine: &Option<String>, theirs: &Option<String>| {
-        mine.is_some() && mine != theirs
-    };
+    let differs = |mine: &Option<String>, theirs: &Option<String>| mine.is_some() && mine != theirs;
     if differs(&parent.user, &child.user)
         || differs(&parent.conf, &child.conf)
         || differs(&parent.store, &child.store)
@@ -164,9 +162,7 @@ pub fn clone(request: &CloneRequest, diagnostics: &Diagnostics) -> Result<()> {
             libc::EXDEV,
         ));
     }
-    let features = request
-        .features
-        .unwrap_or(header.features & !IMPLICIT);
+    let features = request.features.unwrap_or(header.features & !IMPLICIT);
     if features & features::LAYERING == 0 {
         return Err(Error::errno(
             ErrorKind::InvalidArgument,
@@ -254,7 +250,10 @@ fn attach(
         };
         exec(child_pool, CHILDREN, &layering::add_child(&v1, id))?;
         // The parent snapshot may have been unprotected meanwhile.
-        let status = parent_pool.exec(&parent_header, &cls_rbd::get_protection_status(spec.snap_id));
+        let status = parent_pool.exec(
+            &parent_header,
+            &cls_rbd::get_protection_status(spec.snap_id),
+        );
         if status.ok().and_then(|s| cls_rbd::decode_u8(&s).ok()) != Some(PROTECTED) {
             let _ = exec(child_pool, CHILDREN, &layering::remove_child(&v1, id));
             return Err(Error::errno(

@@ -110,9 +110,10 @@ impl RbdImage {
         let end = (start + object_size).min(parent.overlap);
         let mut data = vec![0u8; end.saturating_sub(start) as usize];
         if !data.is_empty() {
-            parent.image.read_range(&mut data, start).map_err(|e| {
-                e.prepend(format!("error reading the parent for copy-up of {oid}"))
-            })?;
+            parent
+                .image
+                .read_range(&mut data, start)
+                .map_err(|e| e.prepend(format!("error reading the parent for copy-up of {oid}")))?;
         }
         let runs = data_runs(&data);
         if runs.is_empty() && op.is_empty_write() {
@@ -126,7 +127,11 @@ impl RbdImage {
                 // Oldest first: the first holds the data, later ones inherit it.
                 for (i, &snap) in snaps.iter().rev().enumerate() {
                     let clean = fast_diff && i > 0;
-                    let new = if clean { OBJECT_EXISTS_CLEAN } else { OBJECT_EXISTS };
+                    let new = if clean {
+                        OBJECT_EXISTS_CLEAN
+                    } else {
+                        OBJECT_EXISTS
+                    };
                     self.update_snapshot_map(state, snap, object, new)?;
                 }
             }
@@ -189,10 +194,7 @@ mod tests {
         data[BLOCK + 7] = 1;
         data[2 * BLOCK] = 2;
         data[5 * BLOCK + 99] = 3;
-        assert_eq!(
-            data_runs(&data),
-            vec![(BLOCK, 2 * BLOCK), (5 * BLOCK, 100)]
-        );
+        assert_eq!(data_runs(&data), vec![(BLOCK, 2 * BLOCK), (5 * BLOCK, 100)]);
         assert!(data_runs(&[0; 10]).is_empty());
     }
 }

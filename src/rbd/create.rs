@@ -184,7 +184,11 @@ pub fn create(cluster: &dyn Cluster, pool: &dyn Pool, spec: &CreateSpec) -> Resu
 /// Best effort: the error that made the caller give up is what matters.
 pub fn remove_new(pool: &dyn Pool, name: &str, id: &str) {
     let none = SnapContext::default();
-    for oid in [object_map::object_name(id, None), header_oid(id), id_oid(name)] {
+    for oid in [
+        object_map::object_name(id, None),
+        header_oid(id),
+        id_oid(name),
+    ] {
         let _ = pool.operate(&oid, &[WriteOp::Remove], &none);
     }
     let _ = pool.operate(

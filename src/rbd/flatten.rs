@@ -107,10 +107,9 @@ impl RbdImage {
                         };
                         if let Err(e) = self.object_write(&state, object, ObjectOp::CopyUp) {
                             failed.store(true, Ordering::Relaxed);
-                            first_error
-                                .lock()
-                                .expect("no poisoning")
-                                .get_or_insert(e.prepend(format!("flatten stopped at object {object}")));
+                            first_error.lock().expect("no poisoning").get_or_insert(
+                                e.prepend(format!("flatten stopped at object {object}")),
+                            );
                             break;
                         }
                         progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
@@ -133,8 +132,7 @@ impl RbdImage {
         let Some(parent) = header.parent.as_ref().filter(|p| p.overlap.is_some()) else {
             return Ok(());
         };
-        let snapshots_keep_it =
-            !header.has(features::DEEP_FLATTEN) && !header.snapshots.is_empty();
+        let snapshots_keep_it = !header.has(features::DEEP_FLATTEN) && !header.snapshots.is_empty();
         if !snapshots_keep_it {
             self.detach_child(&header, &parent.spec)?;
         }

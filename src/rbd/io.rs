@@ -14,13 +14,13 @@
 //! ```
 
 use crate::block::extent::{Allocation, Extent};
-use crate::rbd::object_write::ObjectOp;
 use crate::ceph::cls_rbd;
 use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{SnapContext, WriteOp, ignore_missing};
 use crate::rbd::image::{RbdImage, State};
 use crate::rbd::lock::ExclusiveLock;
+use crate::rbd::object_write::ObjectOp;
 
 /// One object's share of an image range.
 pub(super) struct Piece {

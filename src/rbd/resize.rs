@@ -21,8 +21,8 @@ use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PE
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{SnapContext, WriteOp};
 use crate::rbd::image::RbdImage;
-use crate::rbd::object_write::ObjectOp;
 use crate::rbd::lock::ExclusiveLock;
+use crate::rbd::object_write::ObjectOp;
 
 impl RbdImage {
     /// Grows or shrinks the image (steps in the diagram above).

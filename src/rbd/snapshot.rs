@@ -131,13 +131,9 @@ impl RbdImage {
     /// Why a protected snapshot stays: the clones (v1) that depend on it.
     fn protected(&self, snap: &Snapshot) -> Error {
         let header = self.header();
-        let clones = crate::rbd::clone::children(
-            self.cluster.as_ref(),
-            self.pool.as_ref(),
-            &header,
-            snap,
-        )
-        .unwrap_or_default();
+        let clones =
+            crate::rbd::clone::children(self.cluster.as_ref(), self.pool.as_ref(), &header, snap)
+                .unwrap_or_default();
         let why = match clones.as_slice() {
             [] => format!(
                 "snapshot '{}' is protected (`rbd snap unprotect` lifts that)",

@@ -6,6 +6,7 @@
 
 mod faults;
 mod interop;
+mod layering;
 mod locking;
 mod matrix;
 mod misuse;

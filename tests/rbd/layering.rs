@@ -19,7 +19,7 @@ both_backends!(
     clone_errors_are_clear,
 );
 
-const MIB: u64 = 1 << 20;
+pub(crate) const MIB: u64 = 1 << 20;
 
 /// `b.name(image)` with the clone format the cluster should pick.
 fn named(b: &Backend, image: &str, format: u8) -> String {
@@ -27,10 +27,18 @@ fn named(b: &Backend, image: &str, format: u8) -> String {
 }
 
 /// A golden image holding `source`'s bytes, with snapshot `base`.
-fn golden(b: &Backend, dir: &Path) -> (String, Vec<u8>) {
+pub(crate) fn golden(b: &Backend, dir: &Path) -> (String, Vec<u8>) {
     let src = source(dir);
     let image = unique("golden");
-    rbdimg_ok(&["convert", "-f", "raw", "-O", "raw", src.to_str().unwrap(), &b.name(&image)]);
+    rbdimg_ok(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "raw",
+        src.to_str().unwrap(),
+        &b.name(&image),
+    ]);
     rbdimg_ok(&["snapshot", "-c", "base", &b.name(&image)]);
     (image, std::fs::read(src).unwrap())
 }
@@ -55,7 +63,7 @@ fn clone(b: &Backend, parent: &str, child: &str, format: u8, size: Option<&str>)
 
 /// Writes `data` at `offset` of `image` with rbdimg (`convert -n` into a
 /// raw window of the image), and into the model `expected`.
-fn write_at(b: &Backend, image: &str, offset: u64, data: &[u8], expected: &mut [u8]) {
+pub(crate) fn write_at(b: &Backend, image: &str, offset: u64, data: &[u8], expected: &mut [u8]) {
     let dir = tempfile::tempdir().unwrap();
     let patch = dir.path().join("patch.raw");
     std::fs::write(&patch, data).unwrap();
@@ -65,12 +73,21 @@ fn write_at(b: &Backend, image: &str, offset: u64, data: &[u8], expected: &mut [
         data.len(),
         rbd.strip_prefix("json:").unwrap()
     );
-    rbdimg_ok(&["convert", "-n", "-f", "raw", "-O", "raw", patch.to_str().unwrap(), &window]);
+    rbdimg_ok(&[
+        "convert",
+        "-n",
+        "-f",
+        "raw",
+        "-O",
+        "raw",
+        patch.to_str().unwrap(),
+        &window,
+    ]);
     expected[offset as usize..offset as usize + data.len()].copy_from_slice(data);
 }
 
 /// Bytes that are neither zero nor constant, so misplaced data shows.
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 1)
         .collect()
@@ -81,7 +98,7 @@ fn info_json(b: &Backend, image: &str) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap()
 }
 
-fn assert_bytes(b: &Backend, image: &str, expected: &[u8]) {
+pub(crate) fn assert_bytes(b: &Backend, image: &str, expected: &[u8]) {
     let got = b.export(image);
     assert_eq!(got.len(), expected.len(), "{image}: size");
     if let Some(at) = got.iter().zip(expected).position(|(a, e)| a != e) {
@@ -98,7 +115,10 @@ fn clones_read_write_and_flatten(b: &Backend) {
         // v1 needs a protected parent snapshot: rbdimg protects it, and says so.
         assert_eq!(said.contains("protected snapshot"), format == 1, "{said}");
         assert!(
-            said.contains(&format!("backing_file={}", b.name(&format!("{parent}@base")))),
+            said.contains(&format!(
+                "backing_file={}",
+                b.name(&format!("{parent}@base"))
+            )),
             "{said}"
         );
         // The parent shows as the backing file; nothing is copied.
@@ -121,19 +141,41 @@ fn clones_read_write_and_flatten(b: &Backend) {
         );
         // --backing-chain walks to the parent.
         let chain = rbdimg_ok(&["info", "--backing-chain", &b.name(&child)]).stdout;
-        assert_eq!(chain.lines().filter(|l| *l == "file format: raw").count(), 2, "{chain}");
+        assert_eq!(
+            chain.lines().filter(|l| *l == "file format: raw").count(),
+            2,
+            "{chain}"
+        );
         assert_bytes(b, &child, &original);
 
         // Writes copy the parent's object up first, wherever they land.
         let mut expected = original.clone();
         write_at(b, &child, 4096, &pattern(8192, 1), &mut expected);
         write_at(b, &child, 6 * MIB - 100, &pattern(512, 2), &mut expected);
-        write_at(b, &child, 20 * MIB + 50_000, &pattern(4096, 3), &mut expected);
-        write_at(b, &child, 44 * MIB, &pattern(4 * MIB as usize, 4), &mut expected);
+        write_at(
+            b,
+            &child,
+            20 * MIB + 50_000,
+            &pattern(4096, 3),
+            &mut expected,
+        );
+        write_at(
+            b,
+            &child,
+            44 * MIB,
+            &pattern(4 * MIB as usize, 4),
+            &mut expected,
+        );
         // Zeros over parent data hide it, in part of an object or all of it.
         write_at(b, &child, 4 * MIB + 512, &vec![0; 1024], &mut expected);
         write_at(b, &child, 8 * MIB - 4096, &vec![0; 4096], &mut expected);
-        write_at(b, &child, 20 * MIB, &vec![0; 4 * MIB as usize], &mut expected);
+        write_at(
+            b,
+            &child,
+            20 * MIB,
+            &vec![0; 4 * MIB as usize],
+            &mut expected,
+        );
         assert_bytes(b, &child, &expected);
         assert_bytes(b, &format!("{parent}@base"), &original);
         b.object_map_check(&child);
@@ -141,10 +183,7 @@ fn clones_read_write_and_flatten(b: &Backend) {
         assert_eq!(same.code, 1, "{same:#?}");
         if let Backend::Ceph(c) = b {
             let info = c.tool_ok("rbd", &["info", &child]).stdout;
-            assert!(
-                info.contains(&format!("parent: {parent}@base")),
-                "{info}"
-            );
+            assert!(info.contains(&format!("parent: {parent}@base")), "{info}");
             assert!(info.contains("overlap: 48 MiB"), "{info}");
             let children = c.tool_ok("rbd", &["children", &format!("{parent}@base")]);
             assert_eq!(children.stdout.trim(), child, "{children:#?}");
@@ -185,7 +224,13 @@ fn clone_snapshots_resize_and_rollback(b: &Backend) {
         // After the snapshot, copy-ups keep the parent data in it too.
         write_at(b, &child, 5 * MIB, &pattern(4096, 6), &mut expected);
         write_at(b, &child, 21 * MIB, &pattern(512, 7), &mut expected);
-        write_at(b, &child, 44 * MIB, &vec![0; 4 * MIB as usize], &mut expected);
+        write_at(
+            b,
+            &child,
+            44 * MIB,
+            &vec![0; 4 * MIB as usize],
+            &mut expected,
+        );
         assert_bytes(b, &child, &expected);
         assert_bytes(b, &format!("{child}@s1"), &at_s1);
         b.object_map_check(&child);
@@ -341,7 +386,11 @@ fn chains_of_clones(b: &Backend) {
     clone(b, &format!("{middle}@mid"), &leaf, 2, None);
     assert_bytes(b, &leaf, &expected);
     let chain = rbdimg_ok(&["info", "--backing-chain", &b.name(&leaf)]).stdout;
-    assert_eq!(chain.lines().filter(|l| *l == "file format: raw").count(), 3, "{chain}");
+    assert_eq!(
+        chain.lines().filter(|l| *l == "file format: raw").count(),
+        3,
+        "{chain}"
+    );
     write_at(b, &leaf, 20 * MIB + 10, &pattern(512, 11), &mut expected);
     rbdimg_ok(&["rebase", "-b", "", &b.name(&leaf)]);
     assert_bytes(b, &leaf, &expected);
@@ -358,13 +407,21 @@ fn clone_errors_are_clear(b: &Backend) {
         rbdimg(&["create", "-f", "raw", "-b", backing, "-F", format, &child])
     };
     let cases = [
-        (b.name(&parent), "raw", "a clone's parent must be a snapshot"),
+        (
+            b.name(&parent),
+            "raw",
+            "a clone's parent must be a snapshot",
+        ),
         (
             b.name(&format!("{parent}@nope")),
             "raw",
             "No such file or directory\nCould not open backing image.",
         ),
-        (b.name(&format!("{parent}@base")), "qcow2", "Image is not in qcow2 format"),
+        (
+            b.name(&format!("{parent}@base")),
+            "qcow2",
+            "Image is not in qcow2 format",
+        ),
         (
             local.display().to_string(),
             "raw",
@@ -378,7 +435,13 @@ fn clone_errors_are_clear(b: &Backend) {
     }
     // A parent without layering cannot be cloned.
     let flat = unique("no-layering");
-    rbdimg_ok(&["create", "-o", "features=exclusive-lock", &b.name(&flat), "4M"]);
+    rbdimg_ok(&[
+        "create",
+        "-o",
+        "features=exclusive-lock",
+        &b.name(&flat),
+        "4M",
+    ]);
     rbdimg_ok(&["snapshot", "-c", "s", &b.name(&flat)]);
     let out = create(&b.name(&format!("{flat}@s")), "raw");
     assert!(out.stderr.contains("layering"), "{}", out.stderr);
@@ -388,5 +451,8 @@ fn clone_errors_are_clear(b: &Backend) {
     // A clone refuses to lose its parent's data unsafely.
     let ok = unique("clone-u");
     clone(b, &format!("{parent}@base"), &ok, 2, None);
-    rbdimg_fails(&["rebase", "-u", "-b", "", &b.name(&ok)], "without copying its data");
+    rbdimg_fails(
+        &["rebase", "-u", "-b", "", &b.name(&ok)],
+        "without copying its data",
+    );
 }

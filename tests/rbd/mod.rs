@@ -8,7 +8,7 @@ mod conformance;
 mod corrupt;
 mod crash;
 mod embedded;
-mod layering;
+pub(crate) mod layering;
 mod names;
 mod qcow2_in_rbd;
 mod store;
