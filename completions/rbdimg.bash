@@ -31,6 +31,9 @@ _rbdimg() {
             rbdimg,info)
                 cmd="rbdimg__subcmd__info"
                 ;;
+            rbdimg,rebase)
+                cmd="rbdimg__subcmd__rebase"
+                ;;
             rbdimg,resize)
                 cmd="rbdimg__subcmd__resize"
                 ;;
@@ -44,7 +47,7 @@ _rbdimg() {
 
     case "${cmd}" in
         rbdimg)
-            opts="-h -V --help --version create info convert resize snapshot check compare"
+            opts="-h -V --help --version create info convert resize snapshot check compare rebase"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -301,6 +304,60 @@ _rbdimg() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rbdimg__subcmd__rebase)
+            opts="-q -p -f -t -c -b -F -T -u -U -h --quiet --progress --image-opts --format --cache --compress --backing --backing-format --backing-cache --backing-unsafe --force-share --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-format)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backing-cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -T)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

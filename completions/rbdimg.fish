@@ -33,6 +33,7 @@ complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "resize" -d 'Resize a 
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "snapshot" -d 'List, apply, create or delete internal snapshots'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "check" -d 'Check an image for consistency'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "compare" -d 'Check whether two images have the same content'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "rebase" -d 'Change the backing file of an image (-b \'\' flattens an RBD clone)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s f -l format -d 'Image format (raw, qcow2)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s o -l options -d 'Format options, comma separated (-o help lists them)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s b -l backing -d 'Backing image of the new image' -r
@@ -98,3 +99,15 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s s -l strict -d
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -l image-opts -d 'The filenames are option strings'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s U -l force-share -d 'Open the images even if another process uses them'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s f -l format -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s t -l cache -d 'Cache mode of the image' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s b -l backing -d 'The new backing file; \'\' for none (copies the old one\'s data in)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s F -l backing-format -d 'Format of the new backing file' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s T -l backing-cache -d 'Cache mode of the backing files' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s q -l quiet -d 'Quiet: print nothing on success'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s p -l progress -d 'Show progress'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s c -l compress -d 'Compress what is copied (formats that compress)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s u -l backing-unsafe -d 'Change the backing link only, copying nothing'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s U -l force-share -d 'Open the new backing file in shared mode'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s h -l help -d 'Print help'

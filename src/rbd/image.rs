@@ -212,6 +212,15 @@ impl RbdImage {
             Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
             _ => pool.clone(),
         };
+        if let Some(p) = &header.parent
+            && (p.spec.pool_id, p.spec.namespace.as_str(), p.spec.image_id.as_str())
+                == (pool.id(), pool.namespace(), header.id.as_str())
+        {
+            return Err(Error::corrupt(format!(
+                "parent image id '{}' is corrupt: the image is its own parent",
+                header.id
+            )));
+        }
         let overlap = Self::overlap_at(&pool, &header, &snapshot)?;
         let parent = match &header.parent {
             Some(p) if overlap > 0 => Some(ParentLink {

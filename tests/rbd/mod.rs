@@ -6,6 +6,7 @@
 
 mod conformance;
 mod corrupt;
+mod clone_crash;
 mod crash;
 mod embedded;
 pub(crate) mod layering;
