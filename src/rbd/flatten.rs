@@ -11,15 +11,18 @@
 //! ```
 //!
 //! Each copy-up is complete or not there (copyup.rs), so an interrupted
-//! flatten leaves the clone as it read, and a second run skips what the
-//! first copied (the child's object map says so) and finishes.
+//! flatten leaves the clone as it read, and a second run finishes. An
+//! object the child's map says exists is checked (a guarded empty write),
+//! not skipped as librbd skips it: a writer killed between its map update
+//! and its copy-up leaves the map saying so of an object that is not
+//! there, and skipping it would lose the parent's data.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::ceph::cls_rbd_layering;
 use crate::ceph::features;
-use crate::ceph::object_map::{OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, OBJECT_NONEXISTENT};
+use crate::ceph::object_map::OBJECT_NONEXISTENT;
 use crate::error::Result;
 use crate::rados::{SnapContext, WriteOp, ignore_missing};
 use crate::rbd::image::RbdImage;
@@ -83,12 +86,6 @@ impl RbdImage {
                 .flat_map(|&(start, end)| start / object_size..end.div_ceil(object_size))
                 .collect();
             objects.dedup();
-            let map = self.map.lock().expect("no poisoning");
-            // Skip what the child surely has: a second run resumes.
-            objects.retain(|&o| {
-                map.as_ref()
-                    .is_none_or(|m| !matches!(m.get(o), OBJECT_EXISTS | OBJECT_EXISTS_CLEAN))
-            });
             objects
         };
         let total = todo.len() as u64;

@@ -213,8 +213,11 @@ impl RbdImage {
             _ => pool.clone(),
         };
         if let Some(p) = &header.parent
-            && (p.spec.pool_id, p.spec.namespace.as_str(), p.spec.image_id.as_str())
-                == (pool.id(), pool.namespace(), header.id.as_str())
+            && (
+                p.spec.pool_id,
+                p.spec.namespace.as_str(),
+                p.spec.image_id.as_str(),
+            ) == (pool.id(), pool.namespace(), header.id.as_str())
         {
             return Err(Error::corrupt(format!(
                 "parent image id '{}' is corrupt: the image is its own parent",

@@ -4,9 +4,9 @@
 //! images: on Ceph with the rbd CLI (and rbdimg), on the embedded store
 //! with rbdimg itself.
 
+mod clone_crash;
 mod conformance;
 mod corrupt;
-mod clone_crash;
 mod crash;
 mod embedded;
 pub(crate) mod layering;
