@@ -7,6 +7,11 @@
 //!   extents, as raw, qcow2 and compressed qcow2 (`--quick`: 512 MiB with
 //!   128 MiB of data). Cases: each source into RBD, RBD into qcow2, qcow2
 //!   into raw and raw into qcow2 locally.
+//! * `layering`: clones of a golden image's snapshot (the 4 GiB source with
+//!   1 GiB of data; `--quick`: the 512 MiB one) on the cluster, rbdimg
+//!   against `rbd clone`/`rbd flatten`: one clone, 1,000 clones (8 at a
+//!   time, each tool), and the flatten of a clone; and on the embedded store
+//!   (rbdimg alone): one clone and 1,000 clones.
 //! * `store`: the embedded store against a local raw file, no cluster:
 //!   `convert -n` of 1 GiB of incompressible data (`--quick`: 256 MiB) into
 //!   an existing image of that size in a fresh store, and into an existing
@@ -14,7 +19,7 @@
 //!   and with the page cache dropped before each run, as root) or flushed
 //!   by rbdimg itself (`-t writeback`).
 //!
-//!   cargo run --release --bin bench -- [--runs N] [--quick] [--rows convert,store] [--out FILE]
+//!   cargo run --release --bin bench -- [--runs N] [--quick] [--rows convert,layering,store] [--out FILE]
 //!
 //! Each case runs one untimed warm-up round, then the timed rounds with
 //! its tools interleaved. Every target is deleted right after it is timed.
@@ -78,16 +83,19 @@ struct Config {
     runs: usize,
     quick: bool,
     convert: bool,
+    layering: bool,
     store: bool,
     out: PathBuf,
 }
 
 fn parse_args() -> Config {
-    const USAGE: &str = "usage: bench [--runs N] [--quick] [--rows convert,store] [--out FILE]";
+    const USAGE: &str =
+        "usage: bench [--runs N] [--quick] [--rows convert,layering,store] [--out FILE]";
     let mut config = Config {
         runs: 3,
         quick: false,
         convert: true,
+        layering: true,
         store: true,
         out: PathBuf::from("target/bench/results.md"),
     };
@@ -97,12 +105,14 @@ fn parse_args() -> Config {
             "--runs" => config.runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--quick" => config.quick = true,
             "--rows" => {
-                let rows = args.next().expect("--rows convert,store");
+                let rows = args.next().expect("--rows convert,layering,store");
                 config.convert = false;
+                config.layering = false;
                 config.store = false;
                 for row in rows.split(',') {
                     match row {
                         "convert" => config.convert = true,
+                        "layering" => config.layering = true,
                         "store" => config.store = true,
                         other => panic!("unknown row group {other}; {USAGE}"),
                     }
@@ -258,8 +268,20 @@ fn main() {
         if config.store {
             report += &store_rows(&config, dir, &rbdimg);
         }
-        if config.convert {
-            report += &with_cluster(root, dir, |conf| convert_rows(&config, dir, &rbdimg, conf));
+        if config.layering {
+            report += &embedded_layering_rows(&config, dir, &rbdimg);
+        }
+        if config.convert || config.layering {
+            report += &with_cluster(root, dir, |conf| {
+                let mut rows = String::new();
+                if config.convert {
+                    rows += &convert_rows(&config, dir, &rbdimg, conf);
+                }
+                if config.layering {
+                    rows += &layering_rows(&config, dir, &rbdimg, conf);
+                }
+                rows
+            });
         }
     }));
     let _ = fs::remove_dir_all(dir);
@@ -500,6 +522,141 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
     )
     .unwrap();
     report += &time_cases(&cases, config.runs);
+    report
+}
+
+/// How many clones the many-clones rows make, and how many at a time.
+const CLONES: usize = 1000;
+const CLONES_AT_ONCE: usize = 8;
+
+/// `command` (with `{i}` for the clone's number) for 1 .. CLONES, 8 at a time.
+fn many(command: &str) -> String {
+    format!("seq {CLONES} | xargs -P {CLONES_AT_ONCE} -I{{i}} {command}")
+}
+
+/// Clones on the cluster: rbdimg against `rbd clone` and `rbd flatten`.
+fn layering_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> String {
+    let src = dir.join("golden.raw");
+    let (size, data) = if config.quick {
+        (512u64 << 20, 128u64 << 20)
+    } else {
+        (4u64 << 30, 1u64 << 30)
+    };
+    make_raw(&src, size, data);
+    let rbd = format!("rbd --conf {conf}");
+    sh(&format!(
+        "{rbd} import {} rbd/golden >/dev/null 2>&1 && {rbd} snap create rbd/golden@base \
+         && {rbd} snap protect rbd/golden@base",
+        src.display()
+    ));
+    let ours = rbdimg.display().to_string();
+    let parent = format!("rbd:rbd/golden@base:conf={conf}");
+    let clone_ours = |child: &str| {
+        format!("{ours} create -q -f raw -b {parent} -F raw rbd:rbd/{child}:conf={conf}")
+    };
+    let clone_rbd = |child: &str| format!("{rbd} clone rbd/golden@base rbd/{child}");
+    let case = |title, tools, cleanup: &str| Case {
+        title,
+        tools,
+        src: String::new(),
+        dst: String::new(),
+        cleanup: cleanup.to_string(),
+        cache: Cache::Untouched,
+    };
+    let cases = vec![
+        case(
+            "one clone (cluster)",
+            vec![
+                tool("rbdimg create -b", clone_ours("one-{n}")),
+                tool("rbd clone", clone_rbd("one-{n}")),
+            ],
+            &format!("{rbd} rm rbd/one-{{n}} >/dev/null 2>&1"),
+        ),
+        // Left in place: removing 1,000 images would take longer than making them.
+        case(
+            "1,000 clones, 8 at a time (cluster)",
+            vec![
+                tool("rbdimg create -b", many(&clone_ours("many-{n}-{i}"))),
+                tool("rbd clone", many(&clone_rbd("many-{n}-{i}"))),
+            ],
+            "true",
+        ),
+        case(
+            "flatten a clone of the golden image (cluster)",
+            vec![
+                Tool {
+                    setup: Some(clone_rbd("flat-{n}")),
+                    ..tool(
+                        "rbdimg rebase -b ''",
+                        format!("{ours} rebase -b '' rbd:rbd/flat-{{n}}:conf={conf}"),
+                    )
+                },
+                Tool {
+                    setup: Some(clone_rbd("flat-{n}")),
+                    ..tool("rbd flatten", format!("{rbd} flatten rbd/flat-{{n}}"))
+                },
+            ],
+            &format!("{rbd} rm rbd/flat-{{n}} >/dev/null 2>&1"),
+        ),
+    ];
+    let mut report = String::new();
+    writeln!(
+        report,
+        "Clones of a {} golden image ({} MiB of data) on the single-node cluster: `rbdimg \
+         create -f raw -b rbd:rbd/golden@base -F raw` against `rbd clone` (clone v1, as the \
+         cluster's min compat client asks), `rbdimg rebase -b ''` against `rbd flatten`; \
+         median of {} interleaved runs, {} cores.\n",
+        if config.quick { "512 MiB" } else { "4 GiB" },
+        data >> 20,
+        config.runs,
+        cores()
+    )
+    .unwrap();
+    report += &time_cases(&cases, config.runs);
+    report
+}
+
+/// Clones in the embedded store (rbdimg alone: nothing else clones there).
+fn embedded_layering_rows(config: &Config, dir: &Path, rbdimg: &Path) -> String {
+    let ours = rbdimg.display().to_string();
+    let store = dir.join("clones-{n}").display().to_string();
+    let golden = format!(
+        "{ours} create -q -f raw rbd:rbd/golden:store={store} 1G && \
+         {ours} snapshot -c base rbd:rbd/golden:store={store}"
+    );
+    let clone = |child: &str| {
+        format!(
+            "{ours} create -q -f raw -b rbd:rbd/golden@base -F raw rbd:rbd/{child}:store={store}"
+        )
+    };
+    let case = |title, run: String| Case {
+        title,
+        tools: vec![Tool {
+            setup: Some(golden.clone()),
+            ..tool("rbdimg create -b", run)
+        }],
+        src: String::new(),
+        dst: String::new(),
+        cleanup: format!("rm -rf {store}"),
+        cache: Cache::Untouched,
+    };
+    let mut report = String::new();
+    writeln!(
+        report,
+        "Clones of a snapshot of a 1 GiB image in a fresh embedded store; median of {} runs.\n",
+        config.runs
+    )
+    .unwrap();
+    report += &time_cases(
+        &[
+            case("one clone (embedded store)", clone("one")),
+            case(
+                "1,000 clones, 8 at a time (embedded store)",
+                many(&clone("many-{i}")),
+            ),
+        ],
+        config.runs,
+    );
     report
 }
 
