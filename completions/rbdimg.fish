@@ -34,6 +34,10 @@ complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "snapshot" -d 'List, a
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "check" -d 'Check an image for consistency'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "compare" -d 'Check whether two images have the same content'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "rebase" -d 'Change the backing file of an image (-b \'\' flattens an RBD clone)'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "map" -d 'Dump the image\'s allocation: where each range\'s data lies'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "measure" -d 'Calculate the file size a new image needs'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "dd" -d 'Copy an image into a new one, dd(1) style'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "bench" -d 'Time a run of read or write requests against an image'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s f -l format -d 'Image format (raw, qcow2)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s o -l options -d 'Format options, comma separated (-o help lists them)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s b -l backing -d 'Backing image of the new image' -r
@@ -111,3 +115,41 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s c -l compress -
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s u -l backing-unsafe -d 'Change the backing link only, copying nothing'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s U -l force-share -d 'Open the new backing file in shared mode'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s f -l format -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -l output -d 'Output format: human or json' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s s -l start-offset -d 'Map from this guest offset on' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s l -l max-length -d 'Map at most this many bytes' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s U -l force-share -d 'Open the image even if another process uses it'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s f -l format -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s o -l options -d 'Options of the target format, comma separated' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -l output -d 'Output format: human or json' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s l -l snapshot -d 'Measure this snapshot of FILENAME: snapshot.id=ID,snapshot.name=NAME or a name' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -l size -d 'Measure a new image of this size (instead of FILENAME)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s O -l target-format -d 'Target format (default raw)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s U -l force-share -d 'Open the image even if another process uses it'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand dd" -s f -l format -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand dd" -s O -l output-format -d 'Format of the output (default raw)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand dd" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand dd" -s U -l force-share -d 'Open the image even if another process uses it'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand dd" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s f -l format -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -l flush-interval -d 'Flush after this many write requests' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s t -l cache -d 'Cache mode (default writeback)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s c -l count -d 'Number of requests (default 75000)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s d -l depth -d 'Requests in flight at once (default 64)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s s -l buffer-size -d 'Bytes per request (default 4k)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s S -l step-size -d 'Offset increment between requests (default: the buffer size)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s o -l offset -d 'Offset of the first request' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s i -l aio -d 'AIO backend: threads, native, io_uring' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -l pattern -d 'Byte written by write requests (default 0)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s n -l native -d 'Native AIO (needs -t none or directsync on local files)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s w -l write -d 'Write requests instead of reads'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -l no-drain -d 'With --flush-interval: flush without waiting for requests in flight'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s U -l force-share -d 'Open the image even if another process uses it'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s q -d 'Quiet (bench prints its lines all the same, as qemu-img)'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bench" -s h -l help -d 'Print help'

@@ -4,16 +4,22 @@
 mod rng;
 mod util;
 
+mod bench;
 mod ceph;
 mod cli;
 mod compare;
 mod conformance;
 mod convert;
 mod create;
+mod dd;
 mod docs;
 mod fixtures;
+mod habits;
 mod info;
+mod map;
+mod measure;
 mod names;
+mod progress;
 mod qcow2;
 mod qcow2_corrupt;
 mod rados;

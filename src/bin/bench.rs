@@ -1,31 +1,41 @@
-//! The convert benchmark, in two groups of rows (`--rows`, default both):
+//! The benchmark, in groups of rows (`--rows`, default all):
 //!
-//! * `convert`: rbdimg against `qemu-img convert` (default and `-m 16 -W`)
-//!   and `rbd import`, interleaved, on a real single-node Ceph cluster
-//!   (bluestore on a sparse file) started for the purpose. Sources: a 4 GiB
-//!   image with about 1 GiB of half-compressible data in scattered 4 MiB
-//!   extents, as raw, qcow2 and compressed qcow2 (`--quick`: 512 MiB with
-//!   128 MiB of data). Cases: each source into RBD, RBD into qcow2, qcow2
-//!   into raw and raw into qcow2 locally.
-//! * `layering`: clones of a golden image's snapshot (the 4 GiB source with
-//!   1 GiB of data; `--quick`: the 512 MiB one) on the cluster, rbdimg
-//!   against `rbd clone`/`rbd flatten`: one clone, 1,000 clones (8 at a
-//!   time, each tool), and the flatten of a clone; and on the embedded store
-//!   (rbdimg alone): one clone and 1,000 clones.
+//! * `convert`: rbdimg against `qemu-img convert` (default and `-m 16 -W`),
+//!   `rbd import` and `rbd export`, interleaved, on a real single-node Ceph
+//!   cluster (bluestore on a sparse file) started for the purpose. Sources:
+//!   a 4 GiB image with about 1 GiB of half-compressible data in scattered
+//!   4 MiB extents, as raw, qcow2 and compressed qcow2 (`--quick`: 512 MiB
+//!   with 128 MiB of data). Cases: each source into RBD, RBD into qcow2 and
+//!   raw, qcow2 into raw and raw into qcow2 locally.
+//! * `layering`: clones of a golden image's snapshot, rbdimg against
+//!   `rbd clone`/`rbd flatten` on the cluster, and on the embedded store
+//!   (`bench/layering.rs`).
 //! * `store`: the embedded store against a local raw file, no cluster:
 //!   `convert -n` of 1 GiB of incompressible data (`--quick`: 256 MiB) into
 //!   an existing image of that size in a fresh store, and into an existing
 //!   raw file, each followed by `sync` (with the source in the page cache,
 //!   and with the page cache dropped before each run, as root) or flushed
 //!   by rbdimg itself (`-t writeback`).
+//! * `scale`: 1 MiB of data in 8 TiB sparse files and 16 TiB RBD images
+//!   (embedded store and cluster): convert, compare, check (`bench/scale.rs`).
+//! * `rootfs`: a Debian root filesystem into and out of RBD against the
+//!   cluster's `rados bench` write ceiling (`bench/rootfs.rs`).
 //!
-//!   cargo run --release --bin bench -- [--runs N] [--quick] [--rows convert,layering,store] [--out FILE]
+//!   cargo run --release --bin bench -- [--runs N] [--quick] [--rows convert,layering,store,scale,rootfs] [--out FILE]
 //!
 //! Each case runs one untimed warm-up round, then the timed rounds with
 //! its tools interleaved. Every target is deleted right after it is timed.
 //! Reported: medians of wall time, CPU (user+sys, the command's whole
 //! process tree) and peak RSS, and the ratios of each tool to the row's
-//! first.
+//! first, in `target/bench/results.md`.
+
+// Beside this crate root, out of cargo's view as binaries of their own.
+#[path = "bench/layering.rs"]
+mod layering;
+#[path = "bench/rootfs.rs"]
+mod rootfs;
+#[path = "bench/scale.rs"]
+mod scale;
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -58,7 +68,7 @@ fn tool(label: &'static str, run: String) -> Tool {
 }
 
 struct Case {
-    title: &'static str,
+    title: String,
     /// Ratios are against the first tool.
     tools: Vec<Tool>,
     src: String,
@@ -85,18 +95,21 @@ struct Config {
     convert: bool,
     layering: bool,
     store: bool,
+    scale: bool,
+    rootfs: bool,
     out: PathBuf,
 }
 
 fn parse_args() -> Config {
-    const USAGE: &str =
-        "usage: bench [--runs N] [--quick] [--rows convert,layering,store] [--out FILE]";
+    const USAGE: &str = "usage: bench [--runs N] [--quick] [--rows convert,layering,store,scale,rootfs] [--out FILE]";
     let mut config = Config {
         runs: 3,
         quick: false,
         convert: true,
         layering: true,
         store: true,
+        scale: true,
+        rootfs: true,
         out: PathBuf::from("target/bench/results.md"),
     };
     let mut args = std::env::args().skip(1);
@@ -105,15 +118,21 @@ fn parse_args() -> Config {
             "--runs" => config.runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--quick" => config.quick = true,
             "--rows" => {
-                let rows = args.next().expect("--rows convert,layering,store");
+                let rows = args
+                    .next()
+                    .expect("--rows convert,layering,store,scale,rootfs");
                 config.convert = false;
                 config.layering = false;
                 config.store = false;
+                config.scale = false;
+                config.rootfs = false;
                 for row in rows.split(',') {
                     match row {
                         "convert" => config.convert = true,
                         "layering" => config.layering = true,
                         "store" => config.store = true,
+                        "scale" => config.scale = true,
+                        "rootfs" => config.rootfs = true,
                         other => panic!("unknown row group {other}; {USAGE}"),
                     }
                 }
@@ -269,16 +288,25 @@ fn main() {
             report += &store_rows(&config, dir, &rbdimg);
         }
         if config.layering {
-            report += &embedded_layering_rows(&config, dir, &rbdimg);
+            report += &layering::embedded_rows(config.runs, dir, &rbdimg);
         }
-        if config.convert || config.layering {
+        if config.scale {
+            report += &scale::local_rows(config.runs, dir, &rbdimg);
+        }
+        if config.convert || config.layering || config.scale || config.rootfs {
             report += &with_cluster(root, dir, |conf| {
                 let mut rows = String::new();
                 if config.convert {
                     rows += &convert_rows(&config, dir, &rbdimg, conf);
                 }
                 if config.layering {
-                    rows += &layering_rows(&config, dir, &rbdimg, conf);
+                    rows += &layering::ceph_rows(config.runs, config.quick, dir, &rbdimg, conf);
+                }
+                if config.scale {
+                    rows += &scale::ceph_rows(config.runs, dir, &rbdimg, conf);
+                }
+                if config.rootfs {
+                    rows += &rootfs::rows(config.runs, root, dir, &rbdimg, conf);
                 }
                 rows
             });
@@ -349,8 +377,8 @@ fn store_rows(config: &Config, dir: &Path, rbdimg: &Path) -> String {
         },
         setup: Some(format!("{ours} create -q -f raw {dst} {size}")),
     };
-    let case = |title, cache, flush| Case {
-        title,
+    let case = |title: &str, cache, flush| Case {
+        title: title.into(),
         tools: vec![
             target("local raw file", &file, flush),
             target("embedded store", &image, flush),
@@ -443,39 +471,8 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
     ));
 
     let ours = rbdimg.display().to_string();
-    let rbd_name = |image: &str| format!("rbd:{image}:conf={conf}");
-    let into_rbd = |title: &'static str, src: &Path, fmt: &str, with_import: bool| {
-        let mut tools = vec![
-            tool(
-                "rbdimg",
-                format!("{ours} convert -f {fmt} -O raw {{src}} {{dst}}"),
-            ),
-            tool(
-                "qemu-img",
-                format!("qemu-img convert -f {fmt} -O raw {{src}} {{dst}}"),
-            ),
-            tool(
-                "qemu-img -m 16 -W",
-                format!("qemu-img convert -m 16 -W -f {fmt} -O raw {{src}} {{dst}}"),
-            ),
-        ];
-        if with_import {
-            tools.push(tool(
-                "rbd import",
-                format!("rbd --conf {conf} import {{src}} {{dst_plain}}"),
-            ));
-        }
-        Case {
-            title,
-            tools,
-            src: src.display().to_string(),
-            dst: rbd_name("rbd/bench-dst-{n}"),
-            cleanup: format!("rbd --conf {conf} rm rbd/bench-dst-{{n}} >/dev/null 2>&1"),
-            cache: Cache::Untouched,
-        }
-    };
-    let local = |title: &'static str, src: String, fmt: &str, out_fmt: &str| Case {
-        title,
+    let local = |title: &str, src: String, fmt: &str, out_fmt: &str| Case {
+        title: title.into(),
         tools: vec![
             tool(
                 "rbdimg",
@@ -492,10 +489,18 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
         cache: Cache::Untouched,
     };
     let cases = vec![
-        into_rbd("raw -> rbd", &raw, "raw", true),
-        into_rbd("qcow2 -> rbd", &qcow2, "qcow2", false),
-        into_rbd("compressed qcow2 -> rbd", &compressed, "qcow2", false),
-        local("rbd -> qcow2", rbd_name(rbd_source), "raw", "qcow2"),
+        into_rbd(&ours, conf, "raw -> rbd", &raw, "raw", true),
+        into_rbd(&ours, conf, "qcow2 -> rbd", &qcow2, "qcow2", false),
+        into_rbd(
+            &ours,
+            conf,
+            "compressed qcow2 -> rbd",
+            &compressed,
+            "qcow2",
+            false,
+        ),
+        from_rbd(&ours, conf, dir, "rbd -> qcow2", rbd_source, "qcow2"),
+        from_rbd(&ours, conf, dir, "rbd -> raw (local)", rbd_source, "raw"),
         local(
             "qcow2 -> raw (local)",
             qcow2.display().to_string(),
@@ -525,242 +530,186 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
     report
 }
 
-/// How many clones the many-clones rows make, and how many at a time.
-const CLONES: usize = 1000;
-const CLONES_AT_ONCE: usize = 8;
-
-/// `command` (with `{i}` for the clone's number) for 1 .. CLONES, 8 at a time.
-fn many(command: &str) -> String {
-    format!("seq {CLONES} | xargs -P {CLONES_AT_ONCE} -I{{i}} {command}")
-}
-
-/// Clones on the cluster: rbdimg against `rbd clone` and `rbd flatten`.
-fn layering_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> String {
-    let src = dir.join("golden.raw");
-    let (size, data) = if config.quick {
-        (512u64 << 20, 128u64 << 20)
-    } else {
-        (4u64 << 30, 1u64 << 30)
-    };
-    make_raw(&src, size, data);
-    let rbd = format!("rbd --conf {conf}");
-    sh(&format!(
-        "{rbd} import {} rbd/golden >/dev/null 2>&1 && {rbd} snap create rbd/golden@base \
-         && {rbd} snap protect rbd/golden@base",
-        src.display()
-    ));
-    let ours = rbdimg.display().to_string();
-    let parent = format!("rbd:rbd/golden@base:conf={conf}");
-    let clone_ours = |child: &str| {
-        format!("{ours} create -q -f raw -b {parent} -F raw rbd:rbd/{child}:conf={conf}")
-    };
-    let clone_rbd = |child: &str| format!("{rbd} clone rbd/golden@base rbd/{child}");
-    let case = |title, tools, cleanup: &str| Case {
-        title,
-        tools,
-        src: String::new(),
-        dst: String::new(),
-        cleanup: cleanup.to_string(),
-        cache: Cache::Untouched,
-    };
-    let cases = vec![
-        case(
-            "one clone (cluster)",
-            vec![
-                tool("rbdimg create -b", clone_ours("one-{n}")),
-                tool("rbd clone", clone_rbd("one-{n}")),
-            ],
-            &format!("{rbd} rm rbd/one-{{n}} >/dev/null 2>&1"),
+/// A source converted into a new RBD image on the cluster of `conf` by
+/// rbdimg, qemu-img (default and `-m 16 -W`) and, for raw, `rbd import`.
+fn into_rbd(ours: &str, conf: &str, title: &str, src: &Path, fmt: &str, with_import: bool) -> Case {
+    let mut tools = vec![
+        tool(
+            "rbdimg",
+            format!("{ours} convert -f {fmt} -O raw {{src}} {{dst}}"),
         ),
-        // Left in place: removing 1,000 images would take longer than making them.
-        case(
-            "1,000 clones, 8 at a time (cluster)",
-            vec![
-                tool("rbdimg create -b", many(&clone_ours("many-{n}-{i}"))),
-                tool("rbd clone", many(&clone_rbd("many-{n}-{i}"))),
-            ],
-            "true",
+        tool(
+            "qemu-img",
+            format!("qemu-img convert -f {fmt} -O raw {{src}} {{dst}}"),
         ),
-        case(
-            "flatten a clone of the golden image (cluster)",
-            vec![
-                Tool {
-                    setup: Some(clone_rbd("flat-{n}")),
-                    ..tool(
-                        "rbdimg rebase -b ''",
-                        format!("{ours} rebase -b '' rbd:rbd/flat-{{n}}:conf={conf}"),
-                    )
-                },
-                Tool {
-                    setup: Some(clone_rbd("flat-{n}")),
-                    ..tool("rbd flatten", format!("{rbd} flatten rbd/flat-{{n}}"))
-                },
-            ],
-            &format!("{rbd} rm rbd/flat-{{n}} >/dev/null 2>&1"),
+        tool(
+            "qemu-img -m 16 -W",
+            format!("qemu-img convert -m 16 -W -f {fmt} -O raw {{src}} {{dst}}"),
         ),
     ];
-    let mut report = String::new();
-    writeln!(
-        report,
-        "Clones of a {} golden image ({} MiB of data) on the single-node cluster: `rbdimg \
-         create -f raw -b rbd:rbd/golden@base -F raw` against `rbd clone` (clone v1, as the \
-         cluster's min compat client asks), `rbdimg rebase -b ''` against `rbd flatten`; \
-         median of {} interleaved runs, {} cores.\n",
-        if config.quick { "512 MiB" } else { "4 GiB" },
-        data >> 20,
-        config.runs,
-        cores()
-    )
-    .unwrap();
-    report += &time_cases(&cases, config.runs);
-    report
+    if with_import {
+        tools.push(tool(
+            "rbd import",
+            format!("rbd --conf {conf} import --no-progress {{src}} {{dst_plain}}"),
+        ));
+    }
+    Case {
+        title: title.into(),
+        tools,
+        src: src.display().to_string(),
+        dst: format!("rbd:rbd/bench-dst-{{n}}:conf={conf}"),
+        cleanup: format!("rbd --conf {conf} rm rbd/bench-dst-{{n}} >/dev/null 2>&1"),
+        cache: Cache::Untouched,
+    }
 }
 
-/// Clones in the embedded store (rbdimg alone: nothing else clones there).
-fn embedded_layering_rows(config: &Config, dir: &Path, rbdimg: &Path) -> String {
-    let ours = rbdimg.display().to_string();
-    let store = dir.join("clones-{n}").display().to_string();
-    let golden = format!(
-        "{ours} create -q -f raw rbd:rbd/golden:store={store} 1G && \
-         {ours} snapshot -c base rbd:rbd/golden:store={store}"
-    );
-    let clone = |child: &str| {
-        format!(
-            "{ours} create -q -f raw -b rbd:rbd/golden@base -F raw rbd:rbd/{child}:store={store}"
-        )
-    };
-    let case = |title, run: String| Case {
-        title,
-        tools: vec![Tool {
-            setup: Some(golden.clone()),
-            ..tool("rbdimg create -b", run)
-        }],
-        src: String::new(),
-        dst: String::new(),
-        cleanup: format!("rm -rf {store}"),
-        cache: Cache::Untouched,
-    };
-    let mut report = String::new();
-    writeln!(
-        report,
-        "Clones of a snapshot of a 1 GiB image in a fresh embedded store; median of {} runs.\n",
-        config.runs
-    )
-    .unwrap();
-    report += &time_cases(
-        &[
-            case("one clone (embedded store)", clone("one")),
-            case(
-                "1,000 clones, 8 at a time (embedded store)",
-                many(&clone("many-{i}")),
+/// The RBD image `image` (`pool/name`) converted into a local file by
+/// rbdimg and qemu-img, and exported (raw) by `rbd export`.
+fn from_rbd(ours: &str, conf: &str, dir: &Path, title: &str, image: &str, out_fmt: &str) -> Case {
+    let dst = dir.join("dst-{n}").display().to_string();
+    Case {
+        title: title.into(),
+        tools: vec![
+            tool(
+                "rbdimg",
+                format!("{ours} convert -f raw -O {out_fmt} {{src}} {{dst}}"),
+            ),
+            tool(
+                "qemu-img",
+                format!("qemu-img convert -f raw -O {out_fmt} {{src}} {{dst}}"),
+            ),
+            tool(
+                "rbd export",
+                format!("rbd --conf {conf} export --no-progress {image} {{dst}}"),
             ),
         ],
-        config.runs,
-    );
-    report
+        src: format!("rbd:{image}:conf={conf}"),
+        dst: dst.clone(),
+        cleanup: format!("rm -f {dst}"),
+        cache: Cache::Untouched,
+    }
 }
 
 /// Times every case's tools in turn, `runs` rounds interleaved; returns
 /// one markdown table per case.
 fn time_cases(cases: &[Case], runs: usize) -> String {
-    let mut report = String::new();
-    for case in cases {
-        eprintln!("== {}", case.title);
-        let mut samples: Vec<Vec<Sample>> = case.tools.iter().map(|_| Vec::new()).collect();
-        let mut failures: Vec<Option<String>> = case.tools.iter().map(|_| None).collect();
-        let mut n = 0;
-        // Round 0 warms up (caches, allocator, a first run's outliers) untimed.
-        for round in 0..=runs {
-            for (i, t) in case.tools.iter().enumerate() {
-                n += 1;
-                let dst = case.dst.replace("{n}", &n.to_string());
-                let dst_plain = format!("rbd/bench-dst-{n}");
-                let fill = |template: &str| {
-                    template
-                        .replace("{src}", &case.src)
-                        .replace("{dst_plain}", &dst_plain)
-                        .replace("{dst}", &dst)
-                        .replace("{n}", &n.to_string())
-                };
-                if let Some(setup) = &t.setup {
-                    sh(&fill(setup));
-                }
-                settle(case.cache);
-                match measure(&fill(&t.run)) {
-                    Ok(sample) => {
-                        eprintln!(
-                            "  {:<18} {}s cpu {}s rss {} MiB{}",
-                            t.label,
-                            secs(sample.wall),
-                            secs(sample.cpu),
-                            sample.rss_kib / 1024,
-                            if round == 0 { " (warm-up)" } else { "" }
-                        );
-                        if round > 0 {
-                            samples[i].push(sample);
-                        }
-                    }
-                    Err(why) => {
-                        eprintln!("  {:<18} FAILED: {why}", t.label);
-                        failures[i] = Some(why);
-                    }
-                }
-                let _ = Command::new("sh")
-                    .arg("-c")
-                    .arg(case.cleanup.replace("{n}", &n.to_string()))
-                    .status();
-            }
-        }
-        let base = case.tools[0].label;
-        writeln!(report, "## {}\n", case.title).unwrap();
-        writeln!(
-            report,
-            "| tool | wall s | cpu s | peak RSS MiB | wall vs {base} | cpu vs {base} | RSS vs {base} |"
-        )
-        .unwrap();
-        writeln!(report, "|---|---|---|---|---|---|---|").unwrap();
-        if let Some((label, why)) = case
-            .tools
-            .iter()
-            .zip(&failures)
-            .find_map(|(t, f)| f.as_ref().map(|w| (t.label, w)))
-        {
-            writeln!(report, "| {label} | failed: {why} | | | | | |\n").unwrap();
-            continue;
-        }
-        let medians: Vec<(Duration, Duration, u64)> = samples
-            .iter()
-            .map(|s| {
-                (
-                    median(s.iter().map(|x| x.wall).collect()),
-                    median(s.iter().map(|x| x.cpu).collect()),
-                    median(s.iter().map(|x| x.rss_kib).collect()),
-                )
-            })
-            .collect();
-        let (w0, c0, r0) = medians[0];
-        for (t, (w, c, r)) in case.tools.iter().zip(&medians) {
-            let ratio = |a: f64, b: f64| {
-                if b > 0.0 {
-                    format!("{:.2}x", a / b)
-                } else {
-                    "-".into()
-                }
+    cases
+        .iter()
+        .map(|case| time_case(case, runs).table)
+        .collect()
+}
+
+/// One tool's medians over the timed rounds.
+#[derive(Clone, Copy)]
+struct Median {
+    wall: Duration,
+    cpu: Duration,
+    rss_kib: u64,
+}
+
+/// A timed case: its markdown table, and each tool's medians (`None` when
+/// the tool failed).
+struct Timed {
+    table: String,
+    medians: Vec<Option<Median>>,
+}
+
+/// Times a case's tools in turn, `runs` rounds interleaved, after one
+/// untimed warm-up round.
+fn time_case(case: &Case, runs: usize) -> Timed {
+    eprintln!("== {}", case.title);
+    let mut samples: Vec<Vec<Sample>> = case.tools.iter().map(|_| Vec::new()).collect();
+    let mut failures: Vec<Option<String>> = case.tools.iter().map(|_| None).collect();
+    let mut n = 0;
+    // Round 0 warms up (caches, allocator, a first run's outliers) untimed.
+    for round in 0..=runs {
+        for (i, t) in case.tools.iter().enumerate() {
+            n += 1;
+            let dst = case.dst.replace("{n}", &n.to_string());
+            let dst_plain = format!("rbd/bench-dst-{n}");
+            let fill = |template: &str| {
+                template
+                    .replace("{src}", &case.src)
+                    .replace("{dst_plain}", &dst_plain)
+                    .replace("{dst}", &dst)
+                    .replace("{n}", &n.to_string())
             };
-            writeln!(
-                report,
+            if let Some(setup) = &t.setup {
+                sh(&fill(setup));
+            }
+            settle(case.cache);
+            match measure(&fill(&t.run)) {
+                Ok(sample) => {
+                    eprintln!(
+                        "  {:<18} {}s cpu {}s rss {} MiB{}",
+                        t.label,
+                        secs(sample.wall),
+                        secs(sample.cpu),
+                        sample.rss_kib / 1024,
+                        if round == 0 { " (warm-up)" } else { "" }
+                    );
+                    if round > 0 {
+                        samples[i].push(sample);
+                    }
+                }
+                Err(why) => {
+                    eprintln!("  {:<18} FAILED: {why}", t.label);
+                    failures[i] = Some(why);
+                }
+            }
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(case.cleanup.replace("{n}", &n.to_string()))
+                .status();
+        }
+    }
+    let base = case.tools[0].label;
+    let mut table = String::new();
+    writeln!(table, "## {}\n", case.title).unwrap();
+    writeln!(
+        table,
+        "| tool | wall s | cpu s | peak RSS MiB | wall vs {base} | cpu vs {base} | RSS vs {base} |"
+    )
+    .unwrap();
+    writeln!(table, "|---|---|---|---|---|---|---|").unwrap();
+    let medians: Vec<Option<Median>> = samples
+        .iter()
+        .zip(&failures)
+        .map(|(s, failed)| {
+            (failed.is_none() && !s.is_empty()).then(|| Median {
+                wall: median(s.iter().map(|x| x.wall).collect()),
+                cpu: median(s.iter().map(|x| x.cpu).collect()),
+                rss_kib: median(s.iter().map(|x| x.rss_kib).collect()),
+            })
+        })
+        .collect();
+    let ratio = |a: f64, b: Option<f64>| match b {
+        Some(b) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "-".into(),
+    };
+    let first = medians[0];
+    for ((t, m), failed) in case.tools.iter().zip(&medians).zip(&failures) {
+        match (m, failed) {
+            (Some(m), _) => writeln!(
+                table,
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 t.label,
-                secs(*w),
-                secs(*c),
-                r / 1024,
-                ratio(w.as_secs_f64(), w0.as_secs_f64()),
-                ratio(c.as_secs_f64(), c0.as_secs_f64()),
-                ratio(*r as f64, r0 as f64)
-            )
-            .unwrap();
+                secs(m.wall),
+                secs(m.cpu),
+                m.rss_kib / 1024,
+                ratio(m.wall.as_secs_f64(), first.map(|f| f.wall.as_secs_f64())),
+                ratio(m.cpu.as_secs_f64(), first.map(|f| f.cpu.as_secs_f64())),
+                ratio(m.rss_kib as f64, first.map(|f| f.rss_kib as f64)),
+            ),
+            (None, why) => writeln!(
+                table,
+                "| {} | failed: {} | | | | | |",
+                t.label,
+                why.as_deref().unwrap_or("no run")
+            ),
         }
-        writeln!(report).unwrap();
+        .unwrap();
     }
-    report
+    writeln!(table).unwrap();
+    Timed { table, medians }
 }

@@ -20,6 +20,7 @@ use crate::block::diagnostics::Diagnostic;
 use crate::block::extent::Extent;
 use crate::block::info::NodeInfo;
 use crate::block::snapshot::Snapshots;
+use crate::block::status::Status;
 use crate::error::{Error, Result};
 
 /// How `resize` and `create` lay out new space (qemu's `PreallocMode`).
@@ -128,6 +129,16 @@ pub trait BlockDriver: Snapshots + Check + Send + Sync {
     /// The status of the longest run starting at `offset` that has a single
     /// status, clipped to `len` (which must be > 0 and within the image).
     fn block_status(&self, offset: u64, len: u64) -> Result<Extent>;
+
+    /// What `map` reports of the run at `offset` in this layer alone
+    /// (QEMU's `bdrv_block_status`), clipped to `len` (> 0, within the
+    /// image). Without host offsets of its own, a format derives it from
+    /// `block_status`.
+    fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
+        let extent = self.block_status(offset, len)?;
+        let beyond_backing = self.backing().is_some_and(|b| offset >= b.size());
+        Ok(Status::from_extent(&extent, beyond_backing))
+    }
 
     /// The image's natural allocation unit (cluster, object), if it has one.
     fn allocation_unit(&self) -> Option<u64> {

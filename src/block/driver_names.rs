@@ -48,3 +48,30 @@ const QEMU_DRIVERS: &[&str] = &[
 pub fn is_qemu_driver(name: &str) -> bool {
     QEMU_DRIVERS.contains(&name)
 }
+
+/// The drivers qemu-img can create images with (those with create options).
+const CREATING_DRIVERS: &[&str] = &[
+    "file",
+    "host_cdrom",
+    "host_device",
+    "iscsi",
+    "luks",
+    "nbd",
+    "nfs",
+    "nvme",
+    "parallels",
+    "qcow",
+    "qcow2",
+    "qed",
+    "raw",
+    "rbd",
+    "ssh",
+    "vdi",
+    "vhdx",
+    "vmdk",
+    "vpc",
+];
+
+pub fn creates_images(name: &str) -> bool {
+    CREATING_DRIVERS.contains(&name)
+}

@@ -1,14 +1,18 @@
 //! The vocabulary every layer shares: the driver trait every image
 //! implements, what drivers report (extents, snapshots, info, check
-//! reports, diagnostics) and what they take (`-o` options).
+//! reports, diagnostics), what they take (`-o` options), and the walk of
+//! an image's allocation in extents that every command plans from.
 
 pub mod diagnostics;
 pub mod driver;
 pub mod driver_names;
 pub mod extent;
 pub mod info;
+pub mod measure;
 pub mod options;
 pub mod snapshot;
+pub mod status;
+pub mod walk;
 
 pub use driver::BlockDriver;
 

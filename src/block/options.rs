@@ -5,7 +5,7 @@
 
 use crate::block::driver::Preallocation;
 use crate::error::{Error, Result};
-use crate::size::parse_size;
+use crate::size::{SizeError, parse_size};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptType {
@@ -102,13 +102,18 @@ impl Options {
         Ok(())
     }
 
+    /// A size option, worded as QEMU's `parse_option_size` words what it
+    /// cannot read and what does not fit in 64 bits (negative sizes too).
     pub fn size(&self, key: &str) -> Result<Option<u64>> {
         self.get(key)
             .map(|v| {
-                parse_size(v).map_err(|_| {
-                    Error::invalid(format!(
+                parse_size(v).map_err(|e| match e {
+                    SizeError::Overflow => {
+                        Error::invalid(format!("Value '{v}' is out of range for parameter '{key}'"))
+                    }
+                    SizeError::Invalid => Error::invalid(format!(
                         "Parameter '{key}' expects a non-negative number below 2^64\n{SIZE_HINT}"
-                    ))
+                    )),
                 })
             })
             .transpose()
@@ -157,8 +162,9 @@ impl Options {
         let mut parts = Vec::new();
         for desc in descs {
             let text = match (self.get(desc.name), desc.ty) {
+                // QEMU prints sizes as signed 64-bit numbers.
                 (Some(v), OptType::Size) => parse_size(v)
-                    .map(|n| n.to_string())
+                    .map(|n| (n as i64).to_string())
                     .unwrap_or_else(|_| v.to_string()),
                 (Some(v), OptType::Number) => v
                     .parse::<u64>()

@@ -73,6 +73,14 @@ pub enum Command {
     /// Change the backing file of an image (-b '' flattens an RBD clone)
     #[command(mut_arg("force_share", |a| a.help("Open the new backing file in shared mode")))]
     Rebase(RebaseArgs),
+    /// Dump the image's allocation: where each range's data lies
+    Map(MapArgs),
+    /// Calculate the file size a new image needs
+    Measure(MeasureArgs),
+    /// Copy an image into a new one, dd(1) style
+    Dd(DdArgs),
+    /// Time a run of read or write requests against an image
+    Bench(BenchArgs),
 }
 
 /// How the commands that open existing images name them: qemu-img's
@@ -92,6 +100,16 @@ pub struct ImageArgs {
         value_name = "FMT"
     )]
     pub format: Option<String>,
+}
+
+impl ImageArgs {
+    /// qemu-img refuses `-f` together with `--image-opts`.
+    pub fn exclusive(&self) -> anyhow::Result<()> {
+        if self.image_opts && self.format.is_some() {
+            anyhow::bail!("--image-opts and --format are mutually exclusive");
+        }
+        Ok(())
+    }
 }
 
 /// qemu-img's `-U`, for the commands that have it (all that open an
@@ -467,6 +485,198 @@ pub struct RebaseArgs {
     /// Change the backing link only, copying nothing
     #[arg(short = 'u', long = "backing-unsafe")]
     pub unsafe_backing: bool,
+    /// FILENAME
+    #[arg(value_name = "FILENAME", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Output format: human or json
+    #[arg(
+        long = "output",
+        allow_hyphen_values = true,
+        value_name = "human|json",
+        default_value = "human"
+    )]
+    pub output: String,
+    #[command(flatten)]
+    pub share: ForceShareArg,
+    /// Map from this guest offset on
+    #[arg(
+        short = 's',
+        long = "start-offset",
+        allow_hyphen_values = true,
+        value_name = "OFFSET"
+    )]
+    pub start_offset: Option<String>,
+    /// Map at most this many bytes
+    #[arg(
+        short = 'l',
+        long = "max-length",
+        allow_hyphen_values = true,
+        value_name = "LENGTH"
+    )]
+    pub max_length: Option<String>,
+    /// FILENAME
+    #[arg(value_name = "FILENAME", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Options of the target format, comma separated
+    #[arg(
+        short = 'o',
+        long = "options",
+        allow_hyphen_values = true,
+        value_name = "OPTIONS"
+    )]
+    pub options: Vec<String>,
+    /// Output format: human or json
+    #[arg(
+        long = "output",
+        allow_hyphen_values = true,
+        value_name = "human|json",
+        default_value = "human"
+    )]
+    pub output: String,
+    /// Measure this snapshot of FILENAME: snapshot.id=ID,snapshot.name=NAME or a name
+    #[arg(
+        short = 'l',
+        long = "snapshot",
+        allow_hyphen_values = true,
+        value_name = "SNAPSHOT_PARAM"
+    )]
+    pub snapshot: Option<String>,
+    // qemu-img's help lists `-s` too, but its getopt has no such option.
+    /// Measure a new image of this size (instead of FILENAME)
+    #[arg(long = "size", allow_hyphen_values = true, value_name = "SIZE")]
+    pub size: Option<String>,
+    /// Target format (default raw)
+    #[arg(
+        short = 'O',
+        long = "target-format",
+        allow_hyphen_values = true,
+        value_name = "OUTPUT_FMT",
+        default_value = "raw"
+    )]
+    pub target_format: String,
+    #[command(flatten)]
+    pub share: ForceShareArg,
+    /// FILENAME
+    #[arg(value_name = "FILENAME", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DdArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Format of the output (default raw)
+    #[arg(
+        short = 'O',
+        long = "output-format",
+        allow_hyphen_values = true,
+        value_name = "OUTPUT_FMT",
+        default_value = "raw"
+    )]
+    pub output_format: String,
+    #[command(flatten)]
+    pub share: ForceShareArg,
+    /// [bs=BLOCK_SIZE] [count=BLOCKS] [skip=BLOCKS] if=INPUT of=OUTPUT
+    #[arg(value_name = "OPERAND", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Flush after this many write requests
+    #[arg(
+        long = "flush-interval",
+        allow_hyphen_values = true,
+        value_name = "FLUSH_INTERVAL"
+    )]
+    pub flush_interval: Option<String>,
+    /// Cache mode (default writeback)
+    #[arg(
+        short = 't',
+        long = "cache",
+        allow_hyphen_values = true,
+        value_name = "CACHE"
+    )]
+    pub cache: Option<String>,
+    /// Number of requests (default 75000)
+    #[arg(
+        short = 'c',
+        long = "count",
+        allow_hyphen_values = true,
+        value_name = "COUNT"
+    )]
+    pub count: Option<String>,
+    /// Requests in flight at once (default 64)
+    #[arg(
+        short = 'd',
+        long = "depth",
+        allow_hyphen_values = true,
+        value_name = "DEPTH"
+    )]
+    pub depth: Option<String>,
+    /// Bytes per request (default 4k)
+    #[arg(
+        short = 's',
+        long = "buffer-size",
+        allow_hyphen_values = true,
+        value_name = "BUFFER_SIZE"
+    )]
+    pub buffer_size: Option<String>,
+    /// Offset increment between requests (default: the buffer size)
+    #[arg(
+        short = 'S',
+        long = "step-size",
+        allow_hyphen_values = true,
+        value_name = "STEP_SIZE"
+    )]
+    pub step_size: Option<String>,
+    /// Offset of the first request
+    #[arg(
+        short = 'o',
+        long = "offset",
+        allow_hyphen_values = true,
+        value_name = "OFFSET"
+    )]
+    pub offset: Option<String>,
+    /// AIO backend: threads, native, io_uring
+    #[arg(
+        short = 'i',
+        long = "aio",
+        allow_hyphen_values = true,
+        value_name = "AIO"
+    )]
+    pub aio: Option<String>,
+    /// Native AIO (needs -t none or directsync on local files)
+    #[arg(short = 'n', long = "native")]
+    pub native: bool,
+    /// Write requests instead of reads
+    #[arg(short = 'w', long = "write")]
+    pub write: bool,
+    /// Byte written by write requests (default 0)
+    #[arg(long = "pattern", allow_hyphen_values = true, value_name = "PATTERN")]
+    pub pattern: Option<String>,
+    /// With --flush-interval: flush without waiting for requests in flight
+    #[arg(long = "no-drain")]
+    pub no_drain: bool,
+    #[command(flatten)]
+    pub share: ForceShareArg,
+    /// Quiet (bench prints its lines all the same, as qemu-img)
+    #[arg(short = 'q')]
+    pub quiet: bool,
     /// FILENAME
     #[arg(value_name = "FILENAME", num_args = 0..)]
     pub args: Vec<String>,

@@ -2,15 +2,20 @@
 //!
 //! qemu-img's algorithm and exit codes: 0 identical, 1 different, 2 an image
 //! could not be opened, 3 an allocation lookup failed (a corrupt image), 4 a
-//! read failed. Ranges both images report as zeros are not read; a range
-//! only one side allocates must read as zeros there.
+//! read failed. The images are walked in allocation extents through their
+//! backing chains (`block::walk`): a run both read as zeros is skipped in
+//! one step however long; a range only one side allocates must read as
+//! zeros there.
 
 use std::sync::Arc;
 
 use crate::block::BlockDriver;
+use crate::block::extent::Extent;
+use crate::block::walk;
 use crate::cli::CompareArgs;
+use crate::commands::progress::reporter;
 use crate::commands::{Console, print, usage};
-use crate::convert::progress::Progress;
+use crate::convert::progress::{Progress, Report};
 use crate::convert::sparse::SECTOR;
 use crate::open::{OpenOptions, open_image};
 
@@ -26,6 +31,19 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
     let [first, second] = a.args.as_slice() else {
         return Err(usage("compare", "Expecting two image file names"));
     };
+    let report = reporter(a.progress && !a.quiet.quiet, 2.0);
+    let code = compare_images(&a, first, second, console, &report);
+    report.end();
+    code
+}
+
+fn compare_images(
+    a: &CompareArgs,
+    first: &str,
+    second: &str,
+    console: &Console,
+    report: &Arc<dyn Report>,
+) -> anyhow::Result<i32> {
     if let Some(mode) = &a.cache
         && !crate::commands::is_cache_mode(mode)
     {
@@ -51,12 +69,13 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
     };
     let say = |text: &str| if a.quiet.quiet { Ok(()) } else { print(text) };
     let (size1, size2) = (one.size(), two.size());
+    let progress = Progress::new(size1.max(size2), report.clone());
+    report.update(0.0);
     if a.strict && size1 != size2 {
         say("Strict mode: Image size mismatch!\n")?;
         return Ok(EXIT_DIFFERENT);
     }
-    let progress = Progress::new(size1.max(size2), a.progress && !a.quiet.quiet);
-    let images = [(&one, first.as_str()), (&two, second.as_str())];
+    let images = [(&one, first), (&two, second)];
     let mut outcome = compare(images, a.strict, &progress);
     if matches!(outcome, Ok(None)) && size1 != size2 {
         say("Warning: Image size mismatch!\n")?;
@@ -67,7 +86,6 @@ pub fn run(a: CompareArgs, console: &Console) -> anyhow::Result<i32> {
         };
         outcome = first_nonzero(larger, from, &progress).map(|o| o.map(Mismatch::Content));
     }
-    progress.finish();
     match outcome {
         Ok(None) => {}
         Ok(Some(Mismatch::Content(offset))) => {
@@ -104,13 +122,11 @@ struct Failure {
 /// An image and the name the user gave it.
 type Named<'a> = (&'a Arc<dyn BlockDriver>, &'a str);
 
-/// Block status, or qemu-img's exit 3 when the image cannot say.
-fn status(
-    (image, name): Named,
-    offset: u64,
-    len: u64,
-) -> Result<crate::block::extent::Extent, Failure> {
-    image.block_status(offset, len).map_err(|_| Failure {
+/// Block status through the backing chain (as qemu-img's
+/// `bdrv_block_status_above`), or qemu-img's exit 3 when the image cannot
+/// say.
+fn status((image, name): Named, offset: u64, len: u64) -> Result<Extent, Failure> {
+    walk::status_above(image.as_ref(), offset, len).map_err(|_| Failure {
         code: EXIT_STATUS,
         message: format!("Sector allocation test failed for {name}"),
     })
@@ -145,8 +161,10 @@ fn compare(
                 "Strict mode: Offset {offset} block status mismatch!"
             ))));
         }
-        let n = s1.len.min(s2.len).clamp(1, STEP);
+        let mut n = s1.len.min(s2.len);
+        // A run both read as zeros is skipped whole, however long.
         if !(s1.allocation.reads_as_zero() && s2.allocation.reads_as_zero()) {
+            n = n.min(STEP);
             let (a, b) = (&mut a[..n as usize], &mut b[..n as usize]);
             read(one, a, offset)?;
             read(two, b, offset)?;
@@ -171,8 +189,9 @@ fn first_nonzero(image: Named, from: u64, progress: &Progress) -> Result<Option<
     let mut offset = from;
     while offset < to {
         let status = status(image, offset, to - offset)?;
-        let n = status.len.clamp(1, STEP);
+        let mut n = status.len;
         if !status.allocation.reads_as_zero() {
+            n = n.min(STEP);
             let buf = &mut buf[..n as usize];
             read(image, buf, offset)?;
             if let Some(i) = buf.chunks(SECTOR).position(|s| s.iter().any(|&x| x != 0)) {

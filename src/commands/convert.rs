@@ -19,11 +19,15 @@ use anyhow::bail;
 
 use crate::block::BlockDriver;
 use crate::block::diagnostics::Diagnostics;
+use crate::block::extent::Allocation;
 use crate::block::options::{Options, help_text};
 use crate::block::snapshot::SnapshotSelector;
+use crate::block::walk::{Chain, Walk};
 use crate::cli::ConvertArgs;
+use crate::commands::progress::reporter;
 use crate::commands::{Console, cvtnum, is_cache_mode};
-use crate::convert::{self, ConvertOptions, progress::Progress};
+use crate::convert::progress::{Progress, Report};
+use crate::convert::{self, ConvertOptions};
 use crate::open::create::{self, CreatePlan, CreateRequest};
 use crate::open::format::{Format, Lookup};
 use crate::open::{OpenOptions, open_image};
@@ -81,7 +85,18 @@ pub fn run(a: ConvertArgs, console: &Console) -> anyhow::Result<i32> {
             crate::commands::print(&text)?;
             Ok(0)
         }
-        Request::Convert(config) => execute(&config, console),
+        Request::Convert(config) => {
+            // From here on qemu-img reports progress, and ends the report
+            // on every way out.
+            let report = reporter(config.progress, 1.0);
+            report.update(0.0);
+            let code = execute(&config, console, &report);
+            if code.is_ok() {
+                report.update(100.0);
+            }
+            report.end();
+            code
+        }
     }
 }
 
@@ -96,17 +111,11 @@ fn validate(a: ConvertArgs, console: &Console) -> anyhow::Result<Request> {
         None => 4096,
         Some(text) => sparse_size(text)?,
     };
-    let snapshot = match &a.snapshot {
-        None => None,
-        Some(param) => match SnapshotSelector::parse_convert_option(param) {
-            Ok(selector) => Some(selector),
-            Err(e) => {
-                // qemu-img reports the bad key, then the whole parameter.
-                console.error(e);
-                bail!("Failed in parsing snapshot param '{param}'");
-            }
-        },
-    };
+    let snapshot = a
+        .snapshot
+        .as_deref()
+        .map(|param| snapshot_param(param, console))
+        .transpose()?;
     let options = Options::parse(&a.options)?;
     if a.target_image_opts && !a.no_create {
         bail!("--target-image-opts requires use of -n flag");
@@ -228,7 +237,7 @@ impl ConvertConfig {
 }
 
 /// Opens the sources, creates the target unless `-n`, copies.
-fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
+fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> anyhow::Result<i32> {
     let source_opts = OpenOptions {
         format: c.source_format.clone(),
         writable: false,
@@ -287,8 +296,18 @@ fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
             None
         },
     };
-    check_allocation(&sources)?;
-    let progress = Progress::new(total, c.progress);
+    let chain = if opts.keep_backing_unallocated {
+        Chain::Keep
+    } else {
+        Chain::Resolve
+    };
+    let (data, backing) = check_allocation(&sources, chain)?;
+    let work = match (opts.keep_backing_unallocated, opts.sparse_size) {
+        (_, 0) => total,
+        (true, _) => data,
+        (false, _) => data + backing,
+    };
+    let progress = Progress::new(work, report.clone());
     convert::convert(&sources, target.as_ref(), &opts, &progress)?;
     // qemu-img's default target cache mode is "unsafe": no final flush.
     if c.target_cache.as_deref().unwrap_or("unsafe") != "unsafe" {
@@ -300,19 +319,25 @@ fn execute(c: &ConvertConfig, console: &Console) -> anyhow::Result<i32> {
 /// qemu-img walks the sources' allocation before it copies anything (to
 /// count the sectors to copy), so a source whose metadata is corrupt fails
 /// with the target created but nothing written to it. The walk reads only
-/// metadata.
-fn check_allocation(sources: &[Arc<dyn BlockDriver>]) -> anyhow::Result<()> {
+/// metadata, one step per extent; it counts the bytes stored in the
+/// sources and in their backing chains.
+fn check_allocation(sources: &[Arc<dyn BlockDriver>], chain: Chain) -> anyhow::Result<(u64, u64)> {
+    let (mut data, mut backing) = (0, 0);
     for source in sources {
-        let size = source.size();
         let mut pos = 0;
-        while pos < size {
-            let extent = source.block_status(pos, size - pos).map_err(|e| {
+        for extent in Walk::new(source.as_ref(), 0..source.size(), chain) {
+            let extent = extent.map_err(|e| {
                 e.prepend(format!("error while reading block status at offset {pos}"))
             })?;
-            pos += extent.len.max(1);
+            match extent.allocation {
+                Allocation::Data => data += extent.len,
+                Allocation::Backing => backing += extent.len,
+                Allocation::Zero | Allocation::Unallocated => {}
+            }
+            pos = extent.end();
         }
     }
-    Ok(())
+    Ok((data, backing))
 }
 
 /// `cvtnum("buffer size for sparse output")` plus qemu-img's alignment rule.
@@ -327,16 +352,28 @@ fn sparse_size(text: &str) -> anyhow::Result<u64> {
     Ok(n)
 }
 
-fn open_snapshot(
+/// `-l`'s argument; qemu-img reports a bad key, then the whole parameter.
+pub(crate) fn snapshot_param(param: &str, console: &Console) -> anyhow::Result<SnapshotSelector> {
+    SnapshotSelector::parse_convert_option(param).map_err(|e| {
+        console.error(e);
+        anyhow::anyhow!("Failed in parsing snapshot param '{param}'")
+    })
+}
+
+pub(crate) fn open_snapshot(
     source: &Arc<dyn BlockDriver>,
     selector: &SnapshotSelector,
 ) -> anyhow::Result<Arc<dyn BlockDriver>> {
-    let Some(list) = source.snapshots()? else {
-        bail!(
-            "Failed to load snapshot: Block format '{}' used by device '' does not support temporarily loading \
-             internal snapshots",
-            source.format_name()
-        );
+    // Only qcow2 loads a snapshot for reading (QEMU's `bdrv_snapshot_load_tmp`).
+    let list = match source.snapshots()? {
+        Some(list) if source.format_name() == "qcow2" => list,
+        _ => {
+            bail!(
+                "Failed to load snapshot: Block format '{}' used by device '' does not support temporarily loading \
+                 internal snapshots",
+                source.format_name()
+            );
+        }
     };
     let Some(found) = selector.find(&list) else {
         bail!("Failed to load snapshot: Can't find snapshot");

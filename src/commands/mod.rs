@@ -3,11 +3,16 @@
 //! the diagnostics drivers report), and return the process exit code;
 //! errors travel as `anyhow::Error`. Nothing below this layer prints.
 
+pub mod bench;
 pub mod check;
 pub mod compare;
 pub mod convert;
 pub mod create;
+pub mod dd;
 pub mod info;
+pub mod map;
+pub mod measure;
+pub mod progress;
 pub mod rebase;
 pub mod resize;
 pub mod snapshot;
@@ -55,6 +60,10 @@ pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
         Command::Check(a) => check::run(a, console),
         Command::Compare(a) => compare::run(a, console),
         Command::Rebase(a) => rebase::run(a, console),
+        Command::Map(a) => map::run(a, console),
+        Command::Measure(a) => measure::run(a, console),
+        Command::Dd(a) => dd::run(a, console),
+        Command::Bench(a) => bench::run(a, console),
     }
 }
 
@@ -124,6 +133,23 @@ pub fn output_format(command: &'static str, text: &str) -> anyhow::Result<Output
             format!("--output expects 'human' or 'json' not '{other}'"),
         )),
     }
+}
+
+/// How the commands that only read an image open it: `-f` or
+/// `--image-opts` (not both, as qemu-img refuses), `-U`.
+pub fn reading(
+    image: &crate::cli::ImageArgs,
+    force_share: bool,
+    console: &Console,
+) -> anyhow::Result<crate::open::OpenOptions> {
+    image.exclusive()?;
+    Ok(crate::open::OpenOptions {
+        format: image.format.clone(),
+        force_share,
+        image_opts: image.image_opts,
+        diagnostics: console.diagnostics(),
+        ..Default::default()
+    })
 }
 
 /// The single filename most commands take.

@@ -12,6 +12,7 @@
 use anyhow::bail;
 
 use crate::cli::RebaseArgs;
+use crate::commands::progress::reporter;
 use crate::commands::{Console, is_cache_mode, one_filename, usage};
 use crate::convert::progress::Progress;
 use crate::error::Error;
@@ -74,14 +75,20 @@ pub fn run(a: RebaseArgs, console: &Console) -> anyhow::Result<i32> {
              be dropped without copying its data: leave out -u to flatten it"
         );
     }
-    let progress = Progress::new(100, a.progress && !a.quiet.quiet);
+    // qemu-img's rebase prints its progress in steps of 2%.
+    let report = reporter(a.progress && !a.quiet.quiet, 2.0);
+    report.update(0.0);
+    let progress = Progress::new(100, report.clone());
     let shown = std::sync::atomic::AtomicU64::new(0);
     let result = image.detach_backing(&|done, total| {
         let percent = (done * 100).checked_div(total).unwrap_or(100);
         let before = shown.fetch_max(percent, std::sync::atomic::Ordering::Relaxed);
         progress.advance(percent.saturating_sub(before));
     });
-    progress.finish();
+    if result.is_ok() {
+        report.update(100.0);
+    }
+    report.end();
     match result {
         Ok(()) => {
             image.flush()?;

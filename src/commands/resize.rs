@@ -7,7 +7,7 @@ use crate::block::options::SIZE_HINT;
 use crate::cli::ResizeArgs;
 use crate::commands::{Console, print, usage};
 use crate::open::{OpenOptions, open_image};
-use crate::size::parse_size;
+use crate::size::{SizeError, parse_size};
 
 /// The requested size: absolute, or relative to the current one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,10 @@ fn parse_target(text: &str) -> anyhow::Result<Target> {
     };
     match parse_size(digits) {
         Ok(n) => Ok(make(n)),
-        Err(_) => bail!("Parameter 'size' expects a non-negative number below 2^64\n{SIZE_HINT}"),
+        Err(SizeError::Overflow) => bail!("Value '{digits}' is out of range for parameter 'size'"),
+        Err(SizeError::Invalid) => {
+            bail!("Parameter 'size' expects a non-negative number below 2^64\n{SIZE_HINT}")
+        }
     }
 }
 
@@ -49,18 +52,17 @@ pub fn run(a: ResizeArgs, console: &Console) -> anyhow::Result<i32> {
         ..Default::default()
     };
     let image = open_image(filename, &opts)?;
-    let current = image.size() as i128;
+    // QEMU computes in int64_t, wrapping: a size past 8 EiB is negative.
+    let current = image.size() as i64;
     let new_size = match target {
-        Target::Absolute(n) => n as i128,
-        Target::Grow(n) => current + n as i128,
-        Target::Shrink(n) => current - n as i128,
+        Target::Absolute(n) => n as i64,
+        Target::Grow(n) => current.wrapping_add(n as i64),
+        Target::Shrink(n) => current.wrapping_sub(n as i64),
     };
-    // QEMU computes in int64_t: anything past 8 EiB wraps negative.
-    if new_size <= 0 || new_size > i64::MAX as i128 {
+    if new_size <= 0 {
         bail!("New image size must be positive");
     }
-    let new_size = new_size as u64;
-    if (new_size as i128) < current {
+    if new_size < current {
         if !a.shrink {
             // qemu-img prints the error, then a warning line of its own.
             let prog = console.program();
@@ -74,7 +76,12 @@ pub fn run(a: ResizeArgs, console: &Console) -> anyhow::Result<i32> {
             bail!("Preallocation can only be used for growing images");
         }
     }
-    image.resize(new_size, prealloc)?;
+    // QEMU's block layer limit on any request (`BDRV_MAX_LENGTH`).
+    const MAX_LENGTH: i64 = i64::MAX - (1 << 30) + 1;
+    if new_size > MAX_LENGTH {
+        bail!("offset({new_size}) exceeds maximum({MAX_LENGTH})");
+    }
+    image.resize(new_size as u64, prealloc)?;
     image.flush()?;
     if !a.quiet.quiet {
         print("Image resized.\n")?;

@@ -3,10 +3,13 @@
 //!
 //! ```text
 //!   Planner (lazy, under a mutex)          N workers (own thread pool)
-//!   block_status -> Chunk{Copy|Zero|Skip} --> read -> split at -S granules
+//!   block::walk extents                        chunk with data (<= 2 MiB):
+//!     -> Chunk{Copy|Zero|Skip} ------------->  read -> split at -S granules
 //!                                              data runs -> write
 //!                                              zero runs -> skip (target reads as zero)
 //!                                                           or write_zeroes (-n)
+//!                                            chunk without data (any length,
+//!                                            no buffer): zero or skip it whole
 //!   in order (default): chunk i's writes start after chunk i-1's have
 //!   started (a ticket), so the target fills in order while writes overlap;
 //!   -W: written as soon as it is ready.
@@ -17,6 +20,7 @@
 //! A worker that fails or panics stops every other one (a panic is then
 //! re-raised on the caller's thread once all workers have returned).
 
+pub mod map;
 pub mod plan;
 pub mod progress;
 pub mod sparse;
@@ -96,6 +100,7 @@ pub fn convert(
             sources.to_vec(),
             chunk,
             opts.keep_backing_unallocated,
+            !writes_zeros_as_data(opts),
         )),
         target,
         opts,
@@ -133,7 +138,6 @@ pub fn convert(
     if let Some((_, e)) = shared.error.into_inner().expect("no poisoning") {
         return Err(e);
     }
-    progress.finish();
     Ok(())
 }
 
@@ -149,8 +153,19 @@ fn worker(shared: &Shared, chunk_size: usize) {
         if let Err(e) = process(shared, &chunk, &mut buffer) {
             return fail(shared, chunk.index, e);
         }
-        shared.progress.advance(chunk.len);
+        shared.progress.advance(progress_units(&chunk, shared.opts));
     }
+}
+
+/// What a chunk counts toward progress, as qemu-img counts it: the data
+/// it copies, and with `-S 0` the zeros it writes too.
+pub fn progress_units(chunk: &Chunk, opts: &ConvertOptions) -> u64 {
+    chunk
+        .runs
+        .iter()
+        .filter(|r| r.work == Work::Copy || (r.work == Work::Zero && opts.sparse_size == 0))
+        .map(|r| r.len)
+        .sum()
 }
 
 fn fail(shared: &Shared, index: u64, e: Error) {
@@ -188,9 +203,32 @@ impl Drop for StopOnUnwind<'_, '_> {
     }
 }
 
+/// `-S 0` allocates everything, zeros included; `-c` compresses whole
+/// units, zeros included unless `-S` lets them stay sparse.
+fn writes_zeros_as_data(opts: &ConvertOptions) -> bool {
+    opts.sparse_size == 0
+}
+
 /// Reads (when needed) outside any lock, then writes in turn.
 fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
     let opts = shared.opts;
+    // Nothing to read, so no buffer (the chunk may be any length), unless
+    // compression must look at units that straddle runs.
+    if !chunk.copies()
+        && !writes_zeros_as_data(opts)
+        && (opts.compress_unit.is_none() || chunk.runs.len() == 1)
+    {
+        if !opts.out_of_order {
+            if !shared.ticket.wait_for(chunk.index, &shared.abort) {
+                return Ok(());
+            }
+            shared.ticket.done();
+        }
+        return chunk.runs.iter().try_for_each(|run| match run.work {
+            Work::Zero => zero(shared, chunk.target_offset + run.offset, run.len),
+            Work::Copy | Work::Skip => Ok(()),
+        });
+    }
     buffer.resize(chunk.len as usize, 0);
     let mut source = None;
     for run in &chunk.runs {
@@ -205,8 +243,10 @@ fn process(shared: &Shared, chunk: &Chunk, buffer: &mut Vec<u8>) -> Result<()> {
                     .read_at(window, at)
                     .map_err(|e| e.prepend(format!("error while reading at byte {at}")))?;
             }
-            // -S 0 allocates everything, zeros included; -c compresses whole units.
-            Work::Zero if opts.sparse_size == 0 || opts.compress_unit.is_some() => window.fill(0),
+            // Zeros written as data, or compressed with whole units.
+            Work::Zero if writes_zeros_as_data(opts) || opts.compress_unit.is_some() => {
+                window.fill(0)
+            }
             Work::Zero | Work::Skip => {}
         }
     }
@@ -386,7 +426,7 @@ mod tests {
             let target = Disk::new(size, None);
             target.write_zeroes(0, size as u64, true).unwrap();
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let progress = progress::Progress::new(0, false);
+                let progress = progress::Progress::silent();
                 convert(&sources, &target, &options(out_of_order), &progress)
                     .map(|()| target.bytes.lock().unwrap().clone())
             }));

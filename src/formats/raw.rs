@@ -23,9 +23,11 @@ use serde_json::{Map, Value};
 use crate::block::driver::{BlockDriver, Check, CheckReport, Preallocation, Repair};
 use crate::block::extent::{Allocation, Extent};
 use crate::block::info::{NodeInfo, format_node_filename};
-use crate::block::options::SIZE_HINT;
+use crate::block::measure::Measure;
 use crate::block::options::{OptDesc, OptType};
+use crate::block::options::{Options, SIZE_HINT};
 use crate::block::snapshot::{SnapshotInfo, Snapshots};
+use crate::block::status::Status;
 use crate::block::{SECTOR, round_to_sector};
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::probe;
@@ -75,6 +77,20 @@ impl RawWindow {
         }
         Ok(window)
     }
+}
+
+/// `measure -O raw` (QEMU's `raw_measure`): every byte counts, allocated
+/// or not: the source's length, or `-o size` in whole sectors.
+pub fn measure(options: &Options, source_size: Option<u64>) -> Result<Measure> {
+    let required = match source_size {
+        Some(size) => size,
+        None => round_to_sector(options.size("size")?.unwrap_or(0)),
+    };
+    Ok(Measure {
+        required,
+        fully_allocated: required,
+        bitmaps: None,
+    })
 }
 
 pub struct RawImage {
@@ -265,6 +281,19 @@ impl BlockDriver for RawImage {
 
     fn detach_backing(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<()> {
         self.storage.flatten(progress)
+    }
+
+    /// The storage's status at the window's offset (QEMU's raw driver
+    /// answers `BDRV_BLOCK_RAW`: ask the file).
+    fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
+        self.check_range(offset, len)?;
+        let mut status = self.storage.map_status(self.offset + offset, len)?;
+        status.len = status.len.clamp(1, len);
+        // A window has no backing of its own: what shows through is data.
+        if !status.data && !status.zero && (self.offset != 0 || self.fixed_size) {
+            (status.data, status.allocated) = (true, true);
+        }
+        Ok(status)
     }
 
     fn allocation_unit(&self) -> Option<u64> {

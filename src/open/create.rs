@@ -129,7 +129,9 @@ pub fn plan(request: &CreateRequest) -> Result<CreatePlan> {
             ));
         }
     }
-    let size = match (request.size, options.size("size")?) {
+    // QEMU keeps "no size" as UINT64_MAX: a size of exactly that is none.
+    let given = options.size("size")?.filter(|&s| s != u64::MAX);
+    let size = match (request.size, given) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid("The image size must be specified only once"));
         }
@@ -189,6 +191,11 @@ pub fn execute(plan: &CreatePlan) -> Result<()> {
 /// As `execute`, with convert's wording: "file: error while converting fmt: reason".
 pub fn execute_as(plan: &CreatePlan, context: &str) -> Result<()> {
     execute_inner(plan).map_err(|e| e.prepend(context).prepend(&plan.filename))
+}
+
+/// As `execute`, with no prefix: the caller words the context (`dd`).
+pub fn execute_unprefixed(plan: &CreatePlan) -> Result<()> {
+    execute_inner(plan)
 }
 
 fn execute_inner(plan: &CreatePlan) -> Result<()> {

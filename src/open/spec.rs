@@ -124,7 +124,7 @@ impl ImageSpec {
         let location = if name::is_rbd_name(name) {
             Location::Rbd(name::parse_legacy(name)?)
         } else {
-            Location::File(name.to_string())
+            Location::File(file_name(name)?)
         };
         Ok(Self::of(location, None))
     }
@@ -191,6 +191,61 @@ impl ImageSpec {
             left.retain(|k, _| !RAW_OPTIONS.contains(&k.as_str()));
         }
         qdict_order(&left).first().map(|(k, _)| k.to_string())
+    }
+}
+
+/// QEMU's `path_has_protocol`: a colon before any slash.
+fn has_protocol(path: &str) -> bool {
+    path.find([':', '/'])
+        .is_some_and(|i| path[i..].starts_with(':'))
+}
+
+/// Protocol prefixes QEMU knows besides `file:` and `rbd:`; rbdimg has none
+/// of them.
+const OTHER_PROTOCOLS: &[&str] = &[
+    "fat",
+    "ftp",
+    "ftps",
+    "gluster",
+    "gluster+rdma",
+    "gluster+tcp",
+    "gluster+unix",
+    "host_cdrom",
+    "host_device",
+    "http",
+    "https",
+    "iscsi",
+    "iser",
+    "nbd",
+    "nbd+tcp",
+    "nbd+unix",
+    "nfs",
+    "null-aio",
+    "null-co",
+    "nvme",
+    "ssh",
+    "blkdebug",
+    "blkverify",
+    "vvfat",
+];
+
+/// The local file a plain name (not `rbd:`, not `json:`) names, as QEMU's
+/// `bdrv_find_protocol` and the file driver read it: `file:` is stripped
+/// (a name that would then look like a protocol gets `./` before it), a
+/// colon before any slash is some other protocol.
+fn file_name(name: &str) -> Result<String> {
+    if !has_protocol(name) {
+        return Ok(name.to_string());
+    }
+    let (protocol, rest) = name.split_once(':').expect("has a colon");
+    match protocol {
+        "file" if has_protocol(rest) => Ok(format!("./{rest}")),
+        "file" => Ok(rest.to_string()),
+        _ if OTHER_PROTOCOLS.contains(&protocol) => Err(Error::new(
+            ErrorKind::UnsupportedFeature,
+            format!("protocol '{protocol}' is not supported by rbdimg"),
+        )),
+        _ => Err(Error::invalid(format!("Unknown protocol '{protocol}'"))),
     }
 }
 

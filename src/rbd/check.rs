@@ -1,15 +1,18 @@
 //! `check` for RBD images, rbdimg's extension (qemu-img has no check for
 //! rbd): the object map against which objects actually exist, as `rbd
-//! object-map check` compares them. A map entry NONEXISTENT or PENDING for
-//! an object that exists is a corruption (librbd readers would skip its
-//! data); a stale EXISTS for a missing object is harmless and tolerated. A
-//! map flagged invalid, or one that cannot be read or is too small, is
-//! reported as one corruption.
+//! object-map check` compares them, found by one listing of the pool (not
+//! one request per object of the virtual size). A map entry NONEXISTENT or
+//! PENDING for an object that exists is a corruption (librbd readers would
+//! skip its data); a stale EXISTS for a missing object is harmless and
+//! tolerated. A map flagged invalid, or one that cannot be read or is too
+//! small, is reported as one corruption.
 
 use crate::block::diagnostics::Diagnostic;
 use crate::block::driver::{CheckReport, Repair};
 use crate::ceph::features;
-use crate::ceph::object_map::{FLAG_OBJECT_MAP_INVALID, OBJECT_NONEXISTENT, OBJECT_PENDING};
+use crate::ceph::object_map::{
+    FLAG_OBJECT_MAP_INVALID, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, OBJECT_NONEXISTENT, OBJECT_PENDING,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rbd::image::RbdImage;
 
@@ -33,25 +36,40 @@ impl RbdImage {
             ..Default::default()
         };
         let map = self.map.lock().expect("no poisoning").clone();
+        // One listing finds the objects; only those the map does not say
+        // exist are asked about (a listed object may be a snapshot's clone
+        // whose head is gone).
+        let listed = match self.listing(&state) {
+            Ok(listed) => listed,
+            Err(e) => {
+                report.check_errors += 1;
+                report.messages.push(Diagnostic::Line(format!(
+                    "ERROR cannot list the objects of pool {}: {e}",
+                    self.data.name()
+                )));
+                return Ok(report);
+            }
+        };
         let mut allocated = 0;
-        for object in 0..objects {
+        for object in listed.range(..objects).copied() {
             let oid = header.data_oid(object);
-            let exists = match self.data.stat(&oid, snap) {
-                Ok(_) => true,
-                Err(e) if e.kind() == ErrorKind::NotFound => false,
-                Err(e) => {
-                    report.check_errors += 1;
-                    report
-                        .messages
-                        .push(Diagnostic::Line(format!("ERROR cannot stat {oid}: {e}")));
-                    continue;
-                }
+            let in_map = map.as_ref().map(|m| m.get(object));
+            let exists = match in_map {
+                Some(OBJECT_EXISTS | OBJECT_EXISTS_CLEAN) => true,
+                _ => match self.data.stat(&oid, snap) {
+                    Ok(_) => true,
+                    Err(e) if e.kind() == ErrorKind::NotFound => false,
+                    Err(e) => {
+                        report.check_errors += 1;
+                        report
+                            .messages
+                            .push(Diagnostic::Line(format!("ERROR cannot stat {oid}: {e}")));
+                        continue;
+                    }
+                },
             };
             allocated += exists as u64;
-            if let Some(map) = &map
-                && exists
-                && matches!(map.get(object), OBJECT_NONEXISTENT | OBJECT_PENDING)
-            {
+            if exists && matches!(in_map, Some(OBJECT_NONEXISTENT | OBJECT_PENDING)) {
                 report.corruptions += 1;
                 report.messages.push(Diagnostic::Line(format!(
                     "ERROR object map says object {object} ({oid}) does not exist, but it does"

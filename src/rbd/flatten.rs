@@ -1,8 +1,9 @@
 //! Flattening a clone, as librbd's FlattenRequest does it:
 //!
 //! ```text
-//!  objects of the overlap the parent chain may hold data in (each parent's
-//!  object map, down the chain) and the child does not have yet:
+//!  objects of the overlap the parent chain may hold data in (runs of each
+//!  parent's object map, or one listing of its objects without a map,
+//!  down the chain):
 //!      copy-up each (an empty write), a window of them in flight
 //!  detach from the parent's children (v1 rbd_children, v2 child_detach),
 //!      unless snapshots of an image without deep-flatten still read
@@ -22,7 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::ceph::cls_rbd_layering;
 use crate::ceph::features;
-use crate::ceph::object_map::OBJECT_NONEXISTENT;
 use crate::error::Result;
 use crate::rados::{SnapContext, WriteOp, ignore_missing};
 use crate::rbd::image::RbdImage;
@@ -33,21 +33,24 @@ const DEFAULT_WINDOW: usize = 10;
 
 impl RbdImage {
     /// Byte ranges below `limit` that may hold data, this image's own (by
-    /// its object map; all of them without one) and its parents' that it
-    /// reads through, sorted and merged.
-    fn data_extents(&self, limit: u64) -> Vec<(u64, u64)> {
+    /// its object map's runs; without one, by one listing of its objects)
+    /// and its parents' that it reads through, sorted and merged.
+    fn data_extents(&self, limit: u64) -> Result<Vec<(u64, u64)>> {
         let state = self.state.read().expect("no poisoning");
         let object_size = state.header.object_size();
         let limit = limit.min(self.current_size(&state));
-        let mut extents: Vec<(u64, u64)> = match self.map.lock().expect("no poisoning").as_ref() {
-            Some(map) => (0..state.header.object_count(limit))
-                .filter(|&o| map.get(o) != OBJECT_NONEXISTENT)
-                .map(|o| (o * object_size, ((o + 1) * object_size).min(limit)))
-                .collect(),
-            None => vec![(0, limit)],
-        };
+        let objects = state.header.object_count(limit);
+        let mut extents = Vec::new();
+        let mut object = 0;
+        while object < objects {
+            let (exists, run_end) = self.object_run(&state, object, objects)?;
+            if exists {
+                extents.push((object * object_size, (run_end * object_size).min(limit)));
+            }
+            object = run_end;
+        }
         if let Some(parent) = &state.parent {
-            extents.extend(parent.image.data_extents(parent.overlap.min(limit)));
+            extents.extend(parent.image.data_extents(parent.overlap.min(limit))?);
         }
         extents.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::with_capacity(extents.len());
@@ -57,7 +60,7 @@ impl RbdImage {
                 _ => merged.push((start, end)),
             }
         }
-        merged
+        Ok(merged)
     }
 
     /// Copies up every object of the overlap that the parent chain holds
@@ -81,7 +84,7 @@ impl RbdImage {
             let object_size = state.header.object_size();
             let mut objects: Vec<u64> = parent
                 .image
-                .data_extents(parent.overlap)
+                .data_extents(parent.overlap)?
                 .iter()
                 .flat_map(|&(start, end)| start / object_size..end.div_ceil(object_size))
                 .collect();

@@ -123,6 +123,13 @@ impl Header {
         format!("{}.{object:016x}", self.object_prefix)
     }
 
+    /// The object number of one of this image's data object names.
+    pub fn object_number(&self, oid: &str) -> Option<u64> {
+        let hex = oid.strip_prefix(&self.object_prefix)?.strip_prefix('.')?;
+        let digits = hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        digits.then(|| u64::from_str_radix(hex, 16).ok()).flatten()
+    }
+
     /// The snapshots users see (`snapshot -l`), newest first.
     pub fn user_snapshots(&self) -> impl Iterator<Item = &Snapshot> {
         self.snapshots.iter().filter(|s| s.is_user())

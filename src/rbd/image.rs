@@ -1,18 +1,19 @@
 //! One open RBD image (librbd's `ImageCtx`): its metadata, object map,
 //! snapshot context, exclusive lock and (for a clone) its parent, opened
 //! read-only at the parent snapshot. The data path is in `io.rs` (with
-//! copy-up in `copyup.rs`), resize in `resize.rs`, snapshots in
-//! `snapshot.rs`, clones in `clone.rs` and `flatten.rs`, the object-map
-//! check in `check.rs`; `storage::rbd` presents the image as byte storage.
+//! copy-up in `copyup.rs`), where the data is (object map or listing) in
+//! `extents.rs`, resize in `resize.rs`, snapshots in `snapshot.rs`, clones
+//! in `clone.rs` and `flatten.rs`, the object-map check in `check.rs`;
+//! `storage::rbd` presents the image as byte storage.
 //!
 //! Lock order: `state` (read for I/O, write for resize/snapshot/rollback/
-//! flatten's detach), then `copyups`, then `map_busy`, then `map`. I/O runs
-//! concurrently under the `state` read lock; single-object map updates run
-//! concurrently too, each object marked busy in `map_busy` while its
-//! update is in flight, and each object's copy-up runs once at a time
-//! (`copyups`).
+//! flatten's detach), then `copyups`, then `map_busy`, then `map`; `listed`
+//! is never held with `map`. I/O runs concurrently under the `state` read
+//! lock; single-object map updates run concurrently too, each object
+//! marked busy in `map_busy` while its update is in flight, and each
+//! object's copy-up runs once at a time (`copyups`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use crate::block::diagnostics::Diagnostics;
@@ -65,6 +66,11 @@ pub struct RbdImage {
     /// Why a map that should be there could not be used (read-only opens
     /// do not flag it invalid): `check` reports it.
     pub(super) map_problem: Mutex<Option<String>>,
+    /// Without a usable map: the objects one listing found (and our
+    /// writes since), loaded on first need (`extents.rs`).
+    pub(super) listed: Mutex<Option<BTreeSet<u64>>>,
+    /// Where news for the user goes (the listing's warning).
+    pub(super) diagnostics: Diagnostics,
     /// Objects whose map update is on its way to the cluster: another
     /// writer of the same object waits until it is durable.
     pub(super) map_busy: Mutex<HashSet<u64>>,
@@ -123,7 +129,15 @@ impl RbdImage {
                 libc::ENOTSUP,
             ));
         }
-        let image = Self::assemble(cluster, pool, spec.clone(), header, snapshot, 0)?;
+        let image = Self::assemble(
+            cluster,
+            pool,
+            spec.clone(),
+            header,
+            snapshot,
+            0,
+            diagnostics,
+        )?;
         if writable {
             image.acquire_lock(diagnostics)?;
         }
@@ -138,6 +152,7 @@ impl RbdImage {
         child: &RbdSpec,
         spec: &cls_rbd::ParentSpec,
         depth: usize,
+        diagnostics: &Diagnostics,
     ) -> Result<Arc<RbdImage>> {
         if depth > limits::MAX_PARENT_CHAIN {
             return Err(Error::corrupt(format!(
@@ -192,6 +207,7 @@ impl RbdImage {
             header,
             Some(snap),
             depth,
+            diagnostics,
         )?;
         image.load_object_map()?;
         Ok(Arc::new(image))
@@ -207,6 +223,7 @@ impl RbdImage {
         header: Header,
         snapshot: Option<Snapshot>,
         depth: usize,
+        diagnostics: &Diagnostics,
     ) -> Result<RbdImage> {
         let data = match header.data_pool_id {
             Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
@@ -227,7 +244,7 @@ impl RbdImage {
         let overlap = Self::overlap_at(&pool, &header, &snapshot)?;
         let parent = match &header.parent {
             Some(p) if overlap > 0 => Some(ParentLink {
-                image: Self::open_parent(&cluster, &spec, &p.spec, depth + 1)?,
+                image: Self::open_parent(&cluster, &spec, &p.spec, depth + 1, diagnostics)?,
                 overlap,
             }),
             _ => None,
@@ -248,6 +265,8 @@ impl RbdImage {
             }),
             map: Mutex::new(None),
             map_problem: Mutex::new(None),
+            listed: Mutex::new(None),
+            diagnostics: diagnostics.clone(),
             map_busy: Mutex::new(HashSet::new()),
             map_settled: Condvar::new(),
             snapshot,
@@ -402,7 +421,7 @@ impl RbdImage {
             _ if overlap == 0 => None,
             (Some(link), Some(_)) => Some(ParentLink { overlap, ..link }),
             (None, Some(p)) => Some(ParentLink {
-                image: Self::open_parent(&self.cluster, &self.spec, &p.spec, 1)?,
+                image: Self::open_parent(&self.cluster, &self.spec, &p.spec, 1, &self.diagnostics)?,
                 overlap,
             }),
         };
@@ -482,21 +501,5 @@ impl RbdImage {
     /// backend decides what durable means).
     pub fn flush(&self) -> Result<()> {
         self.data.flush()
-    }
-
-    /// Bytes the object map says are allocated (whole objects, the last one
-    /// clipped to the image), when the map is valid.
-    pub fn allocated_bytes(&self) -> Option<u64> {
-        let state = self.state.read().expect("no poisoning");
-        let (header, size) = (&state.header, self.current_size(&state));
-        let map = self.map.lock().expect("no poisoning");
-        let map = map.as_ref()?;
-        let object_size = header.object_size();
-        Some(
-            (0..header.object_count(size))
-                .filter(|&o| map.get(o) != object_map::OBJECT_NONEXISTENT)
-                .map(|o| object_size.min(size - o * object_size))
-                .sum(),
-        )
     }
 }

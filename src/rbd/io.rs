@@ -13,9 +13,8 @@
 //!                 from the parent within the overlap, else as zeros
 //! ```
 
-use crate::block::extent::{Allocation, Extent};
 use crate::ceph::cls_rbd;
-use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
+use crate::ceph::object_map::{self, OBJECT_NONEXISTENT, OBJECT_PENDING};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{SnapContext, WriteOp, ignore_missing};
 use crate::rbd::image::{RbdImage, State};
@@ -73,28 +72,10 @@ fn update_required(current: u8, new: u8) -> bool {
         || (new == OBJECT_NONEXISTENT && current != OBJECT_PENDING))
 }
 
-/// The in-memory twin of cls `object_map_update`'s per-object rule.
-fn applies(state: u8, current: Option<u8>) -> bool {
-    match current {
-        None => true,
-        Some(c) => state == c || (c == OBJECT_EXISTS && state == object_map::OBJECT_EXISTS_CLEAN),
-    }
-}
-
 /// Whether an object in `state` needs a write to move to `new` under the
 /// `current` condition.
 fn needs_update(state: u8, new: u8, current: Option<u8>) -> bool {
-    applies(state, current) && update_required(state, new)
-}
-
-/// Mirrors an update in memory, as cls applies it.
-fn apply(map: &mut object_map::ObjectMap, start: u64, end: u64, new: u8, current: Option<u8>) {
-    for o in start..end.min(map.len()) {
-        let s = map.get(o);
-        if applies(s, current) && s != new {
-            map.set(o, new);
-        }
-    }
+    object_map::update_applies(state, current) && update_required(state, new)
 }
 
 /// librbd batches map updates at this many objects.
@@ -119,7 +100,7 @@ impl Drop for Settle<'_> {
 }
 
 impl RbdImage {
-    fn check_range(&self, state: &State, offset: u64, len: u64) -> Result<()> {
+    pub(super) fn check_range(&self, state: &State, offset: u64, len: u64) -> Result<()> {
         let size = self.current_size(state);
         if offset.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::new(
@@ -163,7 +144,7 @@ impl RbdImage {
             }
             batch = batch_end;
         }
-        apply(map, start, end, new, current);
+        map.update(start, end, new, current);
         Ok(())
     }
 
@@ -190,7 +171,7 @@ impl RbdImage {
         if sent.is_ok()
             && let Some(map) = self.map.lock().expect("no poisoning").as_mut()
         {
-            apply(map, object, object + 1, new, current);
+            map.update(object, object + 1, new, current);
         }
         drop(settled);
         sent.map_err(|e| self.map_update_failed(e))
@@ -278,6 +259,31 @@ impl RbdImage {
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, len)?;
         let object_size = state.header.object_size();
+        let end = offset + len;
+        // Objects in a clone's overlap read the parent where they do not
+        // exist: every one of them is zeroed.
+        let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
+        let overlap_end = overlap.div_ceil(object_size) * object_size;
+        let mut pos = offset;
+        while pos < end {
+            // Outside it, objects that do not exist read as zeros already:
+            // their run is skipped whole.
+            let (exists, run_end) = match pos < overlap_end {
+                true => (true, overlap_end / object_size),
+                false => self.object_run(&state, pos / object_size, end.div_ceil(object_size))?,
+            };
+            let stop = run_end.saturating_mul(object_size).min(end);
+            if exists {
+                self.zero_objects(&state, pos, stop - pos, may_unmap)?;
+            }
+            pos = stop;
+        }
+        Ok(())
+    }
+
+    /// `zero_range` over objects that may exist.
+    fn zero_objects(&self, state: &State, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
+        let object_size = state.header.object_size();
         let size = state.header.size;
         let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
         for p in pieces(object_size, offset, len) {
@@ -313,50 +319,16 @@ impl RbdImage {
             &state.header.data_oid(object),
             &[WriteOp::Remove],
             &state.snapc,
-        ))
-    }
-
-    /// Allocation of the run at `offset`: whole objects from the object map
-    /// when it is valid, else from whether each object exists.
-    pub fn allocation(&self, offset: u64, len: u64) -> Result<Extent> {
-        let state = self.state.read().expect("no poisoning");
-        self.check_range(&state, offset, len)?;
-        let object_size = state.header.object_size();
-        let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
-        let status = |object: u64| -> Result<Allocation> {
-            let exists = match self.map_state(object) {
-                Some(s) => s != OBJECT_NONEXISTENT,
-                None => match self
-                    .data
-                    .stat(&state.header.data_oid(object), self.read_snap())
-                {
-                    Ok(_) => true,
-                    Err(e) if e.kind() == ErrorKind::NotFound => false,
-                    Err(e) => return Err(e),
-                },
-            };
-            Ok(match exists {
-                true => Allocation::Data,
-                false if object * object_size < overlap => Allocation::Backing,
-                false => Allocation::Unallocated,
-            })
-        };
-        let first = status(offset / object_size)?;
-        let mut end = ((offset / object_size) + 1) * object_size;
-        while end < offset + len && status(end / object_size)? == first {
-            end += object_size;
-        }
-        Ok(Extent {
-            offset,
-            len: end.min(offset + len) - offset,
-            allocation: first,
-        })
+        ))?;
+        self.note_removed(object);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ceph::object_map::OBJECT_EXISTS;
 
     #[test]
     fn splits_ranges_at_object_boundaries() {
@@ -379,10 +351,13 @@ mod tests {
         assert!(!update_required(OBJECT_NONEXISTENT, OBJECT_PENDING));
         assert!(!update_required(OBJECT_EXISTS, OBJECT_NONEXISTENT));
         assert!(update_required(OBJECT_PENDING, OBJECT_NONEXISTENT));
-        assert!(applies(
+        assert!(object_map::update_applies(
             object_map::OBJECT_EXISTS_CLEAN,
             Some(OBJECT_EXISTS)
         ));
-        assert!(!applies(OBJECT_NONEXISTENT, Some(OBJECT_PENDING)));
+        assert!(!object_map::update_applies(
+            OBJECT_NONEXISTENT,
+            Some(OBJECT_PENDING)
+        ));
     }
 }

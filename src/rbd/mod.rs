@@ -8,6 +8,8 @@ pub mod check;
 pub mod clone;
 pub mod copyup;
 pub mod create;
+pub mod diff;
+pub mod extents;
 pub mod flatten;
 pub mod header;
 pub mod image;

@@ -89,8 +89,20 @@ impl ObjectOp<'_> {
 }
 
 impl RbdImage {
-    /// Runs one object request (steps in the diagram above).
+    /// Runs one object request (steps in the diagram above), keeping the
+    /// listing of objects that may exist (images without a map) current.
     pub(super) fn object_write(&self, state: &State, object: u64, op: ObjectOp) -> Result<()> {
+        let result = self.object_request(state, object, op);
+        match op {
+            ObjectOp::Remove if result.is_ok() => self.note_removed(object),
+            ObjectOp::Remove => {}
+            // Whatever happened, the object may exist now.
+            _ => self.note_written(object),
+        }
+        result
+    }
+
+    fn object_request(&self, state: &State, object: u64, op: ObjectOp) -> Result<()> {
         let object_size = state.header.object_size();
         let has_parent = state
             .parent

@@ -5,7 +5,8 @@
 //!  shrink: a clone with snapshots: copy the parent's data of the objects
 //!          going away up into the snapshots first (deep flatten needs it)
 //!          map [first gone, last] EXISTS -> PENDING
-//!          remove those objects (skipping ones the map says never existed)
+//!          remove those objects (skipping runs the map, or a listing
+//!          without one, says do not exist)
 //!          map PENDING -> NONEXISTENT
 //!          truncate the object that now holds the end (partial tail; in a
 //!          clone's overlap after a copy-up)
@@ -81,17 +82,15 @@ impl RbdImage {
                     OBJECT_PENDING,
                     Some(OBJECT_EXISTS),
                 )?;
-                for object in new_objects..old_objects {
-                    let may_exist = self
-                        .map
-                        .lock()
-                        .expect("no poisoning")
-                        .as_ref()
-                        .is_none_or(|m| m.get(object) != OBJECT_NONEXISTENT);
-                    if !may_exist {
-                        continue;
+                let mut object = new_objects;
+                while object < old_objects {
+                    let (exists, run_end) = self.object_run(&state, object, old_objects)?;
+                    if exists {
+                        for object in object..run_end {
+                            self.delete_data_object(&state, object)?;
+                        }
                     }
-                    self.delete_data_object(&state, object)?;
+                    object = run_end;
                 }
                 self.update_map(
                     &state,

@@ -14,6 +14,7 @@ use crate::block::extent::{Allocation, Extent};
 use crate::block::info::NodeInfo;
 use crate::block::options::{OptDesc, OptType, Options};
 use crate::block::snapshot::Snapshots;
+use crate::block::status::Status;
 use crate::block::{SECTOR, round_to_sector};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::Storage;
@@ -377,6 +378,13 @@ impl Storage for LocalFile {
             len: end.min(limit) - offset,
             allocation,
         })
+    }
+
+    /// Data and holes exactly as the filesystem reports them (QEMU's
+    /// file-posix driver: no rounding to sectors; past the end, a hole).
+    fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
+        let (is_data, end) = self.data_run(offset, offset + len)?;
+        Ok(Status::protocol(end - offset, is_data, &self.path, offset))
     }
 
     /// The `file` protocol node of `info`.

@@ -30,6 +30,7 @@ use crate::block::driver::{Check, Preallocation};
 use crate::block::extent::Extent;
 use crate::block::info::NodeInfo;
 use crate::block::snapshot::Snapshots;
+use crate::block::status::Status;
 use crate::error::{Error, Result};
 
 /// What a storage reads through to where it holds nothing itself (an RBD
@@ -78,6 +79,14 @@ pub trait Storage: Snapshots + Check + Send + Sync {
     /// The status of the longest run at `offset` with one status, clipped
     /// to `len`; past the end the storage reads as unallocated zeros.
     fn block_status(&self, offset: u64, len: u64) -> Result<Extent>;
+
+    /// What `map` reports of the run at `offset`: data or zeros at that
+    /// same offset of this storage (QEMU's protocol-level block status).
+    fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
+        let extent = self.block_status(offset, len)?;
+        let data = !extent.allocation.reads_as_zero();
+        Ok(Status::protocol(extent.len, data, self.filename(), offset))
+    }
 
     /// The storage's natural allocation unit (an RBD object), if it has one.
     fn allocation_unit(&self) -> Option<u64> {

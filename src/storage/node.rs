@@ -18,6 +18,7 @@ use crate::block::driver::{Check, CheckReport, Preallocation, Repair};
 use crate::block::extent::{Allocation, Extent};
 use crate::block::info::NodeInfo;
 use crate::block::snapshot::{SnapshotInfo, Snapshots};
+use crate::block::status::Status;
 use crate::error::Result;
 use crate::storage::Storage;
 
@@ -89,6 +90,18 @@ impl Storage for NodeStorage {
             });
         }
         self.node.block_status(offset, len.min(size - offset))
+    }
+
+    /// The node's own status (its host offsets are in its files); past its
+    /// end, zeros.
+    fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
+        let size = self.node.size();
+        if offset >= size {
+            let mut zeros = Status::backing(len);
+            (zeros.zero, zeros.allocated) = (true, true);
+            return Ok(zeros);
+        }
+        self.node.map_status(offset, len.min(size - offset))
     }
 
     fn allocation_unit(&self) -> Option<u64> {

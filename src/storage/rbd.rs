@@ -20,6 +20,7 @@ use crate::block::info::NodeInfo;
 use crate::block::options::{OptDesc, OptType, Options};
 use crate::block::round_to_sector;
 use crate::block::snapshot::{SnapshotInfo, Snapshots};
+use crate::block::status::Status;
 use crate::ceph::features;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::config;
@@ -286,6 +287,27 @@ impl Storage for RbdStorage {
                 allocation: Allocation::Unallocated,
             }),
         }
+    }
+
+    /// QEMU's rbd driver: whole objects that exist are data, the others
+    /// zeros, when fast-diff can tell; otherwise all data. A clone is
+    /// rbdimg's own: objects it lacks in the overlap are its backing's
+    /// (the parent's, at depth 1), where QEMU calls the whole image data.
+    fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
+        let Some(n) = self.within(offset, len) else {
+            return Ok(Status::protocol(len, false, &self.filename, offset));
+        };
+        if self.image.parent().is_some() {
+            let extent = self.image.allocation(offset, n)?;
+            return Ok(match extent.allocation {
+                Allocation::Backing => Status::backing(extent.len),
+                own => {
+                    Status::protocol(extent.len, own == Allocation::Data, &self.filename, offset)
+                }
+            });
+        }
+        let (data, n) = self.image.diff_run(offset, n)?.unwrap_or((true, n));
+        Ok(Status::protocol(n, data, &self.filename, offset))
     }
 
     fn allocation_unit(&self) -> Option<u64> {

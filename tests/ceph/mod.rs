@@ -4,11 +4,14 @@
 //! names); tests that freeze daemons start a private one; the tests that
 //! kill OSDs share a replicated three-OSD cluster, one test at a time.
 
+mod dd;
 mod faults;
 mod interop;
 mod layering;
 mod locking;
+mod map;
 mod matrix;
+mod measure;
 mod misuse;
 mod options;
 mod qcow2_in_rbd;

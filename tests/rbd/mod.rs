@@ -4,14 +4,19 @@
 //! images: on Ceph with the rbd CLI (and rbdimg), on the embedded store
 //! with rbdimg itself.
 
+mod bench;
 mod clone_crash;
 mod conformance;
 mod corrupt;
 mod crash;
+mod dd;
 mod embedded;
 pub(crate) mod layering;
+mod map;
+mod measure;
 mod names;
 mod qcow2_in_rbd;
+mod scale;
 mod store;
 
 use std::path::{Path, PathBuf};

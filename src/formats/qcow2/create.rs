@@ -153,6 +153,24 @@ pub struct Settings {
     pub data_file_raw: bool,
 }
 
+/// QEMU's `validate_cluster_size`: the cluster size's bits, or its message.
+pub fn validate_cluster_size(cluster_size: u64, extended_l2: bool) -> Result<u32> {
+    let cluster_bits = cluster_size.trailing_zeros();
+    if !cluster_size.is_power_of_two()
+        || !(MIN_CLUSTER_BITS..=MAX_CLUSTER_BITS).contains(&cluster_bits)
+    {
+        return Err(Error::invalid(
+            "Cluster size must be a power of two between 512 and 2048k",
+        ));
+    }
+    if extended_l2 && cluster_size < 16384 {
+        return Err(Error::invalid(
+            "Extended L2 entries are only supported with cluster sizes of at least 16384 bytes",
+        ));
+    }
+    Ok(cluster_bits)
+}
+
 fn bad_value(param: &str, value: &str) -> Error {
     Error::invalid(format!(
         "Parameter '{param}' does not accept value '{value}'"
@@ -207,19 +225,7 @@ pub fn settings(size: u64, o: &Options) -> Result<Settings> {
             "Extended L2 entries are only supported with compatibility level 1.1 and above (use version=v3 or greater)",
         ));
     }
-    let cluster_bits = cluster_size.trailing_zeros();
-    if !cluster_size.is_power_of_two()
-        || !(MIN_CLUSTER_BITS..=MAX_CLUSTER_BITS).contains(&cluster_bits)
-    {
-        return Err(Error::invalid(
-            "Cluster size must be a power of two between 512 and 2048k",
-        ));
-    }
-    if extended_l2 && cluster_size < 16384 {
-        return Err(Error::invalid(
-            "Extended L2 entries are only supported with cluster sizes of at least 16384 bytes",
-        ));
-    }
+    let cluster_bits = validate_cluster_size(cluster_size, extended_l2)?;
     if backing_file.is_some() && prealloc != Preallocation::Off && !extended_l2 {
         return Err(Error::invalid(
             "Backing file and preallocation can only be used at the same time if extended_l2 is on",

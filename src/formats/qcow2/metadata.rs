@@ -95,6 +95,16 @@ pub enum Mapping {
     Compressed(u64),
 }
 
+/// A run of guest bytes with one exact subcluster type (`Meta::run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub kind: SubclusterType,
+    /// The host offset of the run's first byte where the type names a host
+    /// cluster; the L2 entry of a compressed cluster; else 0.
+    pub host: u64,
+    pub len: u64,
+}
+
 pub struct Meta {
     pub g: Geometry,
     pub file: Arc<dyn Storage>,
@@ -346,17 +356,55 @@ impl Meta {
         Ok(Some(l2))
     }
 
+    /// How far (at most `max`) the run of unallocated L1 entries that
+    /// holds `offset` reaches: one step however many entries it spans.
+    fn unallocated_l1_run(&self, offset: u64, max: u64) -> u64 {
+        let span = self.g.l2_span();
+        let first = self.g.l1_index(offset);
+        let limit = offset.saturating_add(max);
+        let mut end = (first + 1).saturating_mul(span);
+        let mut index = first + 1;
+        while end < limit {
+            match self.l1.get(index as usize) {
+                Some(&entry) if entry & L1E_OFFSET_MASK != 0 => break,
+                Some(_) => end = end.saturating_add(span),
+                // Past the L1 table nothing is allocated.
+                None => end = limit,
+            }
+            index += 1;
+        }
+        end.min(limit) - offset
+    }
+
     /// How `[offset, offset + max)` starts: the mapping of its first byte
     /// and how many bytes share it (contiguous on the host for data).
     pub fn map(&mut self, offset: u64, max: u64) -> Result<(Mapping, u64)> {
+        let run = self.run(offset, max)?;
+        let mapping = match run.kind {
+            SubclusterType::Normal => Mapping::Data(run.host),
+            SubclusterType::Compressed => Mapping::Compressed(run.host),
+            SubclusterType::ZeroPlain | SubclusterType::ZeroAlloc => Mapping::Zero,
+            _ => Mapping::Unallocated,
+        };
+        Ok((mapping, run.len))
+    }
+
+    /// The run of subclusters at `offset` of one exact type, contiguous on
+    /// the host where the type names a host cluster (QEMU's
+    /// `qcow2_get_host_offset`), clipped to `max` and to the L2 table.
+    pub fn run(&mut self, offset: u64, max: u64) -> Result<Run> {
         let g = self.g;
         let in_cluster = g.offset_into_cluster(offset);
         let l2_index = g.l2_index(offset);
         let available = ((g.l2_entries - l2_index as u64) << g.cluster_bits) - in_cluster;
-        let max = max.min(available);
         let Some(l2) = self.l2_for_read(offset)? else {
-            return Ok((Mapping::Unallocated, max));
+            return Ok(Run {
+                kind: SubclusterType::UnallocatedPlain,
+                host: 0,
+                len: self.unallocated_l1_run(offset, max),
+            });
         };
+        let max = max.min(available);
         let sc_index = g.sc_index(offset);
         let (entry, bitmap) = self.l2_entry(l2, l2_index)?;
         let (t, n) = g.subcluster_run(entry, bitmap, sc_index);
@@ -373,7 +421,7 @@ impl Meta {
         if t.names_host_cluster() {
             self.check_host_cluster(entry, l2, l2_index, offset - in_cluster)?;
         }
-        let mapping = match t {
+        match t {
             SubclusterType::Invalid => {
                 return Err(self.corruption(
                     true,
@@ -396,13 +444,17 @@ impl Meta {
                     ));
                 }
                 let len = (g.cluster_size - in_cluster).min(max);
-                return Ok((Mapping::Compressed(entry), len));
+                return Ok(Run {
+                    kind: t,
+                    host: entry,
+                    len,
+                });
             }
-            SubclusterType::ZeroPlain | SubclusterType::ZeroAlloc => Mapping::Zero,
-            SubclusterType::UnallocatedPlain | SubclusterType::UnallocatedAlloc => {
-                Mapping::Unallocated
-            }
-            SubclusterType::Normal => Mapping::Data((entry & L2E_OFFSET_MASK) + in_cluster),
+            _ => {}
+        }
+        let host = match t.names_host_cluster() {
+            true => (entry & L2E_OFFSET_MASK) + in_cluster,
+            false => 0,
         };
         // Extend the run over following clusters of the same kind.
         let mut subclusters = u64::from(n);
@@ -419,16 +471,16 @@ impl Meta {
                 if t2.names_host_cluster() && !g.host_cluster_valid(e, guest) {
                     break;
                 }
-                let same = match mapping {
-                    Mapping::Zero => t2.reads_zero() && g.version >= 3,
-                    Mapping::Unallocated => t2.is_unallocated(),
-                    Mapping::Data(_) => {
-                        t2 == SubclusterType::Normal
-                            && e & L2E_OFFSET_MASK == next_host
-                            && !g.has_data_file
-                    }
-                    Mapping::Compressed(_) => false,
-                };
+                let same = t2 == t
+                    && match t {
+                        SubclusterType::Normal => {
+                            e & L2E_OFFSET_MASK == next_host && !g.has_data_file
+                        }
+                        SubclusterType::ZeroAlloc | SubclusterType::UnallocatedAlloc => {
+                            e & L2E_OFFSET_MASK == next_host
+                        }
+                        _ => true,
+                    };
                 if !same {
                     break;
                 }
@@ -440,7 +492,11 @@ impl Meta {
             }
         }
         let end = (u64::from(sc_index) + subclusters) << g.subcluster_bits;
-        Ok((mapping, (end - in_cluster).min(max)))
+        Ok(Run {
+            kind: t,
+            host,
+            len: (end - in_cluster).min(max),
+        })
     }
 
     // ---------------------------------------------------------- refcounts ---

@@ -20,6 +20,8 @@ pub mod compression;
 pub mod create;
 pub mod header;
 pub mod io;
+pub mod map;
+pub mod measure;
 pub mod metadata;
 pub mod refcount;
 pub mod resize;
@@ -27,7 +29,7 @@ pub mod snapshot_table;
 pub mod tables;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use serde_json::{Map, Value, json};
 
@@ -35,6 +37,7 @@ use crate::block::driver::{BlockDriver, Check, CheckReport, Preallocation, Repai
 use crate::block::extent::{Allocation, Extent};
 use crate::block::info::NodeInfo;
 use crate::block::snapshot::{SnapshotInfo, Snapshots};
+use crate::block::status::Status;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::{OpenFlags, Opener};
 use crate::storage::Storage;
@@ -69,6 +72,9 @@ pub struct Qcow2Image {
     marked_dirty: AtomicBool,
     /// A read-only view of an internal snapshot (`convert -l`).
     snapshot_view: bool,
+    /// Whether clusters were preallocated as metadata only (`map.rs`),
+    /// found out on the first `map_status`.
+    metadata_preallocated: OnceLock<bool>,
 }
 
 /// `qcow2_validate_table`: a table must fit QEMU's limits and start on a
@@ -276,6 +282,7 @@ impl Qcow2Image {
             lazy_refcounts: h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0,
             marked_dirty: AtomicBool::new(false),
             snapshot_view: false,
+            metadata_preallocated: OnceLock::new(),
         };
         if opts.writable {
             image.clear_unknown_autoclear()?;
@@ -595,6 +602,11 @@ impl BlockDriver for Qcow2Image {
             len: n.clamp(1, len),
             allocation,
         })
+    }
+
+    fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
+        self.check_range(offset, len)?;
+        self.status_of(offset, len)
     }
 
     fn allocation_unit(&self) -> Option<u64> {

@@ -1,8 +1,9 @@
 //! The store's database: SQLite in WAL mode (several rbdimg processes may
 //! use one store at once; each transaction is atomic and isolated, writers
 //! wait on a busy timeout). It holds pools, every non-data object (bytes,
-//! omap, xattrs), the snapsets of data objects, and the registry of live
-//! clients and their watches.
+//! in pieces when large, omap, xattrs: `object.rs` loads and stores them),
+//! the snapsets of data objects, and the registry of live clients and
+//! their watches.
 
 use std::fs::File;
 use std::sync::Mutex;
@@ -13,7 +14,6 @@ use rusqlite::{
 };
 use rustix::fs::FileType;
 
-use super::cls::Staged;
 use super::dir::Dir;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -31,6 +31,9 @@ CREATE TABLE IF NOT EXISTS omap(
 CREATE TABLE IF NOT EXISTS xattrs(
     pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL, name TEXT NOT NULL,
     value BLOB NOT NULL, PRIMARY KEY(pool, ns, oid, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS object_chunks(
+    pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL, chunk INTEGER NOT NULL,
+    data BLOB NOT NULL, PRIMARY KEY(pool, ns, oid, chunk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapsets(
     pool INTEGER NOT NULL, ns TEXT NOT NULL, oid TEXT NOT NULL,
     seq INTEGER NOT NULL, clones TEXT NOT NULL,
@@ -211,92 +214,6 @@ pub fn next_snap(tx: &Transaction, pool: i64) -> Result<u64> {
         })
         .map_err(db_error)?;
     Ok(seq as u64)
-}
-
-/// Loads one non-data object whole.
-pub fn load(tx: &Transaction, k: Key) -> Result<Staged> {
-    let data: Option<Vec<u8>> = tx
-        .query_row(
-            "SELECT data FROM objects WHERE pool=?1 AND ns=?2 AND oid=?3",
-            params![k.pool, k.ns, k.oid],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db_error)?;
-    let Some(data) = data else {
-        return Ok(Staged::default());
-    };
-    let mut staged = Staged {
-        exists: true,
-        data,
-        ..Default::default()
-    };
-    for (table, column) in [("omap", "key"), ("xattrs", "name")] {
-        let mut stmt = tx
-            .prepare_cached(&format!(
-                "SELECT {column}, value FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3"
-            ))
-            .map_err(db_error)?;
-        let rows = stmt
-            .query_map(params![k.pool, k.ns, k.oid], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(db_error)?;
-        let target = if table == "omap" {
-            &mut staged.omap
-        } else {
-            &mut staged.xattrs
-        };
-        for row in rows {
-            let (key, value): (String, Vec<u8>) = row.map_err(db_error)?;
-            target.insert(key, value);
-        }
-    }
-    Ok(staged)
-}
-
-/// Writes back what changed between `before` and `after`.
-pub fn store(tx: &Transaction, k: Key, before: &Staged, after: &Staged) -> Result<()> {
-    let p = params![k.pool, k.ns, k.oid];
-    if !after.exists {
-        if before.exists {
-            for table in ["objects", "omap", "xattrs"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3"),
-                    p,
-                )
-                .map_err(db_error)?;
-            }
-        }
-        return Ok(());
-    }
-    if !before.exists || before.data != after.data {
-        tx.execute(
-            "INSERT OR REPLACE INTO objects(pool, ns, oid, data) VALUES (?1, ?2, ?3, ?4)",
-            params![k.pool, k.ns, k.oid, after.data],
-        )
-        .map_err(db_error)?;
-    }
-    for (table, column, old, new) in [
-        ("omap", "key", &before.omap, &after.omap),
-        ("xattrs", "name", &before.xattrs, &after.xattrs),
-    ] {
-        for key in old.keys().filter(|key| !new.contains_key(*key)) {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE pool=?1 AND ns=?2 AND oid=?3 AND {column}=?4"),
-                params![k.pool, k.ns, k.oid, key],
-            )
-            .map_err(db_error)?;
-        }
-        for (key, value) in new.iter().filter(|(key, v)| old.get(*key) != Some(*v)) {
-            tx.execute(
-                &format!(
-                    "INSERT OR REPLACE INTO {table}(pool, ns, oid, {column}, value) VALUES (?1, ?2, ?3, ?4, ?5)"
-                ),
-                params![k.pool, k.ns, k.oid, key, value],
-            )
-            .map_err(db_error)?;
-        }
-    }
-    Ok(())
 }
 
 /// Names of the non-data objects in a pool's namespace.

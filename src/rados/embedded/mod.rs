@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!  <store>/store.db                 SQLite (WAL): pools, non-data objects
-//!                                   (bytes, omap, xattrs), snapsets of data
-//!                                   objects, live clients and their watches
+//!                                   (bytes, in 512-byte pieces above 64 KiB;
+//!                                   omap, xattrs), snapsets of data objects,
+//!                                   live clients and their watches
 //!  <store>/objects/<pool id>/<ns>/  data objects (rbd_data.*) as sparse files,
 //!                                   <oid> for the head, <oid>@<hex> per clone;
 //!                                   <ns> is `default` or `ns_<escaped name>`
@@ -44,6 +45,7 @@ pub mod cls;
 pub mod data;
 pub mod db;
 pub mod dir;
+pub mod object;
 pub mod options;
 pub mod snapset;
 
@@ -279,17 +281,17 @@ impl Cluster for EmbeddedCluster {
                 ns: namespace,
                 oid: crate::ceph::cls_rbd::DIRECTORY,
             };
-            let before = db::load(tx, listed)?;
-            let mut after = before.clone();
+            let before = object::load(tx, listed)?;
+            let mut after = object::load(tx, listed)?;
             after.exists = true;
             after.omap.entry(format!("name_{namespace}")).or_default();
-            db::store(tx, listed, &before, &after)?;
-            let before = db::load(tx, directory)?;
+            object::store(tx, listed, &before, &after)?;
+            let before = object::load(tx, directory)?;
             if !before.omap.contains_key("state") {
-                let mut after = before.clone();
+                let mut after = object::load(tx, directory)?;
                 cls::call(&mut after, "rbd", "dir_state_set", &[0])
                     .map_err(|e| errno_error(e, "rbd.dir_state_set on rbd_directory".into()))?;
-                db::store(tx, directory, &before, &after)?;
+                object::store(tx, directory, &before, &after)?;
             }
             Ok(())
         })
@@ -406,7 +408,7 @@ impl EmbeddedPool {
     /// Whether the head exists: watches and notifies need an object.
     fn exists(&self, oid: &str) -> Result<bool> {
         if !is_data_object(oid) {
-            return Ok(self.load(oid)?.exists);
+            return self.with_object(oid, |o| Ok(o.exists), String::new);
         }
         match self.data.stat(&self.shared.db, self.key(oid), SNAP_HEAD) {
             Ok(_) => Ok(true),
@@ -424,8 +426,18 @@ impl EmbeddedPool {
         }
     }
 
-    fn load(&self, oid: &str) -> Result<cls::Staged> {
-        self.shared.db.read(|tx| db::load(tx, self.key(oid)))
+    /// Runs `f` on the non-data object `oid` as it is stored, in a read
+    /// transaction; a failure is worded `what`, or is the database's own.
+    fn with_object<T>(
+        &self,
+        oid: &str,
+        f: impl FnOnce(&mut object::StoredObject) -> cls::ClsResult<T>,
+        what: impl FnOnce() -> String,
+    ) -> Result<T> {
+        self.shared.db.read(|tx| {
+            let mut object = object::load(tx, self.key(oid))?;
+            f(&mut object).map_err(|e| failure(&object, e, what))
+        })
     }
 }
 
@@ -449,10 +461,11 @@ impl Pool for EmbeddedPool {
                 .data
                 .read_into(&self.shared.db, self.key(oid), offset, buf, snap);
         }
-        let bytes = self
-            .load(oid)?
-            .read(offset, buf.len() as u64)
-            .map_err(|e| errno_error(e, format!("error reading {oid}")))?;
+        let bytes = self.with_object(
+            oid,
+            |o| o.read(offset, buf.len() as u64),
+            || format!("error reading {oid}"),
+        )?;
         buf[..bytes.len()].copy_from_slice(&bytes);
         Ok(bytes.len())
     }
@@ -462,9 +475,7 @@ impl Pool for EmbeddedPool {
         if is_data_object(oid) {
             return self.data.stat(&self.shared.db, self.key(oid), snap);
         }
-        self.load(oid)?
-            .size()
-            .map_err(|e| errno_error(e, format!("error reading {oid}")))
+        self.with_object(oid, |o| o.size(), || format!("error reading {oid}"))
     }
 
     /// As librados' exec: a method flagged WR runs as a write (its change
@@ -476,19 +487,19 @@ impl Pool for EmbeddedPool {
             return Err(errno_error(libc::EOPNOTSUPP, what()));
         }
         let writes = cls::method(call.class, call.method).is_ok_and(|m| m.writes());
-        let run = |obj: &mut cls::Staged| {
+        let run = |obj: &mut object::StoredObject| {
             obj.caller = Some(self.caller());
-            cls::exec(obj, call.class, call.method, &call.input).map_err(|e| errno_error(e, what()))
+            cls::exec(obj, call.class, call.method, &call.input)
         };
         if !writes {
-            return run(&mut self.load(oid)?);
+            return self.with_object(oid, run, what);
         }
         let k = self.key(oid);
         self.shared.db.write(|tx| {
-            let before = db::load(tx, k)?;
-            let mut after = before.clone();
-            let out = run(&mut after)?;
-            db::store(tx, k, &before, &after)?;
+            let before = object::load(tx, k)?;
+            let mut after = object::load(tx, k)?;
+            let out = run(&mut after).map_err(|e| failure(&after, e, what))?;
+            object::store(tx, k, &before, &after)?;
             Ok(out)
         })
     }
@@ -502,15 +513,15 @@ impl Pool for EmbeddedPool {
         }
         let k = self.key(oid);
         self.shared.db.write(|tx| {
-            let before = db::load(tx, k)?;
-            let mut after = before.clone();
+            let before = object::load(tx, k)?;
+            let mut after = object::load(tx, k)?;
             after.caller = Some(self.caller());
             for op in ops {
                 after
                     .apply(op)
-                    .map_err(|e| errno_error(e, describe_ops(oid, ops)))?;
+                    .map_err(|e| failure(&after, e, || describe_ops(oid, ops)))?;
             }
-            db::store(tx, k, &before, &after)
+            object::store(tx, k, &before, &after)
         })
     }
 
@@ -680,6 +691,15 @@ impl Pool for EmbeddedPool {
         self.data.flush()?;
         self.shared.db.sync()
     }
+}
+
+/// What a failed step on a stored object reports: the database's own
+/// error if loading its bytes failed, else the errno worded `what`.
+fn failure(object: &object::StoredObject, errno: i32, what: impl FnOnce() -> String) -> Error {
+    object
+        .data
+        .take_failure()
+        .unwrap_or_else(|| errno_error(errno, what()))
 }
 
 struct EmbeddedWatch {

@@ -132,7 +132,12 @@ fn run(ctx: &mut dyn ObjectCtx, m: &Method, input: &[u8]) -> ClsResult<(Vec<u8>,
 /// one call. A method not flagged WR finds no object when there is none;
 /// a WR method's changes stay in `obj` (the caller keeps them), and since
 /// an OSD answers a write with no data, a method that wrote returns none.
-pub fn exec(obj: &mut Staged, class: &str, method: &str, input: &[u8]) -> ClsResult<Vec<u8>> {
+pub fn exec<D: Bytes>(
+    obj: &mut Object<D>,
+    class: &str,
+    method: &str,
+    input: &[u8],
+) -> ClsResult<Vec<u8>> {
     let m = self::method(class, method)?;
     if !m.writes() && !obj.exists {
         return Err(libc::ENOENT);
@@ -286,17 +291,68 @@ impl ObjectCtx for Counted<'_> {
     }
 }
 
-/// One object's whole state, staged in memory for a transaction: what the
-/// store loads before running a compound op and writes back after it.
+/// An object's bytes as class methods and compound writes see them: in
+/// memory (`Vec<u8>`), or staged from the store's database a few chunks at
+/// a time (`embedded::bytes`).
+pub trait Bytes {
+    /// How many bytes there are.
+    fn size(&self) -> u64;
+    /// `[offset, offset + len)` clipped to the bytes there are; EIO when
+    /// they cannot be loaded.
+    fn read(&self, offset: u64, len: u64) -> ClsResult<Vec<u8>>;
+    /// Writes `data` at `offset`, growing with zeros up to it.
+    fn write(&mut self, offset: u64, data: &[u8]) -> ClsResult<()>;
+    /// Shrinks to `len`, or grows with zeros.
+    fn truncate(&mut self, len: u64) -> ClsResult<()>;
+    /// Replaces everything with `data`.
+    fn replace(&mut self, data: &[u8]);
+}
+
+impl Bytes for Vec<u8> {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read(&self, offset: u64, len: u64) -> ClsResult<Vec<u8>> {
+        let start = (offset as usize).min(self.len());
+        let end = (offset.saturating_add(len) as usize).min(self.len());
+        Ok(self[start..end].to_vec())
+    }
+
+    fn write(&mut self, offset: u64, data: &[u8]) -> ClsResult<()> {
+        let end = offset as usize + data.len();
+        if self.len() < end {
+            self.resize(end, 0);
+        }
+        self[offset as usize..end].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: u64) -> ClsResult<()> {
+        self.resize(len as usize, 0);
+        Ok(())
+    }
+
+    fn replace(&mut self, data: &[u8]) {
+        *self = data.to_vec();
+    }
+}
+
+/// One object's whole state, staged for a transaction: what the store
+/// loads before running a compound op and writes back after it. Its bytes
+/// are `D`: in memory for `Staged`, lazily loaded for the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Staged {
+pub struct Object<D> {
     pub exists: bool,
-    pub data: Vec<u8>,
+    pub data: D,
     pub omap: BTreeMap<String, Vec<u8>>,
     pub xattrs: BTreeMap<String, Vec<u8>>,
     pub caller: Option<Caller>,
     pub clock: Option<(u32, u32)>,
 }
+
+/// An object held wholly in memory (unit tests, fixture replays, fuzzing).
+pub type Staged = Object<Vec<u8>>;
 
 impl Staged {
     /// An existing object with no data, omap or xattrs.
@@ -306,7 +362,9 @@ impl Staged {
             ..Default::default()
         }
     }
+}
 
+impl<D: Bytes> Object<D> {
     fn need(&self) -> ClsResult<()> {
         if self.exists {
             Ok(())
@@ -321,24 +379,24 @@ impl Staged {
             WriteOp::CreateExclusive => self.create(true),
             WriteOp::Create => self.create(false),
             WriteOp::AssertExists => self.need(),
-            WriteOp::Write { offset, data } => self.write(offset, data),
+            WriteOp::Write { offset, data } => ObjectCtx::write(self, offset, data),
             WriteOp::WriteFull(data) => self.write_full(data),
             // As the OSD: a missing object stays missing, and zeros that
             // reach the end truncate the object where they start.
             WriteOp::Zero { offset, len } => {
-                let size = self.data.len() as u64;
+                let size = self.data.size();
                 if self.exists && offset < size {
                     if offset.saturating_add(len) >= size {
-                        self.data.truncate(offset as usize);
+                        self.data.truncate(offset)?;
                     } else {
-                        self.data[offset as usize..(offset + len) as usize].fill(0);
+                        self.data.write(offset, &vec![0; len as usize])?;
                     }
                 }
                 Ok(())
             }
             WriteOp::Truncate(size) => {
                 if self.exists {
-                    self.data.resize(size as usize, 0);
+                    self.data.truncate(size)?;
                 }
                 Ok(())
             }
@@ -348,7 +406,7 @@ impl Staged {
     }
 }
 
-impl ObjectCtx for Staged {
+impl<D: Bytes> ObjectCtx for Object<D> {
     fn exists(&self) -> bool {
         self.exists
     }
@@ -363,39 +421,31 @@ impl ObjectCtx for Staged {
 
     fn remove(&mut self) -> ClsResult<()> {
         self.need()?;
-        *self = Staged {
-            caller: self.caller,
-            clock: self.clock,
-            ..Default::default()
-        };
+        self.exists = false;
+        self.data.truncate(0)?;
+        self.omap.clear();
+        self.xattrs.clear();
         Ok(())
     }
 
     fn size(&self) -> ClsResult<u64> {
         self.need()?;
-        Ok(self.data.len() as u64)
+        Ok(self.data.size())
     }
 
     fn read(&self, offset: u64, len: u64) -> ClsResult<Vec<u8>> {
         self.need()?;
-        let start = (offset as usize).min(self.data.len());
-        let end = (offset.saturating_add(len) as usize).min(self.data.len());
-        Ok(self.data[start..end].to_vec())
+        self.data.read(offset, len)
     }
 
     fn write(&mut self, offset: u64, data: &[u8]) -> ClsResult<()> {
         self.exists = true;
-        let end = offset as usize + data.len();
-        if self.data.len() < end {
-            self.data.resize(end, 0);
-        }
-        self.data[offset as usize..end].copy_from_slice(data);
-        Ok(())
+        self.data.write(offset, data)
     }
 
     fn write_full(&mut self, data: &[u8]) -> ClsResult<()> {
         self.exists = true;
-        self.data = data.to_vec();
+        self.data.replace(data);
         Ok(())
     }
 

@@ -2,7 +2,9 @@
 //! a `BitVector<2>` with CRCs.
 
 use super::args;
-use crate::ceph::object_map::{MAX_OBJECTS, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, ObjectMap};
+use crate::ceph::object_map::{
+    MAX_OBJECTS, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, ObjectMap, StoredLayout,
+};
 use crate::rados::embedded::cls::{ClsResult, Method, ObjectCtx, RD, WR, einval};
 
 pub const METHODS: &[Method] = &[
@@ -64,31 +66,49 @@ fn object_map_resize(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>
 
 /// In: start u64, end u64, state u8, [current state u8]: objects in
 /// `[start, end)` (those in `current`, EXISTS_CLEAN counting as EXISTS)
-/// take `state`.
+/// take `state`. As the OSD's method, it reads the header, then only the
+/// CRC blocks holding the range and their CRCs (a bad CRC there is
+/// EINVAL; blocks elsewhere are not looked at), and writes back only
+/// those blocks and CRCs: its cost does not grow with the map.
 fn object_map_update(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
     let (start, end, state, current) = args(input, |d| {
         let (start, end, state) = (d.u64()?, d.u64()?, d.u8()?);
         let current = if d.bool()? { Some(d.u8()?) } else { None };
         Ok((start, end, state, current))
     })?;
-    let mut map = load_map(ctx)?;
-    if start >= end || end > map.len() {
+    ctx.size()?;
+    let header = ctx.read(0, StoredLayout::HEADER_LEN)?;
+    let layout = StoredLayout::decode_header(&header).map_err(einval)?;
+    if start >= end || end > layout.len {
         return Err(libc::ERANGE);
     }
-    let mut changed = false;
-    for o in start..end {
-        let s = map.get(o);
-        let matches = match current {
-            None => true,
-            Some(c) => s == c || (c == OBJECT_EXISTS && s == OBJECT_EXISTS_CLEAN),
-        };
-        if matches && s != state {
-            map.set(o, state);
-            changed = true;
-        }
+    let blocks = layout.blocks(start, end);
+    let (data_at, data_len) = layout.data_extent(&blocks);
+    let (crc_at, crc_len) = layout.crc_extent(&blocks);
+    let packed = ctx.read(data_at, data_len)?;
+    if packed.len() as u64 != data_len {
+        return Err(libc::EINVAL);
     }
-    if changed {
-        save_map(ctx, &map)?;
+    // A map stored without CRCs has none to check.
+    let stored_crcs = ctx.read(crc_at, crc_len)?;
+    let unchanged = packed
+        .chunks(StoredLayout::BLOCK)
+        .zip(stored_crcs.chunks_exact(4))
+        .all(|(block, crc)| crc == StoredLayout::block_crc(block).to_le_bytes());
+    if !unchanged {
+        return Err(libc::EINVAL);
+    }
+    let first = StoredLayout::first_object(blocks.start);
+    let objects = (data_len * 4).min(layout.len - first);
+    let mut window = ObjectMap::from_packed(objects, packed);
+    if window.update(start - first, end - first, state, current) {
+        let packed = window.packed();
+        ctx.write(data_at, packed)?;
+        let crcs: Vec<u8> = packed
+            .chunks(StoredLayout::BLOCK)
+            .flat_map(|block| StoredLayout::block_crc(block).to_le_bytes())
+            .collect();
+        ctx.write(crc_at, &crcs)?;
     }
     Ok(Vec::new())
 }
@@ -96,14 +116,7 @@ fn object_map_update(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>
 /// Marks every EXISTS object EXISTS_CLEAN (a snapshot was taken).
 fn object_map_snap_add(ctx: &mut dyn ObjectCtx, _input: &[u8]) -> ClsResult<Vec<u8>> {
     let mut map = load_map(ctx)?;
-    let mut changed = false;
-    for o in 0..map.len() {
-        if map.get(o) == OBJECT_EXISTS {
-            map.set(o, OBJECT_EXISTS_CLEAN);
-            changed = true;
-        }
-    }
-    if changed {
+    if map.clean() {
         save_map(ctx, &map)?;
     }
     Ok(Vec::new())
@@ -205,6 +218,44 @@ mod tests {
         // A corrupt stored map is EINVAL.
         m.data[19] ^= 0xff;
         assert_eq!(run(&mut m, client::object_map_load()), Err(libc::EINVAL));
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::super::test_util::run;
+    use crate::ceph::cls_rbd as client;
+    use crate::ceph::object_map::*;
+    use crate::rados::embedded::cls::Staged;
+
+    #[test]
+    fn an_update_touches_only_the_blocks_of_its_range() {
+        let mut m = Staged::default();
+        run(
+            &mut m,
+            client::object_map_resize(40_000, OBJECT_NONEXISTENT),
+        )
+        .unwrap();
+        let mut expected = ObjectMap::new(40_000);
+        for (o, state) in [(0, OBJECT_EXISTS), (16_383, OBJECT_PENDING), (39_999, 3)] {
+            run(&mut m, client::object_map_update(o, o + 1, state, None)).unwrap();
+            expected.set(o, state);
+        }
+        // Across a block boundary, conditionally.
+        run(
+            &mut m,
+            client::object_map_update(16_380, 16_390, OBJECT_EXISTS, Some(OBJECT_PENDING)),
+        )
+        .unwrap();
+        expected.set(16_383, OBJECT_EXISTS);
+        assert_eq!(m.data, expected.encode());
+        // A bad CRC in block 0 is found by updates there, not elsewhere.
+        let crc0 = m.data.len() - 12;
+        m.data[crc0] ^= 1;
+        let far = client::object_map_update(39_000, 39_001, OBJECT_EXISTS, None);
+        run(&mut m, far).unwrap();
+        let near = client::object_map_update(5, 6, OBJECT_EXISTS, None);
+        assert_eq!(run(&mut m, near), Err(libc::EINVAL));
     }
 }
 
