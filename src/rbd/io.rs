@@ -306,7 +306,7 @@ impl RbdImage {
                     len: p.len,
                 }
             };
-            self.object_write(&state, p.object, op)
+            self.object_write(state, p.object, op)
                 .map_err(|e| e.with_offset(offset))?;
         }
         Ok(())

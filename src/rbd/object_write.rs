@@ -117,7 +117,11 @@ impl RbdImage {
         if !may_exist && copyup {
             return self.copy_up(state, object, op);
         }
-        self.update_map(state, object, object + 1, op.pre_state(), None)?;
+        // An object flatten finds there already is left as it is, its
+        // state too (EXISTS_CLEAN stays: nothing changed since a snapshot).
+        if !op.is_empty_write() {
+            self.update_map(state, object, object + 1, op.pre_state(), None)?;
+        }
         let mut ops = op.rados_ops(object_size);
         if copyup {
             ops.insert(0, WriteOp::AssertExists);

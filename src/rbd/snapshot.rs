@@ -16,7 +16,8 @@
 //!  rollback: resize to the snapshot's size -> copy its map over the head's
 //!            roll back every object that may exist in either (runs of
 //!            objects in neither skipped; with fast-diff, objects unchanged
-//!            since the newest snapshot too) -> reload map
+//!            since the newest snapshot too) -> reload map -> the objects
+//!            left untouched stay EXISTS_CLEAN
 //! ```
 
 use crate::ceph::cls_rbd;
@@ -321,6 +322,9 @@ impl RbdImage {
                 .snapshots
                 .first()
                 .is_some_and(|s| s.id == snap.id);
+        // Runs of objects left as they are (still unchanged since the
+        // snapshot, so EXISTS_CLEAN where the snapshot's map says EXISTS).
+        let mut untouched: Vec<(u64, u64)> = Vec::new();
         let mut object = 0;
         while object < objects {
             let (exists, run_end) = match (&head, &at_snap) {
@@ -333,6 +337,10 @@ impl RbdImage {
                         .as_ref()
                         .is_some_and(|m| m.get(object) == OBJECT_EXISTS_CLEAN);
                     if clean && unchanged_since_snap {
+                        match untouched.last_mut() {
+                            Some(run) if run.1 == object => run.1 += 1,
+                            _ => untouched.push((object, object + 1)),
+                        }
                         continue;
                     }
                     self.data
@@ -347,6 +355,9 @@ impl RbdImage {
         drop(state);
         self.load_object_map()?;
         let state = self.state.read().expect("no poisoning");
+        for (start, end) in untouched {
+            self.update_map(&state, start, end, OBJECT_EXISTS_CLEAN, Some(OBJECT_EXISTS))?;
+        }
         self.notify_header_update(&state);
         Ok(())
     }
