@@ -16,6 +16,7 @@ mod misuse;
 mod options;
 mod qcow2_in_rbd;
 mod replicated;
+mod vm;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
