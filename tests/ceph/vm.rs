@@ -106,25 +106,23 @@ fn boot(image: &str, mode: &str) -> String {
         .to_string()
 }
 
+/// The guest's qcow2 root filesystem converted into RBD image `image`,
+/// with snapshot `snap` of it.
+fn root_disk(image: &str, snap: &str) {
+    let rootfs = guest().rootfs.to_str().unwrap();
+    rbdimg_ok(&["convert", "-f", "qcow2", "-O", "raw", rootfs, image]);
+    rbdimg_ok(&["snapshot", "-c", snap, image]);
+}
+
 #[test]
 fn a_vm_boots_from_rbd_and_a_rollback_undoes_its_write() {
     if !require(Oracle::Vm) || !require(Oracle::RbdDriver) {
         return;
     }
     let c = shared();
-    let g = guest();
     let name = unique("vm-root");
     let (image, snap) = (c.name(&name), c.name(&format!("{name}@clean")));
-    rbdimg_ok(&[
-        "convert",
-        "-f",
-        "qcow2",
-        "-O",
-        "raw",
-        g.rootfs.to_str().unwrap(),
-        &image,
-    ]);
-    rbdimg_ok(&["snapshot", "-c", "clean", &image]);
+    root_disk(&image, "clean");
     assert_eq!(boot(&image, "write"), "wrote");
     // The guest's write reached the image.
     assert_eq!(
@@ -142,19 +140,9 @@ fn a_vm_boots_from_an_rbdimg_clone_and_the_golden_image_stays_clean() {
         return;
     }
     let c = shared();
-    let g = guest();
     let (golden, vm) = (unique("vm-golden"), unique("vm-clone"));
     let base = format!("{golden}@base");
-    rbdimg_ok(&[
-        "convert",
-        "-f",
-        "qcow2",
-        "-O",
-        "raw",
-        g.rootfs.to_str().unwrap(),
-        &c.name(&golden),
-    ]);
-    rbdimg_ok(&["snapshot", "-c", "base", &c.name(&golden)]);
+    root_disk(&c.name(&golden), "base");
     rbdimg_ok(&[
         "create",
         "-f",
