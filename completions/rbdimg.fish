@@ -33,7 +33,7 @@ complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "resize" -d 'Resize a 
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "snapshot" -d 'List, apply, create or delete internal snapshots'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "check" -d 'Check an image for consistency'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "compare" -d 'Check whether two images have the same content'
-complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "rebase" -d 'Change the backing file of an image'
+complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "rebase" -d 'Change the backing file of an image (-b \'\' flattens an RBD clone)'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "commit" -d 'Commit an image\'s data into its backing file'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "amend" -d 'Change format-specific options of an image'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "bitmap" -d 'Add, remove, clear, enable, disable or merge persistent bitmaps'

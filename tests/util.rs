@@ -52,6 +52,9 @@ pub enum Oracle {
     QemuIo,
     /// QEMU's rbd block driver (Debian's qemu-block-extra).
     RbdDriver,
+    /// A VM to boot: qemu-system-x86_64 of qemu-img's version, a kernel in
+    /// /boot, debootstrap for the guest's root filesystem.
+    Vm,
 }
 
 impl Oracle {
@@ -76,6 +79,32 @@ impl Oracle {
                     Err("qemu-img has no rbd driver (install qemu-block-extra)".to_string())
                 }
             }
+            Oracle::Vm => {
+                let version = |program: &str| {
+                    run(program, &["--version"]).map(|out| {
+                        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                        text.lines()
+                            .next()
+                            .unwrap_or("")
+                            .rsplit(' ')
+                            .next()
+                            .unwrap_or("")
+                            .to_string()
+                    })
+                };
+                let (system, img) = (version("qemu-system-x86_64")?, version("qemu-img")?);
+                if system != img {
+                    return Err(format!("qemu-system-x86_64 is {system}, qemu-img {img}"));
+                }
+                let kernel = std::fs::read_dir("/boot").is_ok_and(|d| {
+                    d.flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+                });
+                if !kernel {
+                    return Err("no kernel in /boot (install linux-image-amd64)".to_string());
+                }
+                run("debootstrap", &["--version"]).map(drop)
+            }
         }
     }
 }
@@ -85,7 +114,7 @@ impl Oracle {
 /// the reason; elsewhere it says loudly that the test is skipped and
 /// returns false (the caller returns).
 pub fn require(oracle: Oracle) -> bool {
-    static FOUND: [OnceLock<Result<(), String>>; 3] = [const { OnceLock::new() }; 3];
+    static FOUND: [OnceLock<Result<(), String>>; 4] = [const { OnceLock::new() }; 4];
     match FOUND[oracle as usize].get_or_init(|| oracle.probe()) {
         Ok(()) => true,
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {

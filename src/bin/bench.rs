@@ -7,6 +7,9 @@
 //!   4 MiB extents, as raw, qcow2 and compressed qcow2 (`--quick`: 512 MiB
 //!   with 128 MiB of data). Cases: each source into RBD, RBD into qcow2 and
 //!   raw, qcow2 into raw and raw into qcow2 locally.
+//! * `layering`: clones of a golden image's snapshot, rbdimg against
+//!   `rbd clone`/`rbd flatten` on the cluster, and on the embedded store
+//!   (`bench/layering.rs`).
 //! * `store`: the embedded store against a local raw file, no cluster:
 //!   `convert -n` of 1 GiB of incompressible data (`--quick`: 256 MiB) into
 //!   an existing image of that size in a fresh store, and into an existing
@@ -18,7 +21,7 @@
 //! * `rootfs`: a Debian root filesystem into and out of RBD against the
 //!   cluster's `rados bench` write ceiling (`bench/rootfs.rs`).
 //!
-//!   cargo run --release --bin bench -- [--runs N] [--quick] [--rows convert,store,scale,rootfs] [--out FILE]
+//!   cargo run --release --bin bench -- [--runs N] [--quick] [--rows convert,layering,store,scale,rootfs] [--out FILE]
 //!
 //! Each case runs one untimed warm-up round, then the timed rounds with
 //! its tools interleaved. Every target is deleted right after it is timed.
@@ -27,6 +30,8 @@
 //! first, in `target/bench/results.md`.
 
 // Beside this crate root, out of cargo's view as binaries of their own.
+#[path = "bench/layering.rs"]
+mod layering;
 #[path = "bench/rootfs.rs"]
 mod rootfs;
 #[path = "bench/scale.rs"]
@@ -88,6 +93,7 @@ struct Config {
     runs: usize,
     quick: bool,
     convert: bool,
+    layering: bool,
     store: bool,
     scale: bool,
     rootfs: bool,
@@ -95,12 +101,12 @@ struct Config {
 }
 
 fn parse_args() -> Config {
-    const USAGE: &str =
-        "usage: bench [--runs N] [--quick] [--rows convert,store,scale,rootfs] [--out FILE]";
+    const USAGE: &str = "usage: bench [--runs N] [--quick] [--rows convert,layering,store,scale,rootfs] [--out FILE]";
     let mut config = Config {
         runs: 3,
         quick: false,
         convert: true,
+        layering: true,
         store: true,
         scale: true,
         rootfs: true,
@@ -112,14 +118,18 @@ fn parse_args() -> Config {
             "--runs" => config.runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             "--quick" => config.quick = true,
             "--rows" => {
-                let rows = args.next().expect("--rows convert,store,scale,rootfs");
+                let rows = args
+                    .next()
+                    .expect("--rows convert,layering,store,scale,rootfs");
                 config.convert = false;
+                config.layering = false;
                 config.store = false;
                 config.scale = false;
                 config.rootfs = false;
                 for row in rows.split(',') {
                     match row {
                         "convert" => config.convert = true,
+                        "layering" => config.layering = true,
                         "store" => config.store = true,
                         "scale" => config.scale = true,
                         "rootfs" => config.rootfs = true,
@@ -277,14 +287,20 @@ fn main() {
         if config.store {
             report += &store_rows(&config, dir, &rbdimg);
         }
+        if config.layering {
+            report += &layering::embedded_rows(config.runs, dir, &rbdimg);
+        }
         if config.scale {
             report += &scale::local_rows(config.runs, dir, &rbdimg);
         }
-        if config.convert || config.scale || config.rootfs {
+        if config.convert || config.layering || config.scale || config.rootfs {
             report += &with_cluster(root, dir, |conf| {
                 let mut rows = String::new();
                 if config.convert {
                     rows += &convert_rows(&config, dir, &rbdimg, conf);
+                }
+                if config.layering {
+                    rows += &layering::ceph_rows(config.runs, config.quick, dir, &rbdimg, conf);
                 }
                 if config.scale {
                     rows += &scale::ceph_rows(config.runs, dir, &rbdimg, conf);

@@ -145,8 +145,8 @@ pub trait BlockDriver: Snapshots + Check + Send + Sync {
     /// Names another backing file (`None`: none) in the image's metadata
     /// without touching its data: QEMU's `bdrv_change_backing_file`, where
     /// `rebase` ends. Formats without backing files answer ENOTSUP, as
-    /// QEMU's generic code does; this is also the seam where making an RBD
-    /// clone standalone (`rebase -b ''`) flattens it.
+    /// QEMU's generic code does (an RBD clone's parent is dropped by
+    /// `detach_backing` instead).
     fn change_backing_file(&self, _name: Option<&str>, _format: Option<&str>) -> Result<()> {
         Err(Error::not_supported())
     }
@@ -161,6 +161,15 @@ pub trait BlockDriver: Snapshots + Check + Send + Sync {
     /// backing file again (QEMU's `bdrv_make_empty`, after `commit`);
     /// ENOTSUP where the format cannot.
     fn make_empty(&self) -> Result<()> {
+        Err(Error::not_supported())
+    }
+
+    /// Makes an image whose backing is not a format's (an RBD clone's
+    /// parent) standalone, as `rebase -b ''` asks: copies what the parent
+    /// provides into it and drops the link (a flatten); `progress` hears
+    /// (done, total) as it goes; nothing to do for an RBD image that is no
+    /// clone. ENOTSUP where the storage has no such link (a file).
+    fn detach_backing(&self, _progress: &(dyn Fn(u64, u64) + Sync)) -> Result<()> {
         Err(Error::not_supported())
     }
 

@@ -5,6 +5,7 @@
 pub mod call;
 pub mod cls_lock;
 pub mod cls_rbd;
+pub mod cls_rbd_layering;
 pub mod encoding;
 pub mod errno;
 pub mod features;

@@ -73,7 +73,7 @@ pub enum Command {
         mut_arg("force_share", |a| a.help("Open the images even if another process uses them")),
     )]
     Compare(CompareArgs),
-    /// Change the backing file of an image
+    /// Change the backing file of an image (-b '' flattens an RBD clone)
     Rebase(RebaseArgs),
     /// Commit an image's data into its backing file
     Commit(CommitArgs),

@@ -3,9 +3,13 @@
 //!
 //! Safe mode copies what differs between the old and the new backing file
 //! into the image (`convert::rebase`), then names the new one; `-u` only
-//! names it. `-b ''` makes the image standalone.
+//! names it. `-b ''` makes the image standalone; for an RBD clone, whose
+//! parent is not a format's backing file, that is a flatten (the driver's
+//! `detach_backing`: the parent's data copied up in parallel, the parent
+//! detached), rbdimg's extension.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::bail;
 
@@ -53,6 +57,21 @@ pub fn run(a: RebaseArgs, console: &Console) -> anyhow::Result<i32> {
             Some(name) => Some(open_new_backing(&image, name, &a, console)?),
             None => None,
         };
+        // A format without backing files takes no new one (and has
+        // nothing to copy first); made standalone, it is flattened if it
+        // is an RBD clone (a plain RBD image is already standalone).
+        if !image.supports_backing() {
+            if backing.is_some() {
+                change_backing_file(
+                    image.as_ref(),
+                    a.backing.as_deref(),
+                    a.backing_format.as_deref(),
+                )?;
+            }
+            flatten(image.as_ref(), &a)?;
+            image.flush()?;
+            return Ok(0);
+        }
         let old_backing = image.backing();
         // qemu-img's rebase prints a progress line per 2% moved.
         let report = reporter(a.progress && !a.quiet.quiet, 2.0);
@@ -77,6 +96,25 @@ pub fn run(a: RebaseArgs, console: &Console) -> anyhow::Result<i32> {
         image.flush()?;
     }
     Ok(0)
+}
+
+/// `rebase -b ''` of an RBD clone: the flatten, with qemu-img's progress
+/// lines (steps of 2%).
+fn flatten(image: &dyn BlockDriver, a: &RebaseArgs) -> anyhow::Result<()> {
+    let report = reporter(a.progress && !a.quiet.quiet, 2.0);
+    report.update(0.0);
+    let progress = Progress::new(100, report.clone());
+    let shown = AtomicU64::new(0);
+    let result = image.detach_backing(&|done, total| {
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
+        let before = shown.fetch_max(percent, Ordering::Relaxed);
+        progress.advance(percent.saturating_sub(before));
+    });
+    if result.is_ok() {
+        report.update(100.0);
+    }
+    report.end();
+    result.map_err(|e| anyhow::anyhow!("Could not change the backing file to '': {e}"))
 }
 
 /// The new backing file, resolved against the image's directory: an image

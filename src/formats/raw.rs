@@ -6,7 +6,9 @@
 //! reading its holes. The storage may be another format node (raw over raw
 //! or qcow2, `storage/node.rs`), as QEMU's raw driver sits on any node.
 //! Snapshots are the storage's, as QEMU's raw driver falls through to its
-//! file child for them; raw has no consistency check (the storage's runs
+//! file child for them, and so is a backing file (an RBD clone's parent,
+//! rbdimg's extension: QEMU's rbd driver hides the parent), when the image
+//! is the whole storage; raw has no consistency check (the storage's runs
 //! only when the storage node itself is the image, `-f rbd`). When the
 //! format was guessed by probing, writes to the first 512 bytes that would
 //! make the image probe as another format are refused, as QEMU does:
@@ -19,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::{Map, Value};
 
 use crate::block::driver::{BlockDriver, Check, CheckReport, Preallocation, Repair};
-use crate::block::extent::Extent;
+use crate::block::extent::{Allocation, Extent};
 use crate::block::info::{NodeInfo, format_node_filename};
 use crate::block::measure::Measure;
 use crate::block::options::{OptDesc, OptType};
@@ -167,6 +169,15 @@ impl RawImage {
         })
     }
 
+    /// The storage's backing, when the image is the whole storage (a window
+    /// of it reads through at other offsets than the backing's).
+    fn storage_backing(&self) -> Option<crate::storage::Backing> {
+        if self.offset != 0 || self.fixed_size {
+            return None;
+        }
+        self.storage.backing()
+    }
+
     fn check_range(&self, offset: u64, len: u64) -> Result<()> {
         let size = self.size();
         if offset.checked_add(len).is_none_or(|end| end > size) {
@@ -255,8 +266,33 @@ impl BlockDriver for RawImage {
 
     fn block_status(&self, offset: u64, len: u64) -> Result<Extent> {
         self.check_range(offset, len)?;
-        let extent = self.storage.block_status(self.offset + offset, len)?;
+        let mut extent = self.storage.block_status(self.offset + offset, len)?;
+        // A window has no backing of its own: what shows through is data.
+        if extent.allocation == Allocation::Backing && (self.offset != 0 || self.fixed_size) {
+            extent.allocation = Allocation::Data;
+        }
         Ok(Extent { offset, ..extent })
+    }
+
+    fn backing(&self) -> Option<Arc<dyn BlockDriver>> {
+        let backing = self.storage_backing()?;
+        RawImage::open(backing.storage, false, &RawWindow::default()).ok()
+    }
+
+    fn detach_backing(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<()> {
+        self.storage.flatten(progress)
+    }
+
+    /// Only `detach_backing` drops an RBD clone's parent: the header alone
+    /// (`rebase -u`) cannot, its data lives in the parent.
+    fn change_backing_file(&self, _name: Option<&str>, _format: Option<&str>) -> Result<()> {
+        if self.storage_backing().is_some() {
+            return Err(Error::invalid(
+                "an RBD clone's parent cannot be dropped without copying its data: leave out -u \
+                 to flatten it",
+            ));
+        }
+        Err(Error::not_supported())
     }
 
     /// The storage's status at the window's offset (QEMU's raw driver
@@ -265,6 +301,10 @@ impl BlockDriver for RawImage {
         self.check_range(offset, len)?;
         let mut status = self.storage.map_status(self.offset + offset, len)?;
         status.len = status.len.clamp(1, len);
+        // A window has no backing of its own: what shows through is data.
+        if !status.data && !status.zero && (self.offset != 0 || self.fixed_size) {
+            (status.data, status.allocated) = (true, true);
+        }
         Ok(status)
     }
 
@@ -274,9 +314,17 @@ impl BlockDriver for RawImage {
 
     fn info(&self) -> Result<NodeInfo> {
         let file = self.storage.node_info()?;
+        let backing = self.storage_backing();
+        let (backing_filename, full_backing_filename, backing_filename_format) = match backing {
+            Some(b) => (Some(b.name), Some(b.full_name), Some("raw".to_string())),
+            None => (None, None, None),
+        };
         if self.protocol {
             return Ok(NodeInfo {
                 protocol: false,
+                backing_filename,
+                full_backing_filename,
+                backing_filename_format,
                 ..file
             });
         }
@@ -287,6 +335,9 @@ impl BlockDriver for RawImage {
             actual_size: file.actual_size,
             dirty_flag: Some(false),
             cluster_size: file.cluster_size,
+            backing_filename,
+            full_backing_filename,
+            backing_filename_format,
             snapshots: file.snapshots.clone(),
             children: vec![("file".to_string(), file)],
             ..Default::default()

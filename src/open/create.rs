@@ -65,13 +65,14 @@ pub fn check_options(request: &CreateRequest) -> Result<()> {
     options.validate(&format.create_options(storage_of(&location)))?;
     // The backing file may come from -b/-F or from -o backing_file/backing_fmt.
     let named = |flag: &Option<String>, key| flag.is_some() || options.get(key).is_some();
-    if named(&request.backing, "backing_file") && !format.supports_backing() {
+    let backing = format.supports_backing(storage_of(&location));
+    if named(&request.backing, "backing_file") && !backing {
         return Err(Error::invalid(format!(
             "Backing file not supported for file format '{}'",
             format.name()
         )));
     }
-    if named(&request.backing_format, "backing_fmt") && !format.supports_backing() {
+    if named(&request.backing_format, "backing_fmt") && !backing {
         return Err(Error::invalid(format!(
             "Backing file format not supported for file format '{}'",
             format.name()
@@ -168,7 +169,14 @@ fn open_backing(
         diagnostics: request.diagnostics.clone(),
         ..Default::default()
     };
-    let path = crate::formats::qcow2::path_combine(&request.filename, backing);
+    let path = match ImageSpec::parse(&request.filename, false)?.location {
+        // A clone's parent is found in the clone's cluster.
+        Location::Rbd(child) if crate::rbd::name::is_rbd_name(backing) => {
+            let parent = crate::rbd::name::parse_legacy(backing)?;
+            crate::rbd::clone::parent_in_childs_cluster(&parent, &child)?.legacy_name(true)
+        }
+        _ => crate::formats::qcow2::path_combine(&request.filename, backing),
+    };
     open_child(&path, &opts).map_err(|e| {
         let text = format!("{e}\nCould not open backing image.");
         Error::new(e.kind(), text)

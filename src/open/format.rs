@@ -101,8 +101,15 @@ impl Format {
         }
     }
 
-    pub fn supports_backing(self) -> bool {
-        self == Format::Qcow2
+    /// Whether an image of this format, stored in `storage`, may have a
+    /// backing file: qcow2, and (rbdimg's extension) a raw RBD image, as a
+    /// clone of an RBD snapshot.
+    pub fn supports_backing(self, storage: Storage) -> bool {
+        match self {
+            Format::Qcow2 => true,
+            Format::Raw | Format::Rbd => storage == Storage::Rbd,
+            Format::File => false,
+        }
     }
 
     pub fn supports_compression(self) -> bool {

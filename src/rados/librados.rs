@@ -63,6 +63,8 @@ api! {
     rados_blocklist_add: fn(Handle, *mut c_char, u32) -> c_int;
     rados_shutdown: fn(Handle);
     rados_get_instance_id: fn(Handle) -> u64;
+    rados_get_min_compatible_client: fn(Handle, *mut i8, *mut i8) -> c_int;
+    rados_pool_list: fn(Handle, *mut c_char, usize) -> c_int;
     rados_cluster_fsid: fn(Handle, *mut c_char, usize) -> c_int;
     rados_pool_lookup: fn(Handle, *const c_char) -> i64;
     rados_pool_reverse_lookup: fn(Handle, i64, *mut c_char, usize) -> c_int;
@@ -318,6 +320,38 @@ impl Cluster for Arc<LibradosCluster> {
         unsafe { (self.api.rados_get_instance_id)(self.cluster.0) }
     }
 
+    fn min_compat_client(&self) -> Result<u8> {
+        let (mut min, mut required) = (0i8, 0i8);
+        // SAFETY: valid, connected handle and two out-pointers.
+        let rc = unsafe {
+            (self.api.rados_get_min_compatible_client)(self.cluster.0, &mut min, &mut required)
+        };
+        check(rc, || {
+            "error reading the cluster's min compat client".into()
+        })?;
+        Ok(min.max(required).max(0) as u8)
+    }
+
+    fn pool_names(&self) -> Result<Vec<String>> {
+        let mut buf: Vec<c_char> = vec![0; 4096];
+        loop {
+            // SAFETY: the buffer is as long as we say.
+            let needed =
+                unsafe { (self.api.rados_pool_list)(self.cluster.0, buf.as_mut_ptr(), buf.len()) };
+            let needed = check(needed, || "error listing pools".into())? as usize;
+            if needed <= buf.len() {
+                break;
+            }
+            buf = vec![0; needed];
+        }
+        let bytes: Vec<u8> = buf.iter().map(|&c| c as u8).collect();
+        Ok(bytes
+            .split(|&b| b == 0)
+            .take_while(|name| !name.is_empty())
+            .map(|name| String::from_utf8_lossy(name).into_owned())
+            .collect())
+    }
+
     fn describe(&self) -> String {
         format!("ceph:{}", self.fsid())
     }
@@ -507,6 +541,7 @@ impl Pool for LibradosPool {
                 for step in ops {
                     match *step {
                         WriteOp::CreateExclusive => (api.rados_write_op_create)(op, 1, ptr::null()),
+                        WriteOp::Create => (api.rados_write_op_create)(op, 0, ptr::null()),
                         WriteOp::AssertExists => (api.rados_write_op_assert_exists)(op),
                         WriteOp::Write { offset, data } => (api.rados_write_op_write)(
                             op,

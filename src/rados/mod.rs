@@ -24,6 +24,9 @@ pub fn ignore_missing(result: Result<()>) -> Result<()> {
     }
 }
 
+/// Ceph's number for its mimic release (`CEPH_RELEASE_MIMIC`).
+pub const MIMIC: u8 = 13;
+
 /// The head of an object, as a read snapshot (`LIBRADOS_SNAP_HEAD`).
 pub const SNAP_HEAD: u64 = crate::ceph::NOSNAP;
 
@@ -41,6 +44,8 @@ pub struct SnapContext {
 pub enum WriteOp<'a> {
     /// Create the object; fail with EEXIST if it exists.
     CreateExclusive,
+    /// Create the object if it does not exist (an existing one is kept).
+    Create,
     /// Fail with ENOENT unless the object exists.
     AssertExists,
     Write {
@@ -98,6 +103,12 @@ pub trait Cluster: Send + Sync {
     fn describe(&self) -> String;
     /// A configuration value (e.g. `rbd_default_features`), if set or known.
     fn config(&self, key: &str) -> Option<String>;
+    /// The oldest client release the cluster serves: the larger of its
+    /// `min_compat_client` and `require_min_compat_client`, as Ceph numbers
+    /// releases ([`MIMIC`] is 13). Clone v2 needs mimic.
+    fn min_compat_client(&self) -> Result<u8>;
+    /// The names of every pool (clone v1 children may be in any of them).
+    fn pool_names(&self) -> Result<Vec<String>>;
     /// Fences a dead client (`ip:port/nonce`) so breaking its lock is safe.
     fn blocklist(&self, address: &str) -> Result<()>;
 }

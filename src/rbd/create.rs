@@ -104,8 +104,9 @@ fn generate_id(cluster: &dyn Cluster) -> Result<String> {
     Ok(id[id.len().saturating_sub(14)..].to_string())
 }
 
-/// Creates the image; errors read "error rbd create: <reason>" as in QEMU.
-pub fn create(cluster: &dyn Cluster, pool: &dyn Pool, spec: &CreateSpec) -> Result<()> {
+/// Creates the image and returns its id; errors read "error rbd create:
+/// <reason>" as in QEMU.
+pub fn create(cluster: &dyn Cluster, pool: &dyn Pool, spec: &CreateSpec) -> Result<String> {
     validate(spec)?;
     let id = generate_id(cluster)?;
     let none = SnapContext::default();
@@ -174,7 +175,27 @@ pub fn create(cluster: &dyn Cluster, pool: &dyn Pool, spec: &CreateSpec) -> Resu
         // librbd through QEMU reports only the errno's text.
         return Err(Error::os(e.kind(), e.errno_value()).prepend("error rbd create"));
     }
-    Ok(())
+    drop(undo);
+    Ok(id)
+}
+
+/// Removes an image `create` made that holds no data yet (a clone whose
+/// set-up failed): its object map, header, id object and directory entry.
+/// Best effort: the error that made the caller give up is what matters.
+pub fn remove_new(pool: &dyn Pool, name: &str, id: &str) {
+    let none = SnapContext::default();
+    for oid in [
+        object_map::object_name(id, None),
+        header_oid(id),
+        id_oid(name),
+    ] {
+        let _ = pool.operate(&oid, &[WriteOp::Remove], &none);
+    }
+    let _ = pool.operate(
+        DIRECTORY,
+        &[WriteOp::Exec(&cls_rbd::dir_remove_image(name, id))],
+        &none,
+    );
 }
 
 #[cfg(test)]

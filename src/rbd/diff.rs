@@ -21,7 +21,7 @@ impl RbdImage {
         if !header.has(features::FAST_DIFF)
             || flags & FLAG_FAST_DIFF_INVALID != 0
             || header.has(features::STRIPINGV2)
-            || self.parent.is_some()
+            || state.parent.is_some()
         {
             return Ok(None);
         }

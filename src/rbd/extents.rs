@@ -105,7 +105,7 @@ impl RbdImage {
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, len)?;
         let object_size = state.header.object_size();
-        let overlap = self.parent.as_ref().map_or(0, |(_, o)| *o);
+        let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
         let first = offset / object_size;
         let end = offset + len;
         let (exists, mut run_end) = self.object_run(&state, first, end.div_ceil(object_size))?;

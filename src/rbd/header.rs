@@ -3,6 +3,7 @@
 //! snapshots, parent, striping and data pool from `rbd_header.<id>`.
 
 use crate::ceph::cls_rbd::{self, DIRECTORY, ParentSpec};
+use crate::ceph::cls_rbd_layering;
 use crate::ceph::encoding::DecodeError;
 use crate::ceph::{NOSNAP, features};
 use crate::error::{Error, ErrorKind, Result};
@@ -18,14 +19,28 @@ pub struct Snapshot {
     pub timestamp: (u32, u32),
     pub protected: bool,
     pub flags: u64,
+    /// `SNAP_NAMESPACE_USER` for the snapshots users see; a removed
+    /// snapshot that clone v2 children still read is in the trash
+    /// namespace (named by a UUID), and others belong to mirroring or groups.
+    pub namespace: u32,
+    /// Clone v2 children attached to it.
+    pub child_count: u32,
+}
+
+impl Snapshot {
+    pub fn is_user(&self) -> bool {
+        self.namespace == cls_rbd::SNAP_NAMESPACE_USER
+    }
 }
 
 /// A clone's link to its parent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parent {
     pub spec: ParentSpec,
-    /// Bytes of the child, from offset 0, that still read through to the parent.
-    pub overlap: u64,
+    /// Bytes of the head, from offset 0, that still read through to the
+    /// parent; `None` once the head was flattened while snapshots (of an
+    /// image without deep-flatten) still read through.
+    pub overlap: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +58,8 @@ pub struct Header {
     /// Newest first, as the snapshot context lists them.
     pub snapshots: Vec<Snapshot>,
     pub parent: Option<Parent>,
+    /// Operation features (clone parent/child, snapshot trash, ...).
+    pub op_features: u64,
     pub stripe_unit: u64,
     pub stripe_count: u64,
     pub data_pool_id: Option<i64>,
@@ -113,8 +130,29 @@ impl Header {
         digits.then(|| u64::from_str_radix(hex, 16).ok()).flatten()
     }
 
+    /// The snapshots users see (`snapshot -l`), newest first.
+    pub fn user_snapshots(&self) -> impl Iterator<Item = &Snapshot> {
+        self.snapshots.iter().filter(|s| s.is_user())
+    }
+
+    /// The user snapshot named `name`.
     pub fn snapshot(&self, name: &str) -> Option<&Snapshot> {
-        self.snapshots.iter().find(|s| s.name == name)
+        self.user_snapshots().find(|s| s.name == name)
+    }
+
+    /// A snapshot to open read-only by name: a user snapshot, else one in
+    /// the trash by its UUID name (a clone v2 parent's removed snapshot).
+    pub fn readable_snapshot(&self, name: &str) -> Option<&Snapshot> {
+        self.snapshot(name).or_else(|| {
+            self.snapshots
+                .iter()
+                .find(|s| s.namespace == cls_rbd_layering::SNAP_NAMESPACE_TRASH && s.name == name)
+        })
+    }
+
+    /// How much of the head reads through to a parent (0 for none).
+    pub fn head_overlap(&self) -> u64 {
+        self.parent.as_ref().and_then(|p| p.overlap).unwrap_or(0)
     }
 
     /// Reads the metadata of image `name`; errors read like librbd's
@@ -168,18 +206,23 @@ impl Header {
                 cls_rbd::decode_parent(&call(cls_rbd::parent_get())?).map_err(corrupt("parent"))?;
             let overlap = cls_rbd::decode_overlap(&call(cls_rbd::parent_overlap_get(NOSNAP))?)
                 .map_err(corrupt("parent overlap"))?;
-            match (spec.exists(), overlap) {
-                (true, Some(overlap)) => {
-                    limits::check_id("parent image id", &spec.image_id)?;
-                    Some(Parent {
-                        spec,
-                        overlap: overlap.min(size),
-                    })
-                }
-                _ => None,
+            if spec.exists() {
+                limits::check_id("parent image id", &spec.image_id)?;
+                Some(Parent {
+                    spec,
+                    overlap: overlap.map(|o| o.min(size)),
+                })
+            } else {
+                None
             }
         } else {
             None
+        };
+        let op_features = if features & features::OPERATIONS != 0 {
+            cls_rbd::decode_u64(&call(cls_rbd::op_features_get())?)
+                .map_err(corrupt("op features"))?
+        } else {
+            0
         };
         let mut snapshots = Vec::with_capacity(snap_ids.len());
         for snap in snap_ids {
@@ -189,9 +232,6 @@ impl Header {
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            if info.namespace_type != cls_rbd::SNAP_NAMESPACE_USER {
-                continue;
-            }
             let protection = cls_rbd::decode_u8(&call(cls_rbd::get_protection_status(snap))?)
                 .map_err(corrupt("protection"))?;
             limits::check_snapshot(snap, info.id, &info.name, info.image_size, protection)?;
@@ -204,9 +244,16 @@ impl Header {
                 timestamp: info.timestamp,
                 protected: protection != 0,
                 flags,
+                namespace: info.namespace_type,
+                child_count: info.child_count,
             });
         }
-        limits::check_unique_names(snapshots.iter().map(|s| s.name.as_str()))?;
+        limits::check_unique_names(
+            snapshots
+                .iter()
+                .filter(|s| s.is_user())
+                .map(|s| s.name.as_str()),
+        )?;
         Ok(Header {
             name: name.to_string(),
             id: id.to_string(),
@@ -218,6 +265,7 @@ impl Header {
             snap_seq,
             snapshots,
             parent,
+            op_features,
             stripe_unit,
             stripe_count,
             data_pool_id: (data_pool >= 0).then_some(data_pool),
@@ -243,6 +291,12 @@ impl Header {
         }
         if self.has(MIGRATING) {
             return Some("image is being migrated, which rbdimg does not support".into());
+        }
+        let unknown_ops = self.op_features & !cls_rbd_layering::OP_ALL;
+        if writable && unknown_ops != 0 {
+            return Some(format!(
+                "image uses unknown operation features 0x{unknown_ops:x}: open it read-only"
+            ));
         }
         if writable {
             for (feature, name) in [

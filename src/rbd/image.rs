@@ -1,13 +1,17 @@
 //! One open RBD image (librbd's `ImageCtx`): its metadata, object map,
-//! snapshot context and exclusive lock. The data path is in `io.rs`, where
-//! the data is (object map or listing) in `extents.rs`, resize in
-//! `resize.rs`, snapshots in `snapshot.rs`, the object-map check in
-//! `check.rs`; `storage::rbd` presents the image as byte storage.
+//! snapshot context, exclusive lock and (for a clone) its parent, opened
+//! read-only at the parent snapshot. The data path is in `io.rs` (with
+//! copy-up in `copyup.rs`), where the data is (object map or listing) in
+//! `extents.rs`, resize in `resize.rs`, snapshots in `snapshot.rs`, clones
+//! in `clone.rs` and `flatten.rs`, the object-map check in `check.rs`;
+//! `storage::rbd` presents the image as byte storage.
 //!
-//! Lock order: `state` (read for I/O, write for resize/snapshot/rollback),
-//! then `map_busy`, then `map`; `listed` is never held with `map`. I/O runs concurrently under the `state`
-//! read lock; single-object map updates run concurrently too, each object
-//! marked busy in `map_busy` while its update is in flight.
+//! Lock order: `state` (read for I/O, write for resize/snapshot/rollback/
+//! flatten's detach), then `copyups`, then `map_busy`, then `map`; `listed`
+//! is never held with `map`. I/O runs concurrently under the `state` read
+//! lock; single-object map updates run concurrently too, each object
+//! marked busy in `map_busy` while its update is in flight, and each
+//! object's copy-up runs once at a time (`copyups`).
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -24,9 +28,28 @@ use crate::rbd::lock::ExclusiveLock;
 use crate::rbd::name::RbdSpec;
 use crate::rbd::notify::{self, NOTIFY_TIMEOUT_MS};
 
+/// The name of the image with this id, from its pool's directory.
+pub(super) fn parent_name(pool: &dyn Pool, id: &str) -> Result<String> {
+    let out = pool.exec(
+        crate::ceph::cls_rbd::DIRECTORY,
+        &crate::ceph::cls_rbd_layering::dir_get_name(id),
+    )?;
+    cls_rbd::decode_string(&out).map_err(|e| Error::corrupt(format!("image name: {e}")))
+}
+
 pub(super) struct State {
     pub header: Header,
     pub snapc: SnapContext,
+    /// The parent this image (head or opened snapshot) reads through to.
+    pub parent: Option<ParentLink>,
+}
+
+/// A clone's parent as the open image reads it: the parent image, opened
+/// read-only at the parent snapshot, and how many bytes of this image
+/// (from offset 0) read through to it.
+pub(super) struct ParentLink {
+    pub image: Arc<RbdImage>,
+    pub overlap: u64,
 }
 
 pub struct RbdImage {
@@ -55,8 +78,10 @@ pub struct RbdImage {
     /// The snapshot this image was opened at (read-only).
     pub(super) snapshot: Option<Snapshot>,
     pub(super) lock: Mutex<Option<ExclusiveLock>>,
-    /// A clone's parent, opened read-only at the parent snapshot.
-    pub(super) parent: Option<(Arc<RbdImage>, u64)>,
+    /// Objects whose copy-up is under way: another writer of the object
+    /// waits, then finds the object there.
+    pub(super) copyups: Mutex<HashSet<u64>>,
+    pub(super) copied_up: Condvar,
 }
 
 impl RbdImage {
@@ -82,7 +107,7 @@ impl RbdImage {
     ) -> Result<Arc<RbdImage>> {
         let header = Header::load(pool.as_ref(), &spec.image)?;
         let snapshot = match spec.snapshot() {
-            Some(name) => Some(header.snapshot(name).cloned().ok_or_else(|| {
+            Some(name) => Some(header.readable_snapshot(name).cloned().ok_or_else(|| {
                 Error::errno(
                     ErrorKind::NotFound,
                     format!("error reading header from {}", spec.image),
@@ -104,13 +129,6 @@ impl RbdImage {
                 libc::ENOTSUP,
             ));
         }
-        if writable && header.parent.is_some() {
-            return Err(Error::errno(
-                ErrorKind::UnsupportedFeature,
-                "writing to a clone (an image with a parent) is not supported: open it read-only or flatten it",
-                libc::ENOTSUP,
-            ));
-        }
         let image = Self::assemble(
             cluster,
             pool,
@@ -127,9 +145,11 @@ impl RbdImage {
         Ok(Arc::new(image))
     }
 
-    /// Opens the parent of a clone `depth` links down its chain.
+    /// Opens the parent of a clone `depth` links down its chain, named as
+    /// the child (`child`, whose connection options it shares) names it.
     fn open_parent(
         cluster: &Arc<dyn Cluster>,
+        child: &RbdSpec,
         spec: &cls_rbd::ParentSpec,
         depth: usize,
         diagnostics: &Diagnostics,
@@ -140,8 +160,24 @@ impl RbdImage {
                 limits::MAX_PARENT_CHAIN
             )));
         }
-        let pool = cluster.pool_by_id(spec.pool_id, &spec.namespace)?;
-        let header = Header::load_by_id(pool.as_ref(), &spec.image_id, &spec.image_id)?;
+        let missing = |what: String, e: Error| {
+            Error::errno(
+                e.kind(),
+                format!("the parent of {} ({what}) cannot be opened", child.image),
+                e.errno_value(),
+            )
+        };
+        let pool = cluster
+            .pool_by_id(spec.pool_id, &spec.namespace)
+            .map_err(|e| missing(format!("pool id {}", spec.pool_id), e))?;
+        let place = match spec.namespace.as_str() {
+            "" => pool.name().to_string(),
+            ns => format!("{}/{ns}", pool.name()),
+        };
+        let name = parent_name(pool.as_ref(), &spec.image_id)
+            .map_err(|e| missing(format!("image id {} in {place}", spec.image_id), e))?;
+        let header = Header::load_by_id(pool.as_ref(), &name, &spec.image_id)
+            .map_err(|e| e.prepend(format!("error reading header from {place}/{name}")))?;
         let snap = header
             .snapshots
             .iter()
@@ -150,16 +186,19 @@ impl RbdImage {
             .ok_or_else(|| {
                 Error::errno(
                     ErrorKind::NotFound,
-                    "the parent snapshot of this clone is missing",
+                    format!(
+                        "the parent snapshot of {} ({place}/{name}, snapshot id {}) is missing",
+                        child.image, spec.snap_id
+                    ),
                     libc::ENOENT,
                 )
             })?;
         let parent_spec = RbdSpec {
             pool: pool.name().to_string(),
             namespace: Some(spec.namespace.clone()),
-            image: header.name.clone(),
+            image: name,
             snapshot: Some(snap.name.clone()),
-            ..Default::default()
+            ..child.clone()
         };
         let image = Self::assemble(
             cluster.clone(),
@@ -190,12 +229,25 @@ impl RbdImage {
             Some(id) if id != pool.id() => cluster.pool_by_id(id, spec.namespace())?,
             _ => pool.clone(),
         };
+        if let Some(p) = &header.parent
+            && (
+                p.spec.pool_id,
+                p.spec.namespace.as_str(),
+                p.spec.image_id.as_str(),
+            ) == (pool.id(), pool.namespace(), header.id.as_str())
+        {
+            return Err(Error::corrupt(format!(
+                "parent image id '{}' is corrupt: the image is its own parent",
+                header.id
+            )));
+        }
+        let overlap = Self::overlap_at(&pool, &header, &snapshot)?;
         let parent = match &header.parent {
-            Some(p) => Some((
-                Self::open_parent(&cluster, &p.spec, depth + 1, diagnostics)?,
-                Self::overlap_at(&pool, &header, &snapshot)?,
-            )),
-            None => None,
+            Some(p) if overlap > 0 => Some(ParentLink {
+                image: Self::open_parent(&cluster, &spec, &p.spec, depth + 1, diagnostics)?,
+                overlap,
+            }),
+            _ => None,
         };
         let snapc = SnapContext {
             seq: header.snap_seq,
@@ -206,7 +258,11 @@ impl RbdImage {
             cluster,
             pool,
             data,
-            state: RwLock::new(State { header, snapc }),
+            state: RwLock::new(State {
+                header,
+                snapc,
+                parent,
+            }),
             map: Mutex::new(None),
             map_problem: Mutex::new(None),
             listed: Mutex::new(None),
@@ -215,7 +271,8 @@ impl RbdImage {
             map_settled: Condvar::new(),
             snapshot,
             lock: Mutex::new(None),
-            parent,
+            copyups: Mutex::new(HashSet::new()),
+            copied_up: Condvar::new(),
         })
     }
 
@@ -226,12 +283,14 @@ impl RbdImage {
         snapshot: &Option<Snapshot>,
     ) -> Result<u64> {
         match snapshot {
-            None => Ok(header.parent.as_ref().map_or(0, |p| p.overlap)),
+            _ if header.parent.is_none() => Ok(0),
+            None => Ok(header.head_overlap()),
             Some(s) => {
                 let out = pool.exec(&header.header_oid(), &cls_rbd::parent_overlap_get(s.id))?;
                 Ok(cls_rbd::decode_overlap(&out)
                     .map_err(|e| Error::corrupt(format!("parent overlap: {e}")))?
-                    .unwrap_or(0))
+                    .unwrap_or(0)
+                    .min(s.size))
             }
         }
     }
@@ -347,12 +406,24 @@ impl RbdImage {
         Ok(())
     }
 
-    /// Re-reads the header after we changed it, keeping our lock.
+    /// Re-reads the header after we changed it, keeping our lock. The
+    /// parent stays open while the head reads through it (the overlap may
+    /// have shrunk); a flattened head lets it go.
     pub(super) fn refresh(&self, state: &mut State) -> Result<()> {
         let header = Header::load_by_id(self.pool.as_ref(), &state.header.name, &state.header.id)?;
         state.snapc = SnapContext {
             seq: header.snap_seq,
             snaps: header.snapshots.iter().map(|s| s.id).collect(),
+        };
+        let overlap = header.head_overlap();
+        state.parent = match (state.parent.take(), &header.parent) {
+            (_, None) => None,
+            _ if overlap == 0 => None,
+            (Some(link), Some(_)) => Some(ParentLink { overlap, ..link }),
+            (None, Some(p)) => Some(ParentLink {
+                image: Self::open_parent(&self.cluster, &self.spec, &p.spec, 1, &self.diagnostics)?,
+                overlap,
+            }),
         };
         state.header = header;
         Ok(())
@@ -409,9 +480,16 @@ impl RbdImage {
             .object_size()
     }
 
-    /// The name the image was opened by.
+    /// The name the image was opened by (a parent: named from the child,
+    /// with the child's connection options).
     pub fn spec(&self) -> &RbdSpec {
         &self.spec
+    }
+
+    /// The parent this image reads through to, while it does.
+    pub fn parent(&self) -> Option<Arc<RbdImage>> {
+        let state = self.state.read().expect("no poisoning");
+        state.parent.as_ref().map(|p| p.image.clone())
     }
 
     /// Where the image lives: the cluster's description.

@@ -1,24 +1,28 @@
-//! The data path: image byte ranges become per-object requests, sent with
-//! the image's snapshot context, with librbd's object-map protocol around
-//! them (a wrong map silently hides data from librbd readers):
+//! The data path: image byte ranges become per-object requests
+//! (`object_write.rs` runs each write, `copyup.rs` a clone's copy-up), sent
+//! with the image's snapshot context, with librbd's object-map protocol
+//! around them (a wrong map silently hides data from librbd readers):
 //!
 //! ```text
 //!  write:         map -> EXISTS (if not already), then write / write_full
 //!  remove object: map -> PENDING, remove, map -> NONEXISTENT if PENDING
 //!  zero / trunc:  skipped for nonexistent objects; map -> EXISTS first
+//!  in a clone's overlap: zeros hide the parent (an empty object, a
+//!                 truncate or zeros after a copy-up), never a removal
 //!  read:          object read at the head or snapshot; absent objects read
 //!                 from the parent within the overlap, else as zeros
 //! ```
 
 use crate::ceph::cls_rbd;
-use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
+use crate::ceph::object_map::{self, OBJECT_NONEXISTENT, OBJECT_PENDING};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::{SnapContext, WriteOp, ignore_missing};
 use crate::rbd::image::{RbdImage, State};
 use crate::rbd::lock::ExclusiveLock;
+use crate::rbd::object_write::ObjectOp;
 
 /// One object's share of an image range.
-struct Piece {
+pub(super) struct Piece {
     object: u64,
     /// Offset inside the object.
     offset: u64,
@@ -27,7 +31,7 @@ struct Piece {
     buf_offset: usize,
 }
 
-fn pieces(object_size: u64, offset: u64, len: u64) -> impl Iterator<Item = Piece> {
+pub(super) fn pieces(object_size: u64, offset: u64, len: u64) -> impl Iterator<Item = Piece> {
     let mut pos = offset;
     let end = offset + len;
     std::iter::from_fn(move || {
@@ -46,6 +50,19 @@ fn pieces(object_size: u64, offset: u64, len: u64) -> impl Iterator<Item = Piece
         pos += n;
         Some(piece)
     })
+}
+
+/// Fills `out` (image offset `offset`) from the parent within the
+/// overlap, zeros elsewhere.
+pub(super) fn read_parent(state: &State, out: &mut [u8], offset: u64) -> Result<()> {
+    out.fill(0);
+    if let Some(parent) = &state.parent
+        && offset < parent.overlap
+    {
+        let n = (out.len() as u64).min(parent.overlap - offset) as usize;
+        parent.image.read_range(&mut out[..n], offset)?;
+    }
+    Ok(())
 }
 
 /// librbd's `update_required`: whether a map transition needs a write.
@@ -184,6 +201,14 @@ impl RbdImage {
         e.prepend("object map update failed")
     }
 
+    pub(super) fn map_state(&self, object: u64) -> Option<u8> {
+        self.map
+            .lock()
+            .expect("no poisoning")
+            .as_ref()
+            .map(|m| m.get(object))
+    }
+
     /// Reads image bytes (head or the opened snapshot); absent objects
     /// read from the parent within the overlap, else as zeros.
     pub fn read_range(&self, buf: &mut [u8], offset: u64) -> Result<()> {
@@ -197,7 +222,7 @@ impl RbdImage {
             match self.data.read_into(&oid, p.offset, out, snap) {
                 Ok(n) => out[n..].fill(0),
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    self.read_parent(out, p.object * object_size + p.offset)?;
+                    read_parent(&state, out, p.object * object_size + p.offset)?;
                 }
                 Err(e) => return Err(e.with_offset(offset)),
             }
@@ -205,57 +230,48 @@ impl RbdImage {
         Ok(())
     }
 
-    /// Fills `out` (image offset `offset`) from the parent within the overlap, zeros elsewhere.
-    fn read_parent(&self, out: &mut [u8], offset: u64) -> Result<()> {
-        out.fill(0);
-        if let Some((parent, overlap)) = &self.parent
-            && offset < *overlap
-        {
-            let n = (out.len() as u64).min(overlap - offset) as usize;
-            parent.read_range(&mut out[..n], offset)?;
-        }
-        Ok(())
-    }
-
-    /// Writes image bytes, object by object, keeping the object map exact.
+    /// Writes image bytes, object by object, keeping the object map exact
+    /// (and copying a clone's parent data up first where needed).
     pub fn write_range(&self, buf: &[u8], offset: u64) -> Result<()> {
         self.check_writable()?;
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, buf.len() as u64)?;
         let object_size = state.header.object_size();
         for p in pieces(object_size, offset, buf.len() as u64) {
-            self.update_map(&state, p.object, p.object + 1, OBJECT_EXISTS, None)?;
             let data = &buf[p.buf_offset..p.buf_offset + p.len as usize];
-            let op = if p.len == object_size {
-                WriteOp::WriteFull(data)
-            } else {
-                WriteOp::Write {
-                    offset: p.offset,
-                    data,
-                }
+            let op = ObjectOp::Write {
+                offset: p.offset,
+                data,
             };
-            self.data
-                .operate(&state.header.data_oid(p.object), &[op], &state.snapc)
+            self.object_write(&state, p.object, op)
                 .map_err(|e| e.with_offset(offset))?;
-            self.note_written(p.object);
         }
         Ok(())
     }
 
     /// Makes a range read as zeros: whole objects are removed, partial ones
-    /// truncated or zeroed (kept allocated when `!may_unmap`).
+    /// truncated or zeroed (kept allocated when `!may_unmap`). Inside a
+    /// clone's overlap a whole object becomes an empty one instead, which
+    /// hides the parent's data (after a copy-up into the snapshots, when
+    /// the image has some), as librbd discards there.
     pub fn zero_range(&self, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
         self.check_writable()?;
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, len)?;
         let object_size = state.header.object_size();
         let end = offset + len;
+        // Objects in a clone's overlap read the parent where they do not
+        // exist: every one of them is zeroed.
+        let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
+        let overlap_end = overlap.div_ceil(object_size) * object_size;
         let mut pos = offset;
         while pos < end {
-            // Objects that do not exist read as zeros already: their run
-            // is skipped whole.
-            let (exists, run_end) =
-                self.object_run(&state, pos / object_size, end.div_ceil(object_size))?;
+            // Outside it, objects that do not exist read as zeros already:
+            // their run is skipped whole.
+            let (exists, run_end) = match pos < overlap_end {
+                true => (true, overlap_end / object_size),
+                false => self.object_run(&state, pos / object_size, end.div_ceil(object_size))?,
+            };
             let stop = run_end.saturating_mul(object_size).min(end);
             if exists {
                 self.zero_objects(&state, pos, stop - pos, may_unmap)?;
@@ -269,23 +285,28 @@ impl RbdImage {
     fn zero_objects(&self, state: &State, offset: u64, len: u64, may_unmap: bool) -> Result<()> {
         let object_size = state.header.object_size();
         let size = state.header.size;
+        let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
         for p in pieces(object_size, offset, len) {
-            let oid = state.header.data_oid(p.object);
             let object_end = ((p.object + 1) * object_size).min(size) - p.object * object_size;
-            if p.offset == 0 && p.len >= object_end && may_unmap {
-                self.remove_object(state, p.object)?;
-                continue;
-            }
-            self.update_map(state, p.object, p.object + 1, OBJECT_EXISTS, None)?;
-            let op = if p.offset + p.len >= object_end && may_unmap {
-                WriteOp::Truncate(p.offset)
+            let whole = p.offset == 0 && p.len >= object_end;
+            let in_overlap = p.object * object_size < overlap;
+            let op = if whole && in_overlap {
+                if state.snapc.snaps.is_empty() {
+                    ObjectOp::Empty
+                } else {
+                    ObjectOp::Truncate(0)
+                }
+            } else if whole && may_unmap {
+                ObjectOp::Remove
+            } else if p.offset + p.len >= object_end && may_unmap {
+                ObjectOp::Truncate(p.offset)
             } else {
-                WriteOp::Zero {
+                ObjectOp::Zero {
                     offset: p.offset,
                     len: p.len,
                 }
             };
-            ignore_missing(self.data.operate(&oid, &[op], &state.snapc))
+            self.object_write(state, p.object, op)
                 .map_err(|e| e.with_offset(offset))?;
         }
         Ok(())
@@ -302,24 +323,12 @@ impl RbdImage {
         self.note_removed(object);
         Ok(())
     }
-
-    /// Removes one data object with the PENDING -> NONEXISTENT protocol.
-    pub(super) fn remove_object(&self, state: &State, object: u64) -> Result<()> {
-        self.update_map(state, object, object + 1, OBJECT_PENDING, None)?;
-        self.delete_data_object(state, object)?;
-        self.update_map(
-            state,
-            object,
-            object + 1,
-            OBJECT_NONEXISTENT,
-            Some(OBJECT_PENDING),
-        )
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ceph::object_map::OBJECT_EXISTS;
 
     #[test]
     fn splits_ranges_at_object_boundaries() {

@@ -5,9 +5,12 @@
 //! `ceph/`; `storage::rbd` presents an image as byte storage.
 
 pub mod check;
+pub mod clone;
+pub mod copyup;
 pub mod create;
 pub mod diff;
 pub mod extents;
+pub mod flatten;
 pub mod header;
 pub mod image;
 pub mod io;
@@ -15,5 +18,6 @@ pub mod limits;
 pub mod lock;
 pub mod name;
 pub mod notify;
+pub mod object_write;
 pub mod resize;
 pub mod snapshot;

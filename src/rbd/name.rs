@@ -52,6 +52,51 @@ impl RbdSpec {
         }
     }
 
+    /// The legacy `rbd:pool[/namespace]/image[@snap]` name, escaped so that
+    /// [`parse_legacy`] reads it back; `with_options` adds the connection
+    /// options (`id`, `conf`, `store`, settings) that reach its cluster.
+    pub fn legacy_name(&self, with_options: bool) -> String {
+        let escape = |text: &str, specials: &[char]| -> String {
+            let mut out = String::with_capacity(text.len());
+            for c in text.chars() {
+                if c == '\\' || specials.contains(&c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        };
+        let part = |text: &str| escape(text, &['/', ':', '@']);
+        let mut name = format!("rbd:{}/", part(&self.pool));
+        if !self.namespace().is_empty() {
+            name.push_str(&part(self.namespace()));
+            name.push('/');
+        }
+        name.push_str(&part(&self.image));
+        if let Some(snap) = self.snapshot() {
+            name.push('@');
+            name.push_str(&part(snap));
+        }
+        if with_options {
+            let value = |text: &str| escape(text, &[':', '@']);
+            let mut options: Vec<(&str, &str)> = Vec::new();
+            if let Some(user) = &self.user {
+                options.push(("id", user));
+            }
+            if let Some(conf) = &self.conf {
+                options.push(("conf", conf));
+            }
+            if let Some(store) = &self.store {
+                options.push(("store", store));
+            }
+            options.extend(self.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            for (key, v) in options {
+                name.push_str(&format!(":{}={}", escape(key, &[':', '@', '=']), value(v)));
+            }
+        }
+        name
+    }
+
     /// The `json:{...}` name QEMU shows for an rbd node: its strong options.
     pub fn json_filename(&self) -> String {
         let mut m = Map::new();
@@ -398,6 +443,21 @@ mod tests {
             Some("/x")
         );
         assert!(s.json_filename().contains(r#""store": "/tmp/s:1""#));
+    }
+
+    #[test]
+    fn legacy_names_read_back() {
+        for name in [
+            "rbd:rbd/golden@base",
+            r"rbd:p\/o/ns/im\:g@s\@1:id=bob:conf=/etc/c.conf:store=/tmp/s\:1:mon_host=1.2.3.4\:6789",
+            "rbd:p/i",
+        ] {
+            let spec = parse(name);
+            assert_eq!(spec.legacy_name(true), name);
+            assert_eq!(parse(&spec.legacy_name(true)), spec);
+        }
+        let spec = parse("rbd:p/ns/i@s:conf=/x");
+        assert_eq!(spec.legacy_name(false), "rbd:p/ns/i@s");
     }
 
     #[test]

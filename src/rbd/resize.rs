@@ -2,12 +2,16 @@
 //!
 //! ```text
 //!  grow:   object map resize (new objects NONEXISTENT) -> set_size -> notify
-//!  shrink: map [first gone, last] EXISTS -> PENDING
+//!  shrink: a clone with snapshots: copy the parent's data of the objects
+//!          going away up into the snapshots first (deep flatten needs it)
+//!          map [first gone, last] EXISTS -> PENDING
 //!          remove those objects (skipping runs the map, or a listing
 //!          without one, says do not exist)
 //!          map PENDING -> NONEXISTENT
-//!          truncate the object that now holds the end (partial tail)
-//!          set_size -> object map resize down -> notify
+//!          truncate the object that now holds the end (partial tail; in a
+//!          clone's overlap after a copy-up)
+//!          set_size (which also shrinks a clone's overlap)
+//!          -> object map resize down -> notify
 //! ```
 //! Every step runs with I/O blocked (the state write lock). A shrink
 //! interrupted halfway leaves a map larger than the image, which librbd
@@ -16,9 +20,10 @@
 use crate::ceph::cls_rbd;
 use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_NONEXISTENT, OBJECT_PENDING};
 use crate::error::{Error, ErrorKind, Result};
-use crate::rados::{SnapContext, WriteOp, ignore_missing};
+use crate::rados::{SnapContext, WriteOp};
 use crate::rbd::image::RbdImage;
 use crate::rbd::lock::ExclusiveLock;
+use crate::rbd::object_write::ObjectOp;
 
 impl RbdImage {
     /// Grows or shrinks the image (steps in the diagram above).
@@ -63,6 +68,13 @@ impl RbdImage {
             )?;
         } else if new_size < old_size {
             if new_objects < old_objects {
+                let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
+                if !state.snapc.snaps.is_empty() {
+                    let copyup_end = state.header.object_count(overlap).min(old_objects);
+                    for object in new_objects..copyup_end {
+                        self.object_write(&state, object, ObjectOp::Remove)?;
+                    }
+                }
                 self.update_map(
                     &state,
                     new_objects,
@@ -92,15 +104,7 @@ impl RbdImage {
             let tail = new_size % object_size;
             let tail_object = new_size / object_size;
             if tail != 0 && tail_object < old_objects {
-                let (exists, _) = self.object_run(&state, tail_object, tail_object + 1)?;
-                if exists {
-                    self.update_map(&state, tail_object, tail_object + 1, OBJECT_EXISTS, None)?;
-                    ignore_missing(self.data.operate(
-                        &state.header.data_oid(tail_object),
-                        &[WriteOp::Truncate(tail)],
-                        &state.snapc,
-                    ))?;
-                }
+                self.object_write(&state, tail_object, ObjectOp::Truncate(tail))?;
             }
             self.pool.operate(
                 &header_oid,

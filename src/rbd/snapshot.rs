@@ -6,15 +6,22 @@
 //!            copy the head object map to rbd_object_map.<id>.<snap>
 //!            fast-diff: head map EXISTS -> EXISTS_CLEAN (object_map_snap_add)
 //!            new snap context -> notify
-//!  remove:   fast-diff: fold the snapshot's map into the next newer map
-//!            delete its map -> release the snap id -> snapshot_remove -> notify
+//!  remove:   protected (clone v1 parent) -> EBUSY, naming its clones
+//!            move it to the trash: clone v2 children still attached ->
+//!            it stays there (they keep reading it) -> notify, done
+//!            fast-diff: fold the snapshot's map into the next newer map
+//!            delete its map -> release the snap id -> snapshot_remove
+//!            the last reference of a flattened clone to its parent gone:
+//!            detach from the parent's children -> notify
 //!  rollback: resize to the snapshot's size -> copy its map over the head's
 //!            roll back every object that may exist in either (runs of
 //!            objects in neither skipped; with fast-diff, objects unchanged
-//!            since the newest snapshot too) -> reload map
+//!            since the newest snapshot too) -> reload map -> the objects
+//!            left untouched stay EXISTS_CLEAN
 //! ```
 
 use crate::ceph::cls_rbd;
+use crate::ceph::cls_rbd_layering::{self, SNAP_NAMESPACE_TRASH};
 use crate::ceph::features;
 use crate::ceph::object_map::{self, OBJECT_EXISTS, OBJECT_EXISTS_CLEAN, ObjectMap};
 use crate::error::{Error, ErrorKind, Result};
@@ -107,17 +114,77 @@ impl RbdImage {
         Ok(())
     }
 
-    /// Removes snapshot `name`.
+    /// Removes snapshot `name` (steps in the diagram above).
     pub fn remove_snapshot(&self, name: &str) -> Result<()> {
         self.check_writable()?;
         let snap = self
             .find_snapshot(name)
             .map_err(|_| Error::os(ErrorKind::NotFound, libc::ENOENT))?;
         if snap.protected {
-            return Err(Error::os(ErrorKind::Busy, libc::EBUSY));
+            return Err(self.protected(&snap));
         }
+        self.remove_snapshot_by_id(snap.id)
+    }
+
+    /// Why a protected snapshot stays: the clones (v1) that depend on it.
+    fn protected(&self, snap: &Snapshot) -> Error {
+        let header = self.header();
+        let clones =
+            crate::rbd::clone::children(self.cluster.as_ref(), self.pool.as_ref(), &header, snap)
+                .unwrap_or_default();
+        let why = match clones.as_slice() {
+            [] => format!(
+                "snapshot '{}' is protected (`rbd snap unprotect` lifts that)",
+                snap.name
+            ),
+            list => format!(
+                "snapshot '{}' is protected: clones depend on it ({}); flatten or remove them, \
+                 then unprotect it",
+                snap.name,
+                list.join(", ")
+            ),
+        };
+        Error::errno(ErrorKind::Busy, why, libc::EBUSY)
+    }
+
+    /// Removes the snapshot with this id (a user snapshot, or one in the
+    /// trash whose clone v2 children are gone).
+    pub(super) fn remove_snapshot_by_id(&self, snap_id: u64) -> Result<()> {
+        self.check_writable()?;
         let mut state = self.state.write().expect("no poisoning");
         let none = SnapContext::default();
+        let header_oid = state.header.header_oid();
+        let snap = state
+            .header
+            .snapshots
+            .iter()
+            .find(|s| s.id == snap_id)
+            .cloned()
+            .ok_or_else(|| Error::os(ErrorKind::NotFound, libc::ENOENT))?;
+        if snap.namespace != SNAP_NAMESPACE_TRASH {
+            let trash = cls_rbd_layering::snapshot_trash_add(snap.id);
+            match self
+                .pool
+                .operate(&header_oid, &[WriteOp::Exec(&trash)], &none)
+            {
+                Err(e) if e.errno_value() != libc::EEXIST => return Err(e),
+                _ => {}
+            }
+        }
+        let info = cls_rbd::decode_snapshot(
+            &self
+                .pool
+                .exec(&header_oid, &cls_rbd::snapshot_get(snap.id))?,
+        )
+        .map_err(|e| Error::corrupt(format!("snapshot: {e}")))?;
+        if info.child_count > 0 {
+            // Its clone v2 children read it from the trash; the last one
+            // to go removes it.
+            self.refresh(&mut state)?;
+            self.notify_header_update(&state);
+            return Ok(());
+        }
+        let before = state.header.clone();
         let id = state.header.id.clone();
         if state.header.has(features::OBJECT_MAP) {
             let snap_map = object_map::object_name(&id, Some(snap.id));
@@ -133,6 +200,11 @@ impl RbdImage {
             &none,
         )?;
         self.refresh(&mut state)?;
+        if let Some(parent) = &before.parent
+            && state.header.parent.is_none()
+        {
+            self.detach_child(&before, &parent.spec)?;
+        }
         self.notify_header_update(&state);
         Ok(())
     }
@@ -250,6 +322,9 @@ impl RbdImage {
                 .snapshots
                 .first()
                 .is_some_and(|s| s.id == snap.id);
+        // Runs of objects left as they are (still unchanged since the
+        // snapshot, so EXISTS_CLEAN where the snapshot's map says EXISTS).
+        let mut untouched: Vec<(u64, u64)> = Vec::new();
         let mut object = 0;
         while object < objects {
             let (exists, run_end) = match (&head, &at_snap) {
@@ -262,6 +337,10 @@ impl RbdImage {
                         .as_ref()
                         .is_some_and(|m| m.get(object) == OBJECT_EXISTS_CLEAN);
                     if clean && unchanged_since_snap {
+                        match untouched.last_mut() {
+                            Some(run) if run.1 == object => run.1 += 1,
+                            _ => untouched.push((object, object + 1)),
+                        }
                         continue;
                     }
                     self.data
@@ -276,6 +355,9 @@ impl RbdImage {
         drop(state);
         self.load_object_map()?;
         let state = self.state.read().expect("no poisoning");
+        for (start, end) in untouched {
+            self.update_map(&state, start, end, OBJECT_EXISTS_CLEAN, Some(OBJECT_EXISTS))?;
+        }
         self.notify_header_update(&state);
         Ok(())
     }

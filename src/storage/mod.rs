@@ -24,12 +24,25 @@ pub mod file;
 pub mod node;
 pub mod rbd;
 
+use std::sync::Arc;
+
 use crate::block::driver::{Check, Preallocation};
 use crate::block::extent::Extent;
 use crate::block::info::NodeInfo;
 use crate::block::snapshot::Snapshots;
 use crate::block::status::Status;
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// What a storage reads through to where it holds nothing itself (an RBD
+/// clone's parent snapshot): the block layer shows it as the image's
+/// backing file.
+pub struct Backing {
+    /// The name `info` shows, e.g. `rbd:pool/golden@base`.
+    pub name: String,
+    /// The name that opens it, with this storage's connection options.
+    pub full_name: String,
+    pub storage: Arc<dyn Storage>,
+}
 
 /// Byte storage; its snapshots and check are the storage's own (RBD's, or
 /// the format node's): a format without snapshots of its own passes them
@@ -82,4 +95,16 @@ pub trait Storage: Snapshots + Check + Send + Sync {
 
     /// The protocol node of `info`.
     fn node_info(&self) -> Result<NodeInfo>;
+
+    /// What the storage reads through to, if anything.
+    fn backing(&self) -> Option<Backing> {
+        None
+    }
+
+    /// Copies what the backing provides into this storage and drops the
+    /// link (an RBD clone's flatten); `progress` hears (done, total) units
+    /// of work as it goes. A storage without a backing stays as it is.
+    fn flatten(&self, _progress: &(dyn Fn(u64, u64) + Sync)) -> Result<()> {
+        Err(Error::not_supported())
+    }
 }

@@ -24,10 +24,11 @@ use crate::block::status::Status;
 use crate::ceph::features;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rados::config;
+use crate::rbd::clone::CloneRequest;
 use crate::rbd::create::{CreateSpec, cluster_defaults};
 use crate::rbd::image::RbdImage;
 use crate::rbd::name::RbdSpec;
-use crate::storage::Storage;
+use crate::storage::{Backing, Storage};
 
 /// The rbd storage's `-o` options: QEMU's (same names, help and order),
 /// then rbdimg's `features`.
@@ -59,6 +60,16 @@ pub const CREATE_OPTIONS: &[OptDesc] = &[
         OptType::Str,
         "RBD image features: names joined by '+' (or ',,'), or a number (default: rbd_default_features)",
     ),
+    OptDesc::new(
+        "backing_file",
+        OptType::Str,
+        "RBD snapshot to clone (rbd:pool/image@snap)",
+    ),
+    OptDesc::new(
+        "backing_fmt",
+        OptType::Str,
+        "Image format of the clone's parent (raw)",
+    ),
 ];
 
 pub struct RbdStorage {
@@ -85,7 +96,8 @@ impl RbdStorage {
     /// wording for `cluster_size`, rbdimg's `features`, the cluster's
     /// defaults otherwise. The size is rounded up to whole sectors, as QEMU
     /// rounds it. Creating makes the pool and namespace where the backend
-    /// makes them on demand (the embedded store).
+    /// makes them on demand (the embedded store). With a `backing_file`
+    /// (an RBD snapshot), the image is a clone of it (rbdimg's extension).
     pub fn create(
         spec: &RbdSpec,
         size: u64,
@@ -121,6 +133,26 @@ impl RbdStorage {
                     Error::invalid(format!("invalid value for features: '{text}'"))
                 })?),
             };
+        if let Some(backing) = options.get("backing_file") {
+            if options.get("backing_fmt").is_some_and(|f| f != "raw") {
+                return Err(Error::invalid(
+                    "a clone's parent is raw: give the backing format raw (-F raw)",
+                ));
+            }
+            if !crate::rbd::name::is_rbd_name(backing) {
+                return Err(Error::invalid(format!(
+                    "the backing file of an RBD image must be an RBD snapshot (rbd:pool/image@snap), not '{backing}'"
+                )));
+            }
+            let request = CloneRequest {
+                parent: crate::rbd::name::parse_legacy(backing)?,
+                child: spec.clone(),
+                size: Some(round_to_sector(size)),
+                order,
+                features: requested_features,
+            };
+            return crate::rbd::clone::clone(&request, diagnostics);
+        }
         let cluster = config::connect(&spec.client_config(), diagnostics)?;
         cluster.ensure_pool(&spec.pool, spec.namespace())?;
         let pool = crate::rbd::header::open_pool(cluster.as_ref(), spec)?;
@@ -131,7 +163,7 @@ impl RbdStorage {
             order: order.unwrap_or(default_order),
             features: requested_features.unwrap_or(default_features),
         };
-        crate::rbd::create::create(cluster.as_ref(), pool.as_ref(), &create)
+        crate::rbd::create::create(cluster.as_ref(), pool.as_ref(), &create).map(drop)
     }
 
     /// Grows the image so that it holds `end` bytes (QEMU's rbd driver
@@ -169,10 +201,9 @@ impl RbdStorage {
     fn snapshot_infos(&self) -> Vec<SnapshotInfo> {
         // QEMU's rbd driver: id = name, VM state size = image size then,
         // no date or clock, ICOUNT 0. Oldest first.
-        self.image
-            .header()
-            .snapshots
-            .iter()
+        let header = self.image.header();
+        let user: Vec<_> = header.user_snapshots().collect();
+        user.into_iter()
             .rev()
             .map(|s| SnapshotInfo {
                 id: s.name.clone(),
@@ -259,17 +290,46 @@ impl Storage for RbdStorage {
     }
 
     /// QEMU's rbd driver: whole objects that exist are data, the others
-    /// zeros, when fast-diff can tell; otherwise all data.
+    /// zeros, when fast-diff can tell; otherwise all data. A clone is
+    /// rbdimg's own: objects it lacks in the overlap are its backing's
+    /// (the parent's, at depth 1), where QEMU calls the whole image data.
     fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
-        let (data, n) = match self.within(offset, len) {
-            None => (false, len),
-            Some(n) => self.image.diff_run(offset, n)?.unwrap_or((true, n)),
+        let Some(n) = self.within(offset, len) else {
+            return Ok(Status::protocol(len, false, &self.filename, offset));
         };
+        if self.image.parent().is_some() {
+            let extent = self.image.allocation(offset, n)?;
+            return Ok(match extent.allocation {
+                Allocation::Backing => Status::backing(extent.len),
+                own => {
+                    Status::protocol(extent.len, own == Allocation::Data, &self.filename, offset)
+                }
+            });
+        }
+        let (data, n) = self.image.diff_run(offset, n)?.unwrap_or((true, n));
         Ok(Status::protocol(n, data, &self.filename, offset))
     }
 
     fn allocation_unit(&self) -> Option<u64> {
         Some(self.image.object_size())
+    }
+
+    fn backing(&self) -> Option<Backing> {
+        let parent = self.image.parent()?;
+        let spec = parent.spec();
+        Some(Backing {
+            name: spec.legacy_name(false),
+            full_name: spec.legacy_name(true),
+            storage: Arc::new(RbdStorage {
+                filename: spec.json_filename(),
+                image: parent,
+                growing: Mutex::new(()),
+            }),
+        })
+    }
+
+    fn flatten(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<()> {
+        self.image.flatten(progress)
     }
 
     fn node_info(&self) -> Result<NodeInfo> {

@@ -7,6 +7,7 @@
 mod dd;
 mod faults;
 mod interop;
+mod layering;
 mod locking;
 mod map;
 mod matrix;
@@ -15,6 +16,7 @@ mod misuse;
 mod options;
 mod qcow2_in_rbd;
 mod replicated;
+mod vm;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

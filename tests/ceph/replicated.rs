@@ -1,11 +1,8 @@
 //! Faults on a replicated cluster (three bluestore OSDs, pools of size 2,
 //! min_size 1): an OSD killed with SIGKILL, or restarted, while rbdimg
-//! writes. Every object has a second copy, so the command must finish as
-//! if nothing happened — the client resends to the new primary — with the
-//! exact bytes and a clean object map.
-//!
-//! Flatten does not exist yet (it comes with clone writes, in the layering
-//! issue): an OSD restart during flatten belongs here once it does.
+//! writes, rolls back or flattens. Every object has a second copy, so the
+//! command must finish as if nothing happened — the client resends to the
+//! new primary — with the exact bytes and a clean object map.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -117,4 +114,39 @@ fn an_osd_restart_during_rollback_leaves_exact_bytes() {
     assert!(c.export(&image) == std::fs::read(&before).unwrap());
     assert!(c.export(&format!("{image}@before")) == std::fs::read(&before).unwrap());
     c.assert_object_map_clean(&image);
+}
+
+#[test]
+fn an_osd_restart_during_flatten_leaves_exact_bytes() {
+    let c = replicated();
+    let dir = tempfile::tempdir().unwrap();
+    let golden = unique("osdgolden");
+    let name = c.name(&golden);
+    let src = patterned_source(dir.path(), 256);
+    // Small objects: a flatten of many copy-ups lasts a few seconds.
+    rbdimg_ok(&["create", "-o", "cluster_size=256K", &name, "256M"]);
+    rbdimg_ok(&["convert", "-n", "-O", "raw", src.to_str().unwrap(), &name]);
+    rbdimg_ok(&["snapshot", "-c", "base", &name]);
+    let clone = unique("osdflatten");
+    rbdimg_ok(&[
+        "create",
+        "-f",
+        "raw",
+        "-b",
+        &c.name(&format!("{golden}@base")),
+        "-F",
+        "raw",
+        &format!("{}:rbd_default_clone_format=2", c.name(&clone)),
+    ]);
+    let mut flatten = spawn(&["rebase", "-b", "", &c.name(&clone)]);
+    wait_until_writing(&c, &clone, &mut flatten);
+    std::thread::sleep(Duration::from_millis(300));
+    still_running(&mut flatten);
+    c.kill_osd(0);
+    c.start_osd(0);
+    finished(flatten, "rebase -b ''");
+    let info = c.tool_ok("rbd", &["info", &clone]).stdout;
+    assert!(!info.contains("parent:"), "{info}");
+    assert!(c.export(&clone) == std::fs::read(&src).unwrap());
+    c.assert_object_map_clean(&clone);
 }

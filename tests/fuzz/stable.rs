@@ -510,7 +510,7 @@ fn table_seeds(images: &[Vec<u8>]) -> Vec<Vec<u8>> {
 /// Valid replies, made by running the store's own class methods on an
 /// image it creates: each decoder's seed is what an OSD would answer.
 fn reply_seeds() -> Vec<Vec<u8>> {
-    use rbdimg::ceph::{Call, NOSNAP, cls_lock, cls_rbd};
+    use rbdimg::ceph::{Call, NOSNAP, cls_lock, cls_rbd, cls_rbd_layering};
     use rbdimg::rados::embedded::cls::{self, Caller, Staged};
     let mut header = Staged {
         caller: Some(Caller { gid: 4, nonce: 7 }),
@@ -566,7 +566,67 @@ fn reply_seeds() -> Vec<Vec<u8>> {
     cls::call(&mut map, resize.class, resize.method, &resize.input).unwrap();
     add("ObjectMap::decode", map.data.clone());
     add("notify::decode", Vec::new());
+    let child = cls_rbd_layering::ChildSpec {
+        pool_id: 2,
+        namespace: String::new(),
+        image_id: "c1".into(),
+    };
+    run(cls_rbd_layering::child_attach(4, &child));
+    add(
+        "decode_child_specs",
+        run(cls_rbd_layering::children_list(4)),
+    );
+    let parent = cls_rbd::ParentSpec {
+        pool_id: 2,
+        namespace: String::new(),
+        image_id: "1234".into(),
+        snap_id: 4,
+    };
+    let mut children = Staged::default();
+    let add_child = cls_rbd_layering::add_child(&parent, "c1");
+    cls::call(
+        &mut children,
+        add_child.class,
+        add_child.method,
+        &add_child.input,
+    )
+    .unwrap();
+    let get = cls_rbd_layering::get_children(&parent);
+    add(
+        "decode_children",
+        cls::call(&mut children, get.class, get.method, &get.input).unwrap(),
+    );
     seeds
+}
+
+/// A clone's and a clone parent's calls, as cls_server records them.
+fn layering_script(script: &dyn Fn(Vec<rbdimg::ceph::Call>) -> Vec<u8>) -> Vec<u8> {
+    use rbdimg::ceph::{cls_rbd, cls_rbd_layering as l};
+    let parent = cls_rbd::ParentSpec {
+        pool_id: 2,
+        namespace: String::new(),
+        image_id: "1234".into(),
+        snap_id: 4,
+    };
+    let child = l::ChildSpec {
+        pool_id: 2,
+        namespace: "ns".into(),
+        image_id: "c1".into(),
+    };
+    script(vec![
+        cls_rbd::create(1 << 30, 22, 61, "rbd_data.1234", None),
+        l::parent_attach(&parent, 1 << 20, false),
+        l::op_features_set(l::OP_CLONE_CHILD, l::OP_CLONE_CHILD),
+        cls_rbd::snapshot_add("s1", 4),
+        l::child_attach(4, &child),
+        l::children_list(4),
+        l::child_detach(4, &child),
+        l::snapshot_trash_add(4),
+        l::parent_detach(),
+        l::add_child(&parent, "c1"),
+        l::get_children(&parent),
+        l::remove_child(&parent, "c1"),
+    ])
 }
 
 /// Call sequences a client sends, as cls_server records.
@@ -617,6 +677,7 @@ fn server_seeds() -> Vec<Vec<u8>> {
             cls_rbd::dir_remove_image("a", "1"),
             cls_rbd::dir_state_assert(0),
         ]),
+        layering_script(&script),
     ]
 }
 
@@ -819,6 +880,7 @@ fn cls_server() {
 fn every_cls_decoder_is_fuzzed() {
     for source in [
         include_str!("../../src/ceph/cls_rbd.rs"),
+        include_str!("../../src/ceph/cls_rbd_layering.rs"),
         include_str!("../../src/ceph/cls_lock.rs"),
     ] {
         for line in source.lines() {

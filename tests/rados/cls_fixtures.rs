@@ -9,6 +9,7 @@
 //! clock — is recorded as `caller` and `clock` steps, and the comparison
 //! maps the committed run's values onto this run's before comparing bytes.
 
+mod layering;
 mod lock;
 mod rbd;
 
@@ -33,6 +34,7 @@ type Scenario = fn(&mut Recorder);
 /// Every fixture: `class.method` and the scenario that records it.
 fn scenarios() -> Vec<(&'static str, Scenario)> {
     let mut all = rbd::SCENARIOS.to_vec();
+    all.extend_from_slice(layering::SCENARIOS);
     all.extend_from_slice(lock::SCENARIOS);
     all
 }

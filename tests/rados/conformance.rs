@@ -107,6 +107,15 @@ fn objects_read_write_stat_remove(b: &Backend) {
         write(&*pool, oid, &[WriteOp::Remove, WriteOp::CreateExclusive]);
         assert_eq!(pool.stat(oid, SNAP_HEAD).unwrap(), 0);
         write(&*pool, oid, &[WriteOp::Remove]);
+        // A plain create makes a missing object, which a truncate then
+        // keeps (an empty object that hides a clone's parent), and leaves
+        // an existing one as it is.
+        write(&*pool, oid, &[WriteOp::Create, WriteOp::Truncate(0)]);
+        assert_eq!(pool.stat(oid, SNAP_HEAD).unwrap(), 0);
+        write(&*pool, oid, &[WriteOp::WriteFull(b"kept")]);
+        write(&*pool, oid, &[WriteOp::Create]);
+        assert_eq!(pool.read_full(oid).unwrap(), b"kept");
+        write(&*pool, oid, &[WriteOp::Remove]);
     }
 }
 
@@ -557,4 +566,11 @@ fn pools_by_name_and_id(b: &Backend) {
     assert_eq!(again.read_full("rbd_id.shared").unwrap(), b"x");
     assert_eq!(errno(b.cluster.pool("no-such-pool", "")), libc::ENOENT);
     assert_eq!(errno(b.cluster.pool_by_id(4242, "")), libc::ENOENT);
+    let names = b.cluster.pool_names().unwrap();
+    assert!(names.iter().any(|n| n == "rbd"), "{names:?}");
+    // Which clone format `auto` picks: the test cluster keeps the default
+    // floor of a fresh Ceph 16 cluster (luminous, 12); the embedded store
+    // serves as a mimic+ cluster.
+    let floor = b.cluster.min_compat_client().unwrap();
+    assert_eq!(floor, if b.store.is_some() { 13 } else { 12 });
 }

@@ -65,3 +65,87 @@ fn map_follows_the_object_map(b: &Backend) {
 }
 
 both_backends!(map_follows_the_object_map);
+
+/// A clone maps its parent's data at depth 1 (rbdimg's deliberate
+/// difference: QEMU's rbd driver calls a whole clone data at depth 0), and
+/// what it holds itself (here one object written through copy-up) at 0.
+fn map_of_a_clone_shows_the_parent_at_depth_1(b: &Backend) {
+    const M: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let src = raw_source(
+        dir.path(),
+        "golden.raw",
+        20 * M,
+        &[(0, 1, 5000), (12 * M, 2, 4096)],
+    );
+    let (golden, clone) = (unique("map-golden"), unique("map-clone"));
+    rbdimg_ok(&[
+        "convert",
+        "-O",
+        "raw",
+        src.to_str().unwrap(),
+        &b.name(&golden),
+    ]);
+    rbdimg_ok(&["snapshot", "-c", "base", &b.name(&golden)]);
+    let parent = b.name(&format!("{golden}@base"));
+    rbdimg_ok(&[
+        "create",
+        "-q",
+        "-f",
+        "raw",
+        "-b",
+        &parent,
+        "-F",
+        "raw",
+        &b.name(&clone),
+    ]);
+    let json = |name: &str| rbdimg_ok(&["map", "-f", "raw", "--output=json", name]).stdout;
+    let at = |depth: u64, start: u64, length: u64, data: bool| {
+        line(start, length, data).replace("\"depth\": 0", &format!("\"depth\": {depth}"))
+    };
+    // Untouched, the clone maps as its parent does, one level down.
+    assert_eq!(
+        json(&b.name(&clone)),
+        json(&parent).replace("\"depth\": 0", "\"depth\": 1")
+    );
+    rbdimg_ok(&[
+        "bench",
+        "-w",
+        "-c",
+        "1",
+        "-s",
+        "4k",
+        "-o",
+        "4M",
+        "-f",
+        "raw",
+        &b.name(&clone),
+    ]);
+    let expected = [
+        at(1, 0, 4 * M, true),
+        at(0, 4 * M, 4 * M, true),
+        at(1, 8 * M, 4 * M, false),
+        at(1, 12 * M, 4 * M, true),
+        at(1, 16 * M, 4 * M, false),
+    ];
+    assert_eq!(
+        json(&b.name(&clone)),
+        format!("[{}]\n", expected.join(",\n"))
+    );
+    // The human map names the file each data range is in.
+    let human = rbdimg_ok(&["map", "-f", "raw", &b.name(&clone)]).stdout;
+    let lines: Vec<_> = human.lines().collect();
+    assert_eq!(lines.len(), 4, "{human}");
+    let in_parent = format!(r#""image": "{}""#, golden.rsplit('/').next().unwrap());
+    for (line, start, parent) in [
+        (lines[1], "0               0x400000        0  ", true),
+        (lines[2], "0x400000        0x400000        0x400000", false),
+        (lines[3], "0xc00000        0x400000        0xc00000", true),
+    ] {
+        assert!(line.starts_with(start), "{human}");
+        assert_eq!(line.contains(&in_parent), parent, "{human}");
+        assert_eq!(line.contains(r#""snapshot": "base""#), parent, "{human}");
+    }
+}
+
+both_backends!(map_of_a_clone_shows_the_parent_at_depth_1);

@@ -5,11 +5,13 @@
 //! with rbdimg itself.
 
 mod bench;
+mod clone_crash;
 mod conformance;
 mod corrupt;
 mod crash;
 mod dd;
 mod embedded;
+pub(crate) mod layering;
 mod map;
 mod measure;
 mod names;

@@ -322,16 +322,25 @@ impl DataDir {
 
     /// Applies `ops` in order. The steps that can fail are checked for the
     /// whole sequence first, so a failing op changes nothing, as on an OSD
-    /// (the writes themselves go straight to the file).
+    /// (the writes themselves go straight to the file). A compound op that
+    /// makes its object (a clone's copy-up: create + parent data + write)
+    /// builds it aside and renames it into place, so that a kill leaves the
+    /// object absent or whole, as an OSD's transaction does.
     pub fn operate(&self, db: &Db, k: Key, ops: &[WriteOp], snapc: &SnapContext) -> Result<()> {
         let oid = k.oid;
         self.check_steps(oid, ops)?;
+        if ops.len() > 1
+            && !ops.iter().any(|op| matches!(op, WriteOp::Remove))
+            && !self.head_exists(oid)?
+        {
+            return self.operate_aside(db, k, ops, snapc);
+        }
         let head = Self::head(oid);
         let werr = |e: io::Error| io_error("error writing", oid, e);
         for op in ops {
             match *op {
                 WriteOp::AssertExists | WriteOp::Exec(_) => {}
-                WriteOp::CreateExclusive => {
+                WriteOp::CreateExclusive | WriteOp::Create => {
                     self.prepare(db, k, snapc)?;
                     self.open_head(oid)?;
                 }
@@ -392,6 +401,53 @@ impl DataDir {
         Ok(())
     }
 
+    /// `operate` for an object `ops` make: every step on a temporary file,
+    /// which then becomes the head.
+    fn operate_aside(&self, db: &Db, k: Key, ops: &[WriteOp], snapc: &SnapContext) -> Result<()> {
+        let oid = k.oid;
+        let werr = |e: io::Error| io_error("error writing", oid, e);
+        self.prepare(db, k, snapc)?;
+        let dir = self.dir(true)?.expect("created");
+        let temp = Self::temp(oid);
+        let file = dir.create_fresh(&temp).map_err(werr)?;
+        let mut made = false;
+        for op in ops {
+            match *op {
+                WriteOp::AssertExists | WriteOp::Exec(_) | WriteOp::Remove => {}
+                WriteOp::CreateExclusive | WriteOp::Create => made = true,
+                WriteOp::Write { offset, data } => {
+                    preallocate(&file, offset, data.len() as u64).map_err(werr)?;
+                    file.write_all_at(data, offset).map_err(werr)?;
+                    made = true;
+                }
+                WriteOp::WriteFull(data) => {
+                    file.set_len(0).map_err(werr)?;
+                    preallocate(&file, 0, data.len() as u64).map_err(werr)?;
+                    file.write_all_at(data, 0).map_err(werr)?;
+                    made = true;
+                }
+                WriteOp::Zero { offset, len } if made => {
+                    let size = file.metadata().map_err(werr)?.len();
+                    if offset.saturating_add(len) >= size {
+                        file.set_len(offset.min(size)).map_err(werr)?;
+                    } else if offset < size {
+                        punch(&file, offset, len).map_err(werr)?;
+                    }
+                }
+                WriteOp::Truncate(size) if made => file.set_len(size).map_err(werr)?,
+                WriteOp::Zero { .. } | WriteOp::Truncate(_) => {}
+            }
+        }
+        if !made {
+            dir.remove(&temp).map_err(werr)?;
+            return Ok(());
+        }
+        let head = Self::head(oid);
+        dir.rename(&temp, &head).map_err(werr)?;
+        self.dirty.lock().expect("no poisoning").insert(head);
+        Ok(())
+    }
+
     /// The errno the first failing step of `ops` would return, found
     /// before any is applied: existence checks, and class methods (which
     /// this store does not run on data objects).
@@ -416,9 +472,10 @@ impl DataDir {
                 return Err(errno_error(errno, describe_ops(oid, ops)));
             }
             match op {
-                WriteOp::CreateExclusive | WriteOp::Write { .. } | WriteOp::WriteFull(_) => {
-                    exists = true
-                }
+                WriteOp::CreateExclusive
+                | WriteOp::Create
+                | WriteOp::Write { .. }
+                | WriteOp::WriteFull(_) => exists = true,
                 WriteOp::Remove => exists = false,
                 _ => {}
             }

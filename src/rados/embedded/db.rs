@@ -192,6 +192,18 @@ pub fn pool_name(tx: &Transaction, id: i64) -> Result<Option<String>> {
         .map_err(db_error)
 }
 
+pub fn pool_names(tx: &Transaction) -> Result<Vec<String>> {
+    let mut query = tx
+        .prepare("SELECT name FROM pools ORDER BY id")
+        .map_err(db_error)?;
+    let names = query
+        .query_map([], |r| r.get(0))
+        .map_err(db_error)?
+        .collect::<rusqlite::Result<Vec<String>>>()
+        .map_err(db_error)?;
+    Ok(names)
+}
+
 /// Allocates the pool's next self-managed snapshot id.
 pub fn next_snap(tx: &Transaction, pool: i64) -> Result<u64> {
     tx.execute("UPDATE pools SET snap_seq=snap_seq+1 WHERE id=?1", [pool])

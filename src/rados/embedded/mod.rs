@@ -310,6 +310,16 @@ impl Cluster for EmbeddedCluster {
         self.shared.gid
     }
 
+    /// The store serves rbdimg alone, as a cluster made since mimic that
+    /// requires mimic clients: `rbd_default_clone_format=auto` clones v2.
+    fn min_compat_client(&self) -> Result<u8> {
+        Ok(crate::rados::MIMIC)
+    }
+
+    fn pool_names(&self) -> Result<Vec<String>> {
+        self.shared.db.read(db::pool_names)
+    }
+
     fn describe(&self) -> String {
         format!("embedded:{}", self.shared.root.display())
     }

@@ -2,11 +2,11 @@
 //! map and notification payloads read from RADOS): the input is a reply an
 //! OSD (or a hostile store) could send. The first byte picks the decoder.
 
-use rbdimg::ceph::{cls_lock, cls_rbd, object_map};
+use rbdimg::ceph::{cls_lock, cls_rbd, cls_rbd_layering, object_map};
 use rbdimg::rbd::notify;
 
 /// The decoders, by name (the stable harness checks that every `decode_*`
-/// of cls_rbd.rs and cls_lock.rs is here).
+/// of cls_rbd.rs, cls_rbd_layering.rs and cls_lock.rs is here).
 pub const DECODERS: &[&str] = &[
     "decode_size",
     "decode_features",
@@ -24,6 +24,8 @@ pub const DECODERS: &[&str] = &[
     "decode_info",
     "ObjectMap::decode",
     "notify::decode",
+    "decode_children",
+    "decode_child_specs",
 ];
 
 /// True when the reply decoded.
@@ -54,6 +56,8 @@ pub fn run(data: &[u8]) -> bool {
         }),
         "ObjectMap::decode" => object_map::ObjectMap::decode(out).is_ok(),
         "notify::decode" => notify::decode(out).is_ok(),
+        "decode_children" => cls_rbd_layering::decode_children(out).is_ok(),
+        "decode_child_specs" => cls_rbd_layering::decode_child_specs(out).is_ok(),
         other => unreachable!("{other}"),
     }
 }

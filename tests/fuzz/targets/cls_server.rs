@@ -57,6 +57,16 @@ pub const METHODS: &[(&str, &str)] = &[
     ("lock", "list_locks"),
     ("rbd", "no_such_method"),
     ("nope", "create"),
+    ("rbd", "parent_attach"),
+    ("rbd", "parent_detach"),
+    ("rbd", "op_features_set"),
+    ("rbd", "snapshot_trash_add"),
+    ("rbd", "add_child"),
+    ("rbd", "remove_child"),
+    ("rbd", "get_children"),
+    ("rbd", "child_attach"),
+    ("rbd", "child_detach"),
+    ("rbd", "children_list"),
 ];
 
 /// The calls an input encodes.

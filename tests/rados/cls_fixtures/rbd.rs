@@ -52,10 +52,10 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("rbd.object_map_snap_remove", object_map_snap_remove),
 ];
 
-const HDR: &str = "rbd_header.abc";
-const MISSING: &str = "rbd_header.missing";
+pub(super) const HDR: &str = "rbd_header.abc";
+pub(super) const MISSING: &str = "rbd_header.missing";
 
-fn enc(f: impl FnOnce(&mut Encoder)) -> Vec<u8> {
+pub(super) fn enc(f: impl FnOnce(&mut Encoder)) -> Vec<u8> {
     let mut e = Encoder::new();
     f(&mut e);
     e.into_bytes()
@@ -74,26 +74,26 @@ fn u64_arg(v: u64) -> Vec<u8> {
     v.to_le_bytes().to_vec()
 }
 
-fn utime(out: &[u8]) -> (u32, u32) {
+pub(super) fn utime(out: &[u8]) -> (u32, u32) {
     c::decode_utime(out).unwrap()
 }
 
-fn snap_time(out: &[u8]) -> (u32, u32) {
+pub(super) fn snap_time(out: &[u8]) -> (u32, u32) {
     c::decode_snapshot(out).unwrap().timestamp
 }
 
 /// A 1 GiB header with 4 MiB objects and `features`.
-fn header_with(r: &mut Recorder, oid: &str, features: u64) {
+pub(super) fn header_with(r: &mut Recorder, oid: &str, features: u64) {
     let create = c::create(1 << 30, 22, features, "rbd_data.abc", None);
     r.timed(oid, &create, &c::get_create_timestamp(), utime);
 }
 
-fn header(r: &mut Recorder) {
+pub(super) fn header(r: &mut Recorder) {
     header_with(r, HDR, DEFAULT);
 }
 
 /// A successful snapshot_add (its record holds the OSD's time).
-fn snapshot(r: &mut Recorder, oid: &str, name: &str, id: u64) {
+pub(super) fn snapshot(r: &mut Recorder, oid: &str, name: &str, id: u64) {
     r.timed(
         oid,
         &c::snapshot_add(name, id),
@@ -103,7 +103,13 @@ fn snapshot(r: &mut Recorder, oid: &str, name: &str, id: u64) {
 }
 
 /// `cls_rbd_parent` v2, as a nautilus+ OSD stores it.
-fn parent(pool: i64, namespace: &str, image: &str, snap: u64, overlap: Option<u64>) -> Vec<u8> {
+pub(super) fn parent(
+    pool: i64,
+    namespace: &str,
+    image: &str,
+    snap: u64,
+    overlap: Option<u64>,
+) -> Vec<u8> {
     enc(|e| {
         e.versioned(2, 2, |b| {
             b.i64(pool).str(namespace).str(image).u64(snap);
@@ -428,7 +434,7 @@ fn snapshot_rename(r: &mut Recorder) {
     r.call(MISSING, &rename(4, "x"));
 }
 
-fn protection(id: u64, status: u8) -> Call {
+pub(super) fn protection(id: u64, status: u8) -> Call {
     rbd(
         "set_protection_status",
         enc(|e| {

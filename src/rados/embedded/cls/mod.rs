@@ -377,6 +377,7 @@ impl<D: Bytes> Object<D> {
     pub fn apply(&mut self, op: &WriteOp) -> ClsResult<()> {
         match *op {
             WriteOp::CreateExclusive => self.create(true),
+            WriteOp::Create => self.create(false),
             WriteOp::AssertExists => self.need(),
             WriteOp::Write { offset, data } => ObjectCtx::write(self, offset, data),
             WriteOp::WriteFull(data) => self.write_full(data),

@@ -6,6 +6,7 @@ use super::{
     args, check_exists, decode_stored, encoded, key, opt_key, opt_u64_key, set_u64, u64_key,
 };
 use crate::ceph::NOSNAP;
+use crate::ceph::cls_rbd_layering::OP_ALL;
 use crate::ceph::features;
 use crate::rados::embedded::cls::{ClsResult, Method, ObjectCtx, RD, WR};
 
@@ -24,6 +25,7 @@ pub const METHODS: &[Method] = &[
     Method::new("get_flags", RD, get_flags),
     Method::new("set_flags", RD | WR, set_flags),
     Method::new("op_features_get", RD, op_features_get),
+    Method::new("op_features_set", RD | WR, op_features_set),
     Method::new("metadata_list", RD, metadata_list),
     Method::new("set_modify_timestamp", RD | WR, set_modify_timestamp),
     Method::new("set_access_timestamp", RD | WR, set_access_timestamp),
@@ -254,6 +256,16 @@ fn op_features_get(ctx: &mut dyn ObjectCtx, _input: &[u8]) -> ClsResult<Vec<u8>>
     }))
 }
 
+/// In: op features u64, mask u64 (known operation features only).
+fn op_features_set(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
+    let (op_features, mask) = args(input, |d| Ok((d.u64()?, d.u64()?)))?;
+    if mask & !OP_ALL != 0 {
+        return Err(libc::EINVAL);
+    }
+    super::set_op_features(ctx, op_features, mask)?;
+    Ok(Vec::new())
+}
+
 /// In: start after, max (0 = 64). Out: map of key -> value bytes.
 fn metadata_list(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
     let (start, max) = args(input, |d| Ok((d.string()?, d.u64()?)))?;
@@ -398,4 +410,4 @@ mod tests {
 }
 
 #[cfg(test)]
-crate::rados::embedded::cls::replay::osd_fixtures!("rbd": create, get_features, get_size, set_size, get_object_prefix, get_data_pool, get_all_features, get_stripe_unit_count, get_create_timestamp, get_access_timestamp, get_modify_timestamp, get_flags, set_flags, op_features_get, metadata_list, set_modify_timestamp, set_access_timestamp);
+crate::rados::embedded::cls::replay::osd_fixtures!("rbd": create, get_features, get_size, set_size, get_object_prefix, get_data_pool, get_all_features, get_stripe_unit_count, get_create_timestamp, get_access_timestamp, get_modify_timestamp, get_flags, set_flags, op_features_get, op_features_set, metadata_list, set_modify_timestamp, set_access_timestamp);

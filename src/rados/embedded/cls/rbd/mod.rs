@@ -2,10 +2,11 @@
 //! calls, with pacific's encodings, omap keys and errors (the client
 //! halves are in `ceph::cls_rbd`). One file per group of `cls_rbd.cc`'s
 //! registration: the image header, its snapshots, its parent, the
-//! `rbd_id.<name>` objects, the `rbd_directory` and the object maps;
-//! `parent_record.rs` holds the parent link the header, snapshot and
-//! parent groups all read.
+//! `rbd_id.<name>` objects, the `rbd_directory`, the object maps and the
+//! children of clone parents; `parent_record.rs` holds the parent link the
+//! header, snapshot and parent groups all read.
 
+mod children;
 mod directory;
 mod header;
 mod image_id;
@@ -27,6 +28,7 @@ pub const CLASS: Class = Class {
         image_id::METHODS,
         directory::METHODS,
         object_map::METHODS,
+        children::METHODS,
     ],
 };
 
@@ -90,6 +92,28 @@ fn check_exists(ctx: &dyn ObjectCtx) -> ClsResult<()> {
 /// it, or without features at all (a format 1 header).
 fn layering(ctx: &dyn ObjectCtx) -> ClsResult<bool> {
     Ok(opt_u64_key(ctx, "features")?.is_some_and(|f| f & features::LAYERING != 0))
+}
+
+/// cls_rbd's `image::set_op_features`: the operation features in `mask`
+/// take `op_features`; the `operations` feature bit is set while any is.
+fn set_op_features(ctx: &mut dyn ObjectCtx, op_features: u64, mask: u64) -> ClsResult<()> {
+    let features = u64_key(ctx, "features")?;
+    let orig = opt_u64_key(ctx, "op_features")?.unwrap_or(0);
+    let new = (orig & !mask) | (op_features & mask);
+    if new == orig {
+        return Ok(());
+    }
+    let updated = if new == 0 {
+        ctx.omap_remove("op_features")?;
+        features & !features::OPERATIONS
+    } else {
+        set_u64(ctx, "op_features", new)?;
+        features | features::OPERATIONS
+    };
+    if updated != features {
+        set_u64(ctx, "features", updated)?;
+    }
+    Ok(())
 }
 
 /// Image ids are non-empty and alphanumeric.

@@ -2,8 +2,11 @@
 //! `cls_rbd_snap`, the snapshot context and protection.
 
 use super::parent_record::read_parent;
-use super::{args, check_exists, encoded, key, layering, opt_u64_key, set_u64, u64_key};
+use super::{
+    args, check_exists, encoded, key, layering, opt_u64_key, set_op_features, set_u64, u64_key,
+};
 use crate::ceph::NOSNAP;
+use crate::ceph::cls_rbd_layering::{OP_CLONE_CHILD, OP_SNAP_TRASH};
 use crate::ceph::encoding::{DecodeResult, Decoder};
 use crate::rados::embedded::cls::{ClsResult, Method, ObjectCtx, RD, WR, einval, eio};
 
@@ -13,6 +16,7 @@ pub const METHODS: &[Method] = &[
     Method::new("snapshot_add", RD | WR, snapshot_add),
     Method::new("snapshot_remove", RD | WR, snapshot_remove),
     Method::new("snapshot_rename", RD | WR, snapshot_rename),
+    Method::new("snapshot_trash_add", RD | WR, snapshot_trash_add),
     Method::new("set_protection_status", RD | WR, set_protection_status),
     Method::new("get_protection_status", RD, get_protection_status),
 ];
@@ -21,7 +25,7 @@ pub const METHODS: &[Method] = &[
 const MAXSNAP: u64 = 0xFFFF_FFFF_FFFF_FFFD;
 /// Snapshot namespace types: user snapshots, and those in the trash.
 const NS_USER: u32 = 0;
-const NS_TRASH: u32 = 2;
+pub const SNAP_NS_TRASH: u32 = 2;
 /// Protection states are 0..PROTECTION_LAST (unprotected, unprotecting, protected).
 const PROTECTION_LAST: u8 = 3;
 
@@ -45,7 +49,7 @@ pub struct SnapRecord {
 }
 
 impl SnapRecord {
-    fn namespace_type(&self) -> u32 {
+    pub fn namespace_type(&self) -> u32 {
         namespace_type(&self.namespace)
     }
 
@@ -196,7 +200,8 @@ fn snapshot_add(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
         return Err(libc::EDQUOT);
     }
     let same_namespace = |s: &SnapRecord| {
-        s.namespace == namespace || (s.namespace_type() == NS_TRASH && ns_type == NS_TRASH)
+        s.namespace == namespace
+            || (s.namespace_type() == SNAP_NS_TRASH && ns_type == SNAP_NS_TRASH)
     };
     if existing
         .iter()
@@ -221,7 +226,9 @@ fn snapshot_add(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
     Ok(Vec::new())
 }
 
-/// In: snap id. Busy while protected or with children.
+/// In: snap id. Busy while protected or with children. The parent link
+/// goes once neither the head nor a snapshot uses it, and so do the
+/// clone-child and snapshot-trash operation features nothing needs.
 fn snapshot_remove(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
     let id = args(input, |d| d.u64())?;
     let record = read_snap(ctx, id)?;
@@ -229,14 +236,66 @@ fn snapshot_remove(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> 
         return Err(libc::EBUSY);
     }
     ctx.omap_remove(&snapshot_key(id))?;
-    // Drop the parent once neither the head nor a snapshot uses it.
-    if let Some(parent) = read_parent(ctx)?
-        && parent.head_overlap.is_none()
-        && snapshots(ctx)?.iter().all(|s| s.parent_overlap.is_none())
-    {
+    let others = snapshots(ctx)?;
+    let child_snaps = others.iter().any(|s| s.parent_overlap.is_some());
+    let trash_snaps = others.iter().any(|s| s.namespace_type() == SNAP_NS_TRASH);
+    let parent = read_parent(ctx)?;
+    let head_child = parent.as_ref().is_some_and(|p| p.head_overlap.is_some());
+    if parent.is_some() && !head_child && !child_snaps {
         ctx.omap_remove("parent")?;
     }
+    let mut mask = 0;
+    if !child_snaps && !head_child {
+        mask |= OP_CLONE_CHILD;
+    }
+    if !trash_snaps {
+        mask |= OP_SNAP_TRASH;
+    }
+    if mask != 0 {
+        set_op_features(ctx, 0, mask)?;
+    }
     Ok(Vec::new())
+}
+
+/// In: snap id. Moves an unprotected snapshot to the trash namespace under
+/// a random name (its clone v2 children keep reading it); EEXIST when it
+/// is there already.
+fn snapshot_trash_add(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8>> {
+    let id = args(input, |d| d.u64())?;
+    let mut record = read_snap(ctx, id)?;
+    if record.protection != 0 {
+        return Err(libc::EBUSY);
+    }
+    let original = record.namespace_type();
+    if original == SNAP_NS_TRASH {
+        return Err(libc::EEXIST);
+    }
+    set_op_features(ctx, OP_SNAP_TRASH, OP_SNAP_TRASH)?;
+    record.namespace = encoded(|e| {
+        e.versioned(1, 1, |b| {
+            b.u32(SNAP_NS_TRASH).str(&record.name).u32(original);
+        });
+    });
+    record.name = random_uuid()?;
+    write_snap(ctx, &record)?;
+    Ok(Vec::new())
+}
+
+/// A random (version 4) UUID in its text form, as `uuid_d` prints one.
+fn random_uuid() -> ClsResult<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|_| libc::EIO)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
 }
 
 /// In: snap id, new name (user snapshots only, unique among them).
@@ -366,4 +425,4 @@ mod tests {
 }
 
 #[cfg(test)]
-crate::rados::embedded::cls::replay::osd_fixtures!("rbd": get_snapcontext, snapshot_get, snapshot_add, snapshot_remove, snapshot_rename, set_protection_status, get_protection_status);
+crate::rados::embedded::cls::replay::osd_fixtures!("rbd": get_snapcontext, snapshot_get, snapshot_add, snapshot_remove, snapshot_rename, snapshot_trash_add, set_protection_status, get_protection_status);
