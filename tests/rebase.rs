@@ -153,6 +153,7 @@ fn rebase_errors_match_qemu_img() {
         &["rebase", "-u", "-b", "x", "sub/top.qcow2"],
         // Raw images have no backing file to change.
         &["rebase", "-b", "", "plain.raw"],
+        &["rebase", "-p", "-f", "raw", "-b", "", "plain.raw"],
         &["rebase", "-f", "raw", "-u", "plain.raw"],
         &["rebase", "-c", "-b", "", "plain.raw"],
         &[

@@ -324,6 +324,10 @@ fn freeze_between_transactions(b: &Backend, pid: i32) {
         let Backend::Embedded(store) = b else {
             return;
         };
+        // The signal lands asynchronously: look only once it has stopped.
+        while !stopped(pid) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let db = rusqlite::Connection::open(store.path().join("store.db")).unwrap();
         db.busy_timeout(Duration::ZERO).unwrap();
         if db.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").is_ok() {
@@ -336,6 +340,14 @@ fn freeze_between_transactions(b: &Backend, pid: i32) {
         unsafe { libc::kill(pid, libc::SIGCONT) };
         std::thread::sleep(Duration::from_millis(3));
     }
+}
+
+/// Whether the process is in the stopped state ('T' in /proc/PID/stat).
+fn stopped(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name, which is in parentheses.
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('T'))
 }
 
 fn in_use_while_owner_frozen(b: &Backend, pid: i32, args: &[&str]) {
