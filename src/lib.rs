@@ -9,6 +9,7 @@ pub mod error;
 pub mod formats;
 pub mod open;
 pub mod qjson;
+pub mod secret;
 pub mod rados;
 pub mod rbd;
 pub mod size;

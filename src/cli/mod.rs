@@ -12,6 +12,7 @@
 
 pub mod argv;
 pub mod docs;
+pub mod object;
 pub mod panic_hook;
 
 use clap::{Args, Parser, Subcommand};
@@ -118,6 +119,16 @@ pub struct ForceShareArg {
     pub force_share: bool,
 }
 
+/// qemu-img's `--object`, for the commands that have it (all that open or
+/// create images but bench); flattened where qemu-img lists it, for
+/// getopt's lists of ambiguous abbreviations.
+#[derive(Debug, Args)]
+pub struct ObjectArg {
+    /// Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]
+    #[arg(long = "object", allow_hyphen_values = true, value_name = "OBJECTDEF")]
+    pub objects: Vec<String>,
+}
+
 /// qemu-img's `-q`, for the commands that have it.
 #[derive(Debug, Args)]
 pub struct QuietArg {
@@ -137,6 +148,8 @@ pub struct CreateArgs {
         default_value = "raw"
     )]
     pub format: String,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Format options, comma separated (-o help lists them)
     #[arg(
         short = 'o',
@@ -183,6 +196,8 @@ pub struct InfoArgs {
         default_value = "human"
     )]
     pub output: String,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Show every image of the backing chain
     #[arg(short = 'b', long = "backing-chain")]
     pub backing_chain: bool,
@@ -221,6 +236,8 @@ pub struct ConvertArgs {
         value_name = "SPARSE_SIZE"
     )]
     pub sparse_size: Option<String>,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Output format
     #[arg(
         short = 'O',
@@ -301,6 +318,8 @@ pub struct ConvertArgs {
 pub struct ResizeArgs {
     #[command(flatten)]
     pub image: ImageArgs,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Allow shrinking (data past the new end is lost)
     #[arg(long = "shrink")]
     pub shrink: bool,
@@ -348,6 +367,8 @@ pub struct SnapshotArgs {
     )]
     pub delete: Option<String>,
     #[command(flatten)]
+    pub object: ObjectArg,
+    #[command(flatten)]
     pub image: ImageArgs,
     #[command(flatten)]
     pub quiet: QuietArg,
@@ -370,6 +391,8 @@ pub struct CheckArgs {
         default_value = "human"
     )]
     pub output: String,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Repair: leaks or all
     #[arg(
         short = 'r',
@@ -399,6 +422,8 @@ pub struct CheckArgs {
 pub struct CompareArgs {
     #[command(flatten)]
     pub image: ImageArgs,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Format of the second image (probed when omitted)
     #[arg(
         short = 'F',
@@ -444,6 +469,8 @@ pub struct MapArgs {
     )]
     pub output: String,
     #[command(flatten)]
+    pub object: ObjectArg,
+    #[command(flatten)]
     pub share: ForceShareArg,
     /// Map from this guest offset on
     #[arg(
@@ -478,6 +505,8 @@ pub struct MeasureArgs {
         value_name = "OPTIONS"
     )]
     pub options: Vec<String>,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Output format: human or json
     #[arg(
         long = "output",
@@ -518,6 +547,8 @@ pub struct MeasureArgs {
 pub struct DdArgs {
     #[command(flatten)]
     pub image: ImageArgs,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Format of the output (default raw)
     #[arg(
         short = 'O',
