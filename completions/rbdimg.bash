@@ -156,7 +156,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__check)
-            opts="-f -r -q -U -T -h --image-opts --format --output --repair --quiet --force-share --cache --help"
+            opts="-f -r -q -U -T -h --image-opts --format --output --object --repair --quiet --force-share --cache --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -171,6 +171,10 @@ _rbdimg() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -198,12 +202,16 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__compare)
-            opts="-F -T -p -q -s -f -U -h --right-format --b-format --cache --progress --quiet --strict --left-format --a-format --image-opts --force-share --help"
+            opts="-F -T -p -q -s -f -U -h --object --right-format --b-format --cache --progress --quiet --strict --left-format --a-format --image-opts --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --b-format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -244,7 +252,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__convert)
-            opts="-T -l -S -O -o -t -W -B -F -m -q -n -p -c -f -U -h --source-cache --snapshot --sparse-size --output-format --options --output-cache --oob-writes --backing --backing-format --target-image-opts --target-is-zero --parallel --quiet --source-format --source-image-opts --image-opts --force-share --help"
+            opts="-T -l -S -O -o -t -W -B -F -m -q -n -p -c -f -U -h --source-cache --snapshot --sparse-size --object --output-format --options --output-cache --oob-writes --backing --backing-format --target-image-opts --target-is-zero --parallel --quiet --source-format --source-image-opts --image-opts --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -271,6 +279,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -S)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -338,7 +350,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__create)
-            opts="-f -o -b -F -u -q -h --format --options --backing --backing-format --backing-unsafe --quiet --help"
+            opts="-f -o -b -F -u -q -h --format --object --options --backing --backing-format --backing-unsafe --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -349,6 +361,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -384,7 +400,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__dd)
-            opts="-f -O -U -h --image-opts --format --output-format --force-share --help"
+            opts="-f -O -U -h --image-opts --format --object --output-format --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -395,6 +411,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -414,7 +434,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__info)
-            opts="-f -b -U -h --image-opts --format --output --backing-chain --force-share --help"
+            opts="-f -b -U -h --image-opts --format --output --object --backing-chain --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -429,6 +449,10 @@ _rbdimg() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -440,7 +464,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__map)
-            opts="-f -U -s -l -h --image-opts --format --output --force-share --start-offset --max-length --help"
+            opts="-f -U -s -l -h --image-opts --format --output --object --force-share --start-offset --max-length --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -455,6 +479,10 @@ _rbdimg() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -482,7 +510,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__measure)
-            opts="-f -o -l -O -U -h --image-opts --format --options --output --snapshot --size --target-format --force-share --help"
+            opts="-f -o -l -O -U -h --image-opts --format --options --object --output --snapshot --size --target-format --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -501,6 +529,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -536,7 +568,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__resize)
-            opts="-f -q -h --image-opts --format --shrink --preallocation --quiet --help"
+            opts="-f -q -h --image-opts --format --object --shrink --preallocation --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -547,6 +579,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -562,7 +598,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__snapshot)
-            opts="-l -a -c -d -f -q -U -h --list --apply --create --delete --image-opts --format --quiet --force-share --help"
+            opts="-l -a -c -d -f -q -U -h --list --apply --create --delete --object --image-opts --format --quiet --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -589,6 +625,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

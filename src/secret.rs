@@ -90,9 +90,7 @@ pub fn define(spec: SecretSpec) -> Result<()> {
 pub fn lookup(id: &str) -> Result<Secret> {
     match with_registry(|r| r.get(id).cloned()) {
         None => Err(Error::invalid(format!("No secret with id '{id}'"))),
-        Some(None) => Err(Error::invalid(format!(
-            "Secret with id '{id}' has no data"
-        ))),
+        Some(None) => Err(Error::invalid(format!("Secret with id '{id}' has no data"))),
         Some(Some(secret)) => Ok(secret),
     }
 }

@@ -287,7 +287,10 @@ mod tests {
             error("secret,id=0,format=hex,bogus=1"),
             "Parameter 'format' does not accept value 'hex'"
         );
-        assert_eq!(error("secret,id=0,bogus=1"), "Parameter 'bogus' is unexpected");
+        assert_eq!(
+            error("secret,id=0,bogus=1"),
+            "Parameter 'bogus' is unexpected"
+        );
         assert_eq!(
             error("secret,id=s,data=x,a.b=1"),
             "Parameter 'a' is unexpected"

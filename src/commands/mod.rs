@@ -52,9 +52,18 @@ pub fn usage(command: &'static str, message: impl Into<String>) -> anyhow::Error
 /// created first, as qemu-img creates them while it reads argv.
 pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
     for text in objects(&cli.command) {
-        if let object::Outcome::Help(text) = object::process(text)? {
-            print(&text)?;
-            return Ok(0);
+        match object::process(text) {
+            Ok(object::Outcome::Help(text)) => {
+                print(&text)?;
+                return Ok(0);
+            }
+            Ok(_) => {}
+            // compare exits 2 on every error before the comparison.
+            Err(e) if matches!(cli.command, Command::Compare(_)) => {
+                console.error(e.to_string());
+                return Ok(2);
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     match cli.command {
