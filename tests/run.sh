@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
-# (qemu-img/qemu-io as the oracle; Ceph's mon, osd, CLI tools and librados,
+# (qemu-img/qemu-io as the oracle; cryptsetup for LUKS headers; Ceph's mon, osd, CLI tools and librados,
 # and QEMU's rbd driver), then builds and runs every test. The Ceph tests
 # start and stop their own single-node clusters on 127.0.0.1.
 set -euo pipefail
@@ -16,6 +16,9 @@ apt_install() {
 
 if ! have qemu-img || ! have qemu-io; then
     apt_install qemu-utils
+fi
+if ! have cryptsetup; then
+    apt_install cryptsetup-bin
 fi
 bash tests/ceph/cluster.sh install
 

@@ -16,6 +16,7 @@ mod docs;
 mod fixtures;
 mod habits;
 mod info;
+mod luks;
 mod map;
 mod measure;
 mod names;

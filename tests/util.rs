@@ -52,6 +52,8 @@ pub enum Oracle {
     QemuIo,
     /// QEMU's rbd block driver (Debian's qemu-block-extra).
     RbdDriver,
+    /// cryptsetup, the reference reader of LUKS headers (cryptsetup-bin).
+    Cryptsetup,
 }
 
 impl Oracle {
@@ -66,6 +68,7 @@ impl Oracle {
         match self {
             Oracle::QemuImg => run("qemu-img", &["--version"]).map(drop),
             Oracle::QemuIo => run("qemu-io", &["--version"]).map(drop),
+            Oracle::Cryptsetup => run("cryptsetup", &["--version"]).map(drop),
             // With the driver loaded, the option check fails first; without
             // it, the driver is unknown. Neither reaches a cluster.
             Oracle::RbdDriver => {
@@ -85,7 +88,7 @@ impl Oracle {
 /// the reason; elsewhere it says loudly that the test is skipped and
 /// returns false (the caller returns).
 pub fn require(oracle: Oracle) -> bool {
-    static FOUND: [OnceLock<Result<(), String>>; 3] = [const { OnceLock::new() }; 3];
+    static FOUND: [OnceLock<Result<(), String>>; 4] = [const { OnceLock::new() }; 4];
     match FOUND[oracle as usize].get_or_init(|| oracle.probe()) {
         Ok(()) => true,
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {

@@ -272,6 +272,10 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
         force_share: false,
         image_opts: c.target_image_opts,
         diagnostics: console.diagnostics(),
+        // A luks target just made opens with the secret it was made with.
+        created_key_secret: (c.out_format == "luks")
+            .then(|| c.options.get("key-secret").map(str::to_string))
+            .flatten(),
         ..Default::default()
     };
     let target = open_image(&c.target, &target_opts)?;
@@ -285,7 +289,9 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
     let opts = ConvertOptions {
         sparse_size: c.sparse_size,
         // A new target reads as zeros unless a backing file shows through.
-        target_is_zero: (!c.no_create && backing_file.is_none()) || c.target_is_zero,
+        // A fresh LUKS volume reads as garbage: its zeros are written.
+        target_is_zero: (!c.no_create && backing_file.is_none() && target.has_zero_init())
+            || c.target_is_zero,
         keep_backing_unallocated: backing_file.is_some(),
         parallel: c.parallel,
         out_of_order: c.out_of_order,

@@ -4,6 +4,7 @@
 //! external data file are named inside the image, and the layer that opens
 //! names (`open/`) hands the format an [`Opener`] to reach them.
 
+pub mod luks;
 pub mod probe;
 pub mod qcow2;
 pub mod raw;

@@ -27,6 +27,7 @@ use crate::block::diagnostics::Diagnostics;
 use crate::block::driver::BlockDriver;
 use crate::block::options::Options;
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::luks::image::LuksImage;
 use crate::formats::raw::{RawImage, RawWindow};
 use crate::formats::{OpenFlags, Opener};
 use crate::formats::{probe, qcow2::Qcow2Image};
@@ -55,6 +56,9 @@ pub struct OpenOptions {
     pub check: bool,
     /// Where the image (and its backing chain) reports warnings and events.
     pub diagnostics: Diagnostics,
+    /// The key secret of a luks target just created with `-o key-secret`,
+    /// for a plain name that does not say it.
+    pub created_key_secret: Option<String>,
 }
 
 impl OpenOptions {
@@ -128,6 +132,10 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         _ => {}
     }
     let mut storage = storage_at(&spec.location, opts.writable, &opts.diagnostics)?;
+    // The top node's key secret, for a luks node.
+    let secret = spec
+        .option("key-secret")
+        .or_else(|| opts.created_key_secret.clone());
     // The format nodes below the top one, innermost first, each the
     // storage of the next.
     for (depth, node) in spec.inner.iter().enumerate().rev() {
@@ -137,6 +145,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
             storage,
             Some(format),
             &node.raw_options,
+            None,
             over_node,
             shown,
             opts,
@@ -148,6 +157,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         storage,
         requested,
         &spec.raw_options,
+        secret.as_deref(),
         over_node,
         shown,
         opts,
@@ -169,6 +179,7 @@ fn open_node(
     storage: Arc<dyn Storage>,
     requested: Option<Format>,
     raw_options: &[(String, Value)],
+    secret: Option<&str>,
     over_node: bool,
     shown: &str,
     opts: &OpenOptions,
@@ -204,6 +215,20 @@ fn open_node(
             };
             Qcow2Image::open(storage, &opts.flags(), &opener)
         }),
+        Format::Luks => {
+            // Like QEMU's BDRV_O_NO_IO open (`info`): the header only, the
+            // secret not even looked up.
+            let passphrase = match (secret, opts.metadata_only) {
+                (_, true) => None,
+                (Some(id), false) => Some(crate::secret::lookup_utf8(id)?),
+                (None, false) => {
+                    return Err(Error::invalid(
+                        "Parameter 'key-secret' is required for cipher",
+                    ));
+                }
+            };
+            LuksImage::open(storage, secret, passphrase.as_ref().map(|p| p.bytes()))
+        }
     }
 }
 

@@ -1,0 +1,23 @@
+//! LUKS: the encryption QEMU's `luks` format, qcow2's `encrypt.format=luks`
+//! and librbd's RBD encryption share. One implementation of the on-disk
+//! format serves all three:
+//!
+//! ```text
+//!   header.rs   LUKS1 header fields        af.rs      anti-forensic splitter
+//!   cipher.rs   AES-XTS/CBC, IV generators, hashes
+//!   volume.rs   unlock / format a volume   payload.rs the encrypted payload over a Storage
+//!   image.rs    the raw `luks` format (a BlockDriver)
+//!   options.rs  the create options and their QEMU checks
+//!   create.rs   `create -f luks`
+//! ```
+
+pub mod af;
+pub mod cipher;
+pub mod create;
+pub mod header;
+pub mod image;
+pub mod options;
+pub mod payload;
+pub mod volume;
+
+pub use volume::{FormatOptions, Volume};
