@@ -23,6 +23,7 @@ mod names;
 mod progress;
 mod qcow2;
 mod qcow2_corrupt;
+mod qcow2_luks;
 mod rados;
 mod raw_options;
 mod rbd;

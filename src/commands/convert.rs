@@ -218,6 +218,11 @@ impl ConvertConfig {
             if out_format.is_some_and(|f| !f.supports_compression()) {
                 bail!("Compression not supported for this file format");
             }
+            let encrypted = self.options.get("encryption").is_some_and(|e| e != "off")
+                || self.options.get("encrypt.format").is_some();
+            if encrypted {
+                bail!("Compression and encryption not supported at the same time");
+            }
             if self
                 .options
                 .get("preallocation")
@@ -272,10 +277,13 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
         force_share: false,
         image_opts: c.target_image_opts,
         diagnostics: console.diagnostics(),
-        // A luks target just made opens with the secret it was made with.
-        created_key_secret: (c.out_format == "luks")
-            .then(|| c.options.get("key-secret").map(str::to_string))
-            .flatten(),
+        // An encrypted target just made opens with the secret it was made with.
+        created_key_secret: match c.out_format.as_str() {
+            "luks" => c.options.get("key-secret"),
+            "qcow2" => c.options.get("encrypt.key-secret"),
+            _ => None,
+        }
+        .map(str::to_string),
         ..Default::default()
     };
     let target = open_image(&c.target, &target_opts)?;

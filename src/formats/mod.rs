@@ -30,6 +30,9 @@ pub struct OpenFlags {
     pub check: bool,
     /// Where the image reports what it has to tell besides results.
     pub diagnostics: Diagnostics,
+    /// The id of the secret that unlocks the image's encryption (qcow2's
+    /// `encrypt.key-secret`).
+    pub key_secret: Option<String>,
 }
 
 /// Opens and creates what an image names: the callback a format gets from

@@ -56,8 +56,9 @@ pub struct OpenOptions {
     pub check: bool,
     /// Where the image (and its backing chain) reports warnings and events.
     pub diagnostics: Diagnostics,
-    /// The key secret of a luks target just created with `-o key-secret`,
-    /// for a plain name that does not say it.
+    /// The key secret of an encrypted target just created with `-o
+    /// key-secret` (luks) or `-o encrypt.key-secret` (qcow2), for a plain
+    /// name that does not say it.
     pub created_key_secret: Option<String>,
 }
 
@@ -69,8 +70,17 @@ impl OpenOptions {
             metadata_only: self.metadata_only,
             check: self.check,
             diagnostics: self.diagnostics.clone(),
+            key_secret: None,
         }
     }
+}
+
+/// The key secrets a top node's options name, for the format that takes
+/// them (luks's `key-secret`, qcow2's `encrypt.key-secret`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Secrets<'a> {
+    luks: Option<&'a str>,
+    qcow2: Option<&'a str>,
 }
 
 /// Resolves `-f` (or the spec's own driver) to an implemented format.
@@ -132,10 +142,16 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         _ => {}
     }
     let mut storage = storage_at(&spec.location, opts.writable, &opts.diagnostics)?;
-    // The top node's key secret, for a luks node.
-    let secret = spec
+    let luks_secret = spec
         .option("key-secret")
         .or_else(|| opts.created_key_secret.clone());
+    let qcow2_secret = spec
+        .option("encrypt.key-secret")
+        .or_else(|| opts.created_key_secret.clone());
+    let secrets = Secrets {
+        luks: luks_secret.as_deref(),
+        qcow2: qcow2_secret.as_deref(),
+    };
     // The format nodes below the top one, innermost first, each the
     // storage of the next.
     for (depth, node) in spec.inner.iter().enumerate().rev() {
@@ -145,7 +161,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
             storage,
             Some(format),
             &node.raw_options,
-            None,
+            Secrets::default(),
             over_node,
             shown,
             opts,
@@ -157,7 +173,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         storage,
         requested,
         &spec.raw_options,
-        secret.as_deref(),
+        secrets,
         over_node,
         shown,
         opts,
@@ -179,7 +195,7 @@ fn open_node(
     storage: Arc<dyn Storage>,
     requested: Option<Format>,
     raw_options: &[(String, Value)],
-    secret: Option<&str>,
+    secrets: Secrets,
     over_node: bool,
     shown: &str,
     opts: &OpenOptions,
@@ -213,9 +229,14 @@ fn open_node(
             let opener = NameOpener {
                 diagnostics: opts.diagnostics.clone(),
             };
-            Qcow2Image::open(storage, &opts.flags(), &opener)
+            let flags = OpenFlags {
+                key_secret: secrets.qcow2.map(str::to_string),
+                ..opts.flags()
+            };
+            Qcow2Image::open(storage, &flags, &opener)
         }),
         Format::Luks => {
+            let secret = secrets.luks;
             // Like QEMU's BDRV_O_NO_IO open (`info`): the header only, the
             // secret not even looked up.
             let passphrase = match (secret, opts.metadata_only) {

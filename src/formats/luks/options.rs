@@ -101,7 +101,7 @@ pub fn parse(options: &Options, prefix: &str) -> Result<(Option<String>, FormatO
     let mut out = FormatOptions::default();
     if let Some(alg) = get("cipher-alg") {
         if !CIPHERS.contains(&alg) {
-            return Err(not_accepted(&key("cipher-alg"), alg));
+            return Err(not_accepted("cipher-alg", alg));
         }
         out.cipher.aes_bytes = match alg {
             "aes-128" => 16,
@@ -115,18 +115,18 @@ pub fn parse(options: &Options, prefix: &str) -> Result<(Option<String>, FormatO
             "xts" => Mode::Xts,
             "cbc" => Mode::Cbc,
             "ecb" | "ctr" => return Err(unsupported(format!("Cipher mode '{mode}'"))),
-            other => return Err(not_accepted(&key("cipher-mode"), other)),
+            other => return Err(not_accepted("cipher-mode", other)),
         };
     }
     let ivgen_hash = get("ivgen-hash-alg")
-        .map(|h| hash(&key("ivgen-hash-alg"), h))
+        .map(|h| hash("ivgen-hash-alg", h))
         .transpose()?;
     if let Some(ivgen) = get("ivgen-alg") {
         out.cipher.ivgen = match ivgen {
             "plain" => IvGen::Plain,
             "plain64" => IvGen::Plain64,
             "essiv" => IvGen::Essiv(ivgen_hash.unwrap_or(Hash::Sha256)),
-            other => return Err(not_accepted(&key("ivgen-alg"), other)),
+            other => return Err(not_accepted("ivgen-alg", other)),
         };
     }
     if let IvGen::Essiv(h) = out.cipher.ivgen
@@ -138,7 +138,7 @@ pub fn parse(options: &Options, prefix: &str) -> Result<(Option<String>, FormatO
         )));
     }
     if let Some(h) = get("hash-alg") {
-        out.hash = hash(&key("hash-alg"), h)?;
+        out.hash = hash("hash-alg", h)?;
     }
     if let Some(t) = options.number(&key("iter-time"))? {
         out.iter_time = t;

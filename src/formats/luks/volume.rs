@@ -50,6 +50,20 @@ pub struct FormatOptions {
     pub payload_alignment: u64,
 }
 
+/// The sectors of one key slot's material, rounded up to 4096 bytes.
+fn slot_sectors(key_bytes: usize) -> u64 {
+    (key_bytes as u64 * STRIPES as u64).next_multiple_of(4096) / SECTOR
+}
+
+impl FormatOptions {
+    /// Where the payload of a volume formatted with these options starts:
+    /// the header's 4096 bytes, eight key slots, then the alignment.
+    pub fn header_len(&self) -> u64 {
+        let slots = slot_sectors(self.cipher.key_bytes()) * SLOTS as u64;
+        (4096 + slots * SECTOR).next_multiple_of(self.payload_alignment.max(4096))
+    }
+}
+
 impl Default for FormatOptions {
     /// QEMU's defaults: aes-256-xts-plain64, sha256, 2 s.
     fn default() -> FormatOptions {
@@ -132,10 +146,9 @@ impl Volume {
         hash.pbkdf2(&key, &mk_digest_salt, mk_digest_iter, &mut mk_digest);
 
         // Each slot's material, rounded up to 4096 bytes, after the first 4096.
-        let slot_sectors = (key_bytes as u64 * STRIPES as u64).next_multiple_of(4096) / SECTOR;
+        let slot_sectors = slot_sectors(key_bytes);
         let first = 4096 / SECTOR;
-        let end = (first + slot_sectors * SLOTS as u64) * SECTOR;
-        let payload = end.next_multiple_of(options.payload_alignment.max(4096));
+        let payload = options.header_len();
         let slots: [KeySlot; SLOTS] = std::array::from_fn(|i| KeySlot {
             active: false,
             iterations: 0,
