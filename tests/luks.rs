@@ -803,3 +803,99 @@ fn damaged_headers_fail_as_in_qemu_img() {
         ]);
     }
 }
+
+/// librbd's encryption (`encrypt.format` on an rbd node) in the embedded
+/// store: made, written and read by rbdimg, no plaintext in the objects
+/// (tests/ceph/rbd_encryption.rs checks it against librbd and QEMU).
+#[test]
+fn rbd_encryption_in_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let store = d.join("store");
+    let store = store.to_str().unwrap();
+    let data: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    fs::write(d.join("src.raw"), &data).unwrap();
+    let o = "encrypt.format=luks,encrypt.key-secret=s0,encrypt.cipher-alg=aes-128";
+    let name = format!("rbd:rbd/enc:store={store}");
+    rbdimg_ok(
+        d,
+        &[
+            "create", "-q", "--object", OBJECT, "-f", "raw", "-o", o, &name, "12M",
+        ],
+    );
+    let image = format!(
+        "driver=rbd,pool=rbd,image=enc,store={store},encrypt.format=luks,encrypt.key-secret=s0"
+    );
+    rbdimg_ok(
+        d,
+        &[
+            "convert",
+            "--object",
+            OBJECT,
+            "-n",
+            "--target-image-opts",
+            "src.raw",
+            &image,
+        ],
+    );
+    let info = rbdimg_ok(
+        d,
+        &[
+            "info",
+            "--object",
+            OBJECT,
+            "--output=json",
+            "--image-opts",
+            &image,
+        ],
+    );
+    assert!(
+        info.stdout.contains(r#""virtual-size": 12582912"#),
+        "{}",
+        info.stdout
+    );
+    rbdimg_ok(
+        d,
+        &[
+            "convert",
+            "--object",
+            OBJECT,
+            "-O",
+            "raw",
+            "--image-opts",
+            &image,
+            "plain.raw",
+        ],
+    );
+    let plain = fs::read(d.join("plain.raw")).unwrap();
+    assert_eq!(plain[..data.len()], data[..]);
+    assert!(plain[data.len()..].iter().all(|&b| b == 0));
+    // The RBD image itself: a LUKS header, then ciphertext only.
+    rbdimg_ok(
+        d,
+        &["convert", "-f", "raw", "-O", "raw", &name, "cipher.raw"],
+    );
+    let cipher = fs::read(d.join("cipher.raw")).unwrap();
+    assert_eq!(&cipher[..6], b"LUKS\xba\xbe");
+    let sectors: std::collections::HashSet<&[u8]> = cipher.chunks(512).collect();
+    assert!(!data.chunks(512).any(|s| sectors.contains(s)));
+    let wrong = rbdimg(
+        d,
+        &[
+            "info",
+            "--object",
+            "secret,id=s0,data=x",
+            "--image-opts",
+            &image,
+        ],
+    );
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong
+            .stderr
+            .ends_with("encryption load fail: Operation not permitted\n"),
+        "{wrong:?}"
+    );
+}

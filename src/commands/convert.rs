@@ -266,6 +266,15 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
             &plan,
             &format!("error while converting {}", plan.format.name()),
         )?;
+        // qemu-img opens the new target with the -o options raw does not
+        // take: librbd's encryption options fail there, before anything
+        // (plaintext) is written over the new LUKS header.
+        if c.out_format == "raw" && c.options.get("encrypt.key-secret").is_some() {
+            bail!(
+                "Could not open '{}': Block format 'raw' does not support the option 'encrypt.key-secret'",
+                c.target
+            );
+        }
     }
     let target_opts = OpenOptions {
         format: if c.target_image_opts {

@@ -324,6 +324,24 @@ impl RbdImage {
         )
     }
 
+    /// Where the object holding `offset` ends, and where the bytes stored
+    /// in it end (see `Storage::stored_extent`).
+    pub fn stored_extent(&self, offset: u64) -> Result<(u64, u64)> {
+        let state = self.state.read().expect("no poisoning");
+        let object_size = state.header.object_size();
+        let object = offset / object_size;
+        let start = object * object_size;
+        let stored = match self
+            .data
+            .stat(&state.header.data_oid(object), self.read_snap())
+        {
+            Ok(len) => len.min(object_size),
+            Err(e) if e.kind() == ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        Ok((start + object_size, start + stored))
+    }
+
     /// Allocation of the run at `offset`: whole objects from the object map
     /// when it is valid, else from whether each object exists.
     pub fn allocation(&self, offset: u64, len: u64) -> Result<Extent> {

@@ -14,6 +14,7 @@ mod measure;
 mod misuse;
 mod options;
 mod qcow2_in_rbd;
+mod rbd_encryption;
 mod replicated;
 
 use std::net::TcpListener;

@@ -11,7 +11,8 @@ use crate::block::status::Status;
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::Storage;
 
-use super::payload::Payload;
+use super::header::SECTOR;
+use super::payload::{Holes, Payload};
 use super::volume::Volume;
 
 /// Opens the volume at the start of `storage`; unlocked when a passphrase
@@ -53,10 +54,15 @@ impl LuksImage {
                 libc::EIO,
             ));
         }
-        let payload = match volume.cipher {
-            Some(_) => Some(Payload::new(storage.clone(), volume)?),
-            None => None,
-        };
+        let payload = volume.cipher.map(|cipher| {
+            Payload::new(
+                storage.clone(),
+                payload_offset,
+                SECTOR,
+                cipher,
+                Holes::Decrypted,
+            )
+        });
         let mut given = serde_json::Map::new();
         if let Some(id) = key_secret {
             given.insert("key-secret".into(), id.into());
