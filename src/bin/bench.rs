@@ -480,7 +480,11 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
         tools: ["rbdimg", "qemu-img"]
             .iter()
             .map(|&label| {
-                let program = if label == "rbdimg" { ours.as_str() } else { "qemu-img" };
+                let program = if label == "rbdimg" {
+                    ours.as_str()
+                } else {
+                    "qemu-img"
+                };
                 tool(
                     label,
                     format!(
