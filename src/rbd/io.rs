@@ -336,7 +336,17 @@ impl RbdImage {
             .stat(&state.header.data_oid(object), self.read_snap())
         {
             Ok(len) => len.min(object_size),
-            Err(e) if e.kind() == ErrorKind::NotFound => 0,
+            // A clone's missing object shows its parent's data, which
+            // rbdimg does not decrypt through the clone.
+            Err(e) if e.kind() == ErrorKind::NotFound => match &self.parent {
+                Some((_, overlap)) if start < *overlap => {
+                    return Err(Error::new(
+                        ErrorKind::UnsupportedFeature,
+                        "Encrypted RBD clones are not supported by rbdimg",
+                    ));
+                }
+                _ => 0,
+            },
             Err(e) => return Err(e),
         };
         Ok((start + object_size, start + stored))
