@@ -82,12 +82,16 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__amend)
-            opts="-o -f -t -p -q -h --options --image-opts --format --cache --force --progress --quiet --help"
+            opts="-o -f -t -p -q -h --object --options --image-opts --format --cache --force --progress --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --options)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -206,12 +210,16 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__bitmap)
-            opts="-g -b -F -f -h --image-opts --add --granularity --remove --clear --enable --disable --merge --source-file --source-format --help"
+            opts="-g -b -F -f -h --object --image-opts --add --granularity --remove --clear --enable --disable --merge --source-file --source-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --granularity)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -252,7 +260,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__check)
-            opts="-f -r -q -U -T -h --image-opts --format --output --repair --quiet --force-share --cache --help"
+            opts="-f -r -q -U -T -h --image-opts --format --output --object --repair --quiet --force-share --cache --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -267,6 +275,10 @@ _rbdimg() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -294,12 +306,16 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__commit)
-            opts="-f -t -d -b -r -p -q -h --image-opts --format --cache --drop --base --rate --progress --quiet --help"
+            opts="-f -t -d -b -r -p -q -h --object --image-opts --format --cache --drop --base --rate --progress --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -340,12 +356,16 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__compare)
-            opts="-F -T -p -q -s -f -U -h --right-format --b-format --cache --progress --quiet --strict --left-format --a-format --image-opts --force-share --help"
+            opts="-F -T -p -q -s -f -U -h --object --right-format --b-format --cache --progress --quiet --strict --left-format --a-format --image-opts --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --b-format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -386,7 +406,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__convert)
-            opts="-T -l -S -O -o -t -W -B -F -m -q -n -p -c -f -U -h --source-cache --snapshot --sparse-size --salvage --skip-broken-bitmaps --output-format --options --output-cache --oob-writes --backing --backing-format --bitmaps --target-image-opts --target-is-zero --parallel --quiet --source-format --source-image-opts --image-opts --force-share --help"
+            opts="-T -l -S -O -o -t -W -B -F -m -q -n -p -c -f -U -h --source-cache --snapshot --sparse-size --salvage --skip-broken-bitmaps --object --output-format --options --output-cache --oob-writes --backing --backing-format --bitmaps --target-image-opts --target-is-zero --parallel --quiet --source-format --source-image-opts --image-opts --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -413,6 +433,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -S)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -480,7 +504,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__create)
-            opts="-f -o -b -F -u -q -h --format --options --backing --backing-format --backing-unsafe --quiet --help"
+            opts="-f -o -b -F -u -q -h --format --object --options --backing --backing-format --backing-unsafe --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -491,6 +515,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -526,7 +554,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__dd)
-            opts="-f -O -U -h --image-opts --format --output-format --force-share --help"
+            opts="-f -O -U -h --image-opts --format --object --output-format --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -537,6 +565,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -556,7 +588,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__info)
-            opts="-f -b -U -h --image-opts --format --output --backing-chain --force-share --help"
+            opts="-f -b -U -h --image-opts --format --output --object --backing-chain --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -571,6 +603,10 @@ _rbdimg() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -582,7 +618,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__map)
-            opts="-f -U -s -l -h --image-opts --format --output --force-share --start-offset --max-length --help"
+            opts="-f -U -s -l -h --image-opts --format --output --object --force-share --start-offset --max-length --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -597,6 +633,10 @@ _rbdimg() {
                     return 0
                     ;;
                 --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -624,7 +664,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__measure)
-            opts="-f -o -l -O -U -h --image-opts --format --options --output --snapshot --size --target-format --force-share --help"
+            opts="-f -o -l -O -U -h --image-opts --format --options --object --output --snapshot --size --target-format --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -643,6 +683,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -678,12 +722,16 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__rebase)
-            opts="-U -f -t -c -b -F -T -u -p -q -h --force-share --image-opts --format --cache --compress --backing --backing-format --backing-cache --backing-unsafe --progress --quiet --help"
+            opts="-U -f -t -c -b -F -T -u -p -q -h --object --force-share --image-opts --format --cache --compress --backing --backing-format --backing-cache --backing-unsafe --progress --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --object)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -732,7 +780,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__resize)
-            opts="-f -q -h --image-opts --format --shrink --preallocation --quiet --help"
+            opts="-f -q -h --image-opts --format --object --shrink --preallocation --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -743,6 +791,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -758,7 +810,7 @@ _rbdimg() {
             return 0
             ;;
         rbdimg__subcmd__snapshot)
-            opts="-l -a -c -d -f -q -U -h --list --apply --create --delete --image-opts --format --quiet --force-share --help"
+            opts="-l -a -c -d -f -q -U -h --list --apply --create --delete --object --image-opts --format --quiet --force-share --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -785,6 +837,10 @@ _rbdimg() {
                     return 0
                     ;;
                 -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

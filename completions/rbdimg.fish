@@ -42,6 +42,7 @@ complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "measure" -d 'Calculat
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "dd" -d 'Copy an image into a new one, dd(1) style'
 complete -c rbdimg -n "__fish_rbdimg_needs_command" -f -a "bench" -d 'Time a run of read or write requests against an image'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s f -l format -d 'Image format (raw, qcow2)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s o -l options -d 'Format options, comma separated (-o help lists them)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s b -l backing -d 'Backing image of the new image' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s F -l backing-format -d 'Format of the backing image' -r
@@ -50,6 +51,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s q -l quiet -d '
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand create" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -l output -d 'Output format: human or json' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -s b -l backing-chain -d 'Show every image of the backing chain'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -s U -l force-share -d 'Open the image even if another process uses it'
@@ -57,6 +59,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand info" -s h -l help -d 'Pri
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s T -l source-cache -d 'Source cache mode' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s l -l snapshot -d 'Convert a snapshot: snapshot.id=ID,snapshot.name=NAME or a name' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s S -l sparse-size -d 'Minimum run of zeros to leave sparse (default 4k; 0 writes everything)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s O -l output-format -d 'Output format' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s o -l options -d 'Output format options' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s t -l output-cache -d 'Target cache mode' -r
@@ -78,6 +81,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -l image-opts -l 
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s U -l force-share -d 'Open the sources even if another process uses them'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand convert" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -s f -l format -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -l preallocation -d 'How to allocate the new space: off, metadata, falloc, full' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -l shrink -d 'Allow shrinking (data past the new end is lost)'
@@ -86,6 +90,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand resize" -s h -l help -d 'P
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s a -l apply -d 'Revert the image to a snapshot' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s c -l create -d 'Create a snapshot' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s d -l delete -d 'Delete a snapshot' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s l -l list -d 'List snapshots'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
@@ -94,12 +99,14 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s U -l force-sh
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand snapshot" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -l output -d 'Output format: human or json' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s r -l repair -d 'Repair: leaks or all' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s T -l cache -d 'Cache mode' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s q -l quiet -d 'Quiet: print nothing on success'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s U -l force-share -d 'Open the image even if another process uses it'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand check" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s F -l b-format -l right-format -d 'Format of the second image (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s T -l cache -d 'Cache mode for both images' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s f -l a-format -l left-format -d 'Format of the first image (probed when omitted)' -r
@@ -109,6 +116,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s s -l strict -d
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -l image-opts -d 'The filenames are option strings'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s U -l force-share -d 'Open the images even if another process uses them'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand compare" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s t -l cache -d 'Cache mode for the image' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s b -l backing -d 'The new backing file ("" for none)' -r
@@ -121,6 +129,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s u -l backing-un
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s p -l progress -d 'Show progress'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s q -l quiet -d 'Quiet: print nothing on success'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand rebase" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s t -l cache -d 'Cache mode for the image' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s b -l base -d 'The image of the backing chain to commit into (implies -d)' -r
@@ -130,6 +139,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s d -l drop -d 'K
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s p -l progress -d 'Show progress'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s q -l quiet -d 'Quiet: print nothing on success'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand commit" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s o -l options -d 'Format options to change, comma separated (-o help lists them)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s t -l cache -d 'Cache mode for the image' -r
@@ -138,6 +148,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -l force -d 'Allow 
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s p -l progress -d 'Show progress'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s q -l quiet -d 'Quiet: print nothing on success'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand amend" -s h -l help -d 'Print help'
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -s g -l granularity -d 'Granularity of the bitmap --add creates' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -l merge -d 'Merge the bitmap SOURCE into BITMAP' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -s b -l source-file -d 'The image --merge takes its source bitmap from' -r
@@ -152,6 +163,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -l disable -d 'Sto
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand bitmap" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -l output -d 'Output format: human or json' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s s -l start-offset -d 'Map from this guest offset on' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s l -l max-length -d 'Map at most this many bytes' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
@@ -159,6 +171,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s U -l force-share -
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand map" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s f -l format -d 'Image format (probed when omitted)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s o -l options -d 'Options of the target format, comma separated' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -l output -d 'Output format: human or json' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s l -l snapshot -d 'Measure this snapshot of FILENAME: snapshot.id=ID,snapshot.name=NAME or a name' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -l size -d 'Measure a new image of this size (instead of FILENAME)' -r
@@ -167,6 +180,7 @@ complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -l image-opts -d 
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s U -l force-share -d 'Open the image even if another process uses it'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand measure" -s h -l help -d 'Print help'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand dd" -s f -l format -d 'Image format (probed when omitted)' -r
+complete -c rbdimg -n "__fish_rbdimg_using_subcommand dd" -l object -d 'Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand dd" -s O -l output-format -d 'Format of the output (default raw)' -r
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand dd" -l image-opts -d 'The filename is an option string (driver=...,file.filename=...)'
 complete -c rbdimg -n "__fish_rbdimg_using_subcommand dd" -s U -l force-share -d 'Open the image even if another process uses it'

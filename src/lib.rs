@@ -11,5 +11,6 @@ pub mod open;
 pub mod qjson;
 pub mod rados;
 pub mod rbd;
+pub mod secret;
 pub mod size;
 pub mod storage;

@@ -118,7 +118,7 @@ fn corrupted_images_fail_cleanly() {
         (
             "crypt.qcow2",
             &[(32, &[0, 0, 0, 2])],
-            "Encrypted qcow2 images (LUKS) are not supported",
+            "Missing CRYPTO header for crypt method 2",
         ),
         (
             "backing.qcow2",

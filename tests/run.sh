@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need
-# (qemu-img/qemu-io as the oracle; Ceph's mon, osd, CLI tools and librados,
+# (qemu-img/qemu-io as the oracle; cryptsetup for LUKS headers; Ceph's mon, osd, CLI tools and librados,
 # and QEMU's rbd driver; for the VM boot test qemu-system-x86 of qemu-img's
 # very version, a Debian kernel and debootstrap), then builds and runs every
 # test. The Ceph tests
@@ -18,6 +18,9 @@ apt_install() {
 
 if ! have qemu-img || ! have qemu-io; then
     apt_install qemu-utils
+fi
+if ! have cryptsetup; then
+    apt_install cryptsetup-bin
 fi
 bash tests/ceph/cluster.sh install
 

@@ -55,6 +55,8 @@ pub enum Oracle {
     /// A VM to boot: qemu-system-x86_64 of qemu-img's version, a kernel in
     /// /boot, debootstrap for the guest's root filesystem.
     Vm,
+    /// cryptsetup, the reference reader of LUKS headers (cryptsetup-bin).
+    Cryptsetup,
 }
 
 impl Oracle {
@@ -69,6 +71,7 @@ impl Oracle {
         match self {
             Oracle::QemuImg => run("qemu-img", &["--version"]).map(drop),
             Oracle::QemuIo => run("qemu-io", &["--version"]).map(drop),
+            Oracle::Cryptsetup => run("cryptsetup", &["--version"]).map(drop),
             // With the driver loaded, the option check fails first; without
             // it, the driver is unknown. Neither reaches a cluster.
             Oracle::RbdDriver => {
@@ -114,7 +117,7 @@ impl Oracle {
 /// the reason; elsewhere it says loudly that the test is skipped and
 /// returns false (the caller returns).
 pub fn require(oracle: Oracle) -> bool {
-    static FOUND: [OnceLock<Result<(), String>>; 4] = [const { OnceLock::new() }; 4];
+    static FOUND: [OnceLock<Result<(), String>>; 5] = [const { OnceLock::new() }; 5];
     match FOUND[oracle as usize].get_or_init(|| oracle.probe()) {
         Ok(()) => true,
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {

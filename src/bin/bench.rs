@@ -6,7 +6,8 @@
 //!   a 4 GiB image with about 1 GiB of half-compressible data in scattered
 //!   4 MiB extents, as raw, qcow2 and compressed qcow2 (`--quick`: 512 MiB
 //!   with 128 MiB of data). Cases: each source into RBD, RBD into qcow2 and
-//!   raw, qcow2 into raw and raw into qcow2 locally.
+//!   raw, qcow2 into raw and raw into qcow2 locally, and raw into an
+//!   encrypted qcow2 and into an encrypted RBD image (LUKS, aes-256-xts).
 //! * `layering`: clones of a golden image's snapshot, rbdimg against
 //!   `rbd clone`/`rbd flatten` on the cluster, and on the embedded store
 //!   (`bench/layering.rs`).
@@ -475,6 +476,59 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
     let local = |title: &str, src: String, fmt: &str, out_fmt: &str| {
         local_convert(&ours, title, &src, fmt, out_fmt, &dst)
     };
+    // Encrypted targets (LUKS, aes-256-xts): a qcow2 made by the convert,
+    // and an RBD image formatted by librbd's encryption beforehand
+    // (untimed: qemu-img cannot convert into a new one either).
+    let secret = "--object secret,id=s0,data=bench-passphrase";
+    let luks_qcow2 = "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10";
+    let into_encrypted_qcow2 = Case {
+        title: "raw -> encrypted qcow2 (local)".to_string(),
+        tools: ["rbdimg", "qemu-img"]
+            .iter()
+            .map(|&label| {
+                let program = if label == "rbdimg" {
+                    ours.as_str()
+                } else {
+                    "qemu-img"
+                };
+                tool(
+                    label,
+                    format!(
+                        "{program} convert {secret} -f raw -O qcow2 -o {luks_qcow2} {{src}} {{dst}}"
+                    ),
+                )
+            })
+            .collect(),
+        src: raw.display().to_string(),
+        dst: dir.join("dst-{n}").display().to_string(),
+        cleanup: format!("rm -f {}", dir.join("dst-{n}").display()),
+        cache: Cache::Untouched,
+    };
+    let encrypted_rbd = format!(
+        "driver=rbd,pool=rbd,image=bench-dst-{{n}},conf={conf},encrypt.format=luks,encrypt.key-secret=s0"
+    );
+    let into_encrypted_rbd = Case {
+        title: "raw -> encrypted rbd".to_string(),
+        tools: ["rbdimg", "qemu-img"]
+            .iter()
+            .map(|&label| {
+                let program = if label == "rbdimg" { ours.as_str() } else { "qemu-img" };
+                Tool {
+                    label,
+                    run: format!(
+                        "{program} convert {secret} -n -f raw --target-image-opts {{src}} {encrypted_rbd}"
+                    ),
+                    setup: Some(format!(
+                        "qemu-img create -q {secret} -f raw -o encrypt.format=luks,encrypt.key-secret=s0 {{dst}} {size}"
+                    )),
+                }
+            })
+            .collect(),
+        src: raw.display().to_string(),
+        dst: format!("rbd:rbd/bench-dst-{{n}}:conf={conf}"),
+        cleanup: format!("rbd --conf {conf} rm rbd/bench-dst-{{n}} >/dev/null 2>&1"),
+        cache: Cache::Untouched,
+    };
     let cases = vec![
         into_rbd(&ours, conf, "raw -> rbd", &raw, "raw", true),
         into_rbd(&ours, conf, "qcow2 -> rbd", &qcow2, "qcow2", false),
@@ -500,6 +554,8 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
             "raw",
             "qcow2",
         ),
+        into_encrypted_qcow2,
+        into_encrypted_rbd,
     ];
 
     let mut report = String::new();

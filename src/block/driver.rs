@@ -173,6 +173,13 @@ pub trait BlockDriver: Snapshots + Check + Send + Sync {
         Err(Error::not_supported())
     }
 
+    /// Whether a newly created image reads as zeros (QEMU's
+    /// `bdrv_has_zero_init`): a fresh LUKS volume reads as decrypted
+    /// garbage, so convert must write its zeros.
+    fn has_zero_init(&self) -> bool {
+        true
+    }
+
     /// A read-only view of the snapshot with this id, for `convert -l`.
     fn snapshot_open(&self, _id: &str) -> Result<Arc<dyn BlockDriver>> {
         Err(Error::not_supported())

@@ -126,8 +126,12 @@ impl Options {
     pub fn number(&self, key: &str) -> Result<Option<u64>> {
         self.get(key)
             .map(|v| {
-                v.parse::<u64>()
-                    .map_err(|_| Error::invalid(format!("Parameter '{key}' expects a number")))
+                // QEMU's qemu_strtou64: a negative number wraps around.
+                match v.strip_prefix('-') {
+                    Some(n) => n.parse::<u64>().map(u64::wrapping_neg),
+                    None => v.parse::<u64>(),
+                }
+                .map_err(|_| Error::invalid(format!("Parameter '{key}' expects a number")))
             })
             .transpose()
     }

@@ -4,10 +4,12 @@
 
 use clap::{ArgAction, Args};
 
-use super::{ForceShareArg, ImageArgs, QuietArg};
+use super::{ForceShareArg, ImageArgs, ObjectArg, QuietArg};
 
 #[derive(Debug, Args)]
 pub struct RebaseArgs {
+    #[command(flatten)]
+    pub object: ObjectArg,
     #[command(flatten)]
     pub share: ForceShareArg,
     #[command(flatten)]
@@ -63,6 +65,8 @@ pub struct RebaseArgs {
 #[derive(Debug, Args)]
 pub struct CommitArgs {
     #[command(flatten)]
+    pub object: ObjectArg,
+    #[command(flatten)]
     pub image: ImageArgs,
     /// Cache mode for the image
     #[arg(
@@ -103,6 +107,8 @@ pub struct CommitArgs {
 
 #[derive(Debug, Args)]
 pub struct AmendArgs {
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Format options to change, comma separated (-o help lists them)
     #[arg(
         short = 'o',
@@ -150,6 +156,8 @@ pub enum BitmapOp {
 
 #[derive(Debug, Args)]
 pub struct BitmapArgs {
+    #[command(flatten)]
+    pub object: ObjectArg,
     #[command(flatten)]
     pub image: ImageArgs,
     /// Create BITMAP, recording future writes

@@ -13,6 +13,7 @@
 pub mod argv;
 pub mod docs;
 pub mod maintenance;
+pub mod object;
 pub mod panic_hook;
 
 use clap::{Args, Parser, Subcommand};
@@ -120,6 +121,16 @@ pub struct ForceShareArg {
     pub force_share: bool,
 }
 
+/// qemu-img's `--object`, for the commands that have it (all that open or
+/// create images but bench); flattened where qemu-img lists it, for
+/// getopt's lists of ambiguous abbreviations.
+#[derive(Debug, Args)]
+pub struct ObjectArg {
+    /// Define an object: secret,id=ID,data=TEXT|file=PATH[,format=raw|base64][,keyid=ID,iv=IV]
+    #[arg(long = "object", allow_hyphen_values = true, value_name = "OBJECTDEF")]
+    pub objects: Vec<String>,
+}
+
 /// qemu-img's `-q`, for the commands that have it.
 #[derive(Debug, Args)]
 pub struct QuietArg {
@@ -139,6 +150,8 @@ pub struct CreateArgs {
         default_value = "raw"
     )]
     pub format: String,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Format options, comma separated (-o help lists them)
     #[arg(
         short = 'o',
@@ -185,6 +198,8 @@ pub struct InfoArgs {
         default_value = "human"
     )]
     pub output: String,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Show every image of the backing chain
     #[arg(short = 'b', long = "backing-chain")]
     pub backing_chain: bool,
@@ -229,6 +244,8 @@ pub struct ConvertArgs {
     /// With --bitmaps, skip inconsistent bitmaps instead of failing
     #[arg(long = "skip-broken-bitmaps")]
     pub skip_broken_bitmaps: bool,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Output format
     #[arg(
         short = 'O',
@@ -312,6 +329,8 @@ pub struct ConvertArgs {
 pub struct ResizeArgs {
     #[command(flatten)]
     pub image: ImageArgs,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Allow shrinking (data past the new end is lost)
     #[arg(long = "shrink")]
     pub shrink: bool,
@@ -359,6 +378,8 @@ pub struct SnapshotArgs {
     )]
     pub delete: Option<String>,
     #[command(flatten)]
+    pub object: ObjectArg,
+    #[command(flatten)]
     pub image: ImageArgs,
     #[command(flatten)]
     pub quiet: QuietArg,
@@ -381,6 +402,8 @@ pub struct CheckArgs {
         default_value = "human"
     )]
     pub output: String,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Repair: leaks or all
     #[arg(
         short = 'r',
@@ -410,6 +433,8 @@ pub struct CheckArgs {
 pub struct CompareArgs {
     #[command(flatten)]
     pub image: ImageArgs,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Format of the second image (probed when omitted)
     #[arg(
         short = 'F',
@@ -455,6 +480,8 @@ pub struct MapArgs {
     )]
     pub output: String,
     #[command(flatten)]
+    pub object: ObjectArg,
+    #[command(flatten)]
     pub share: ForceShareArg,
     /// Map from this guest offset on
     #[arg(
@@ -489,6 +516,8 @@ pub struct MeasureArgs {
         value_name = "OPTIONS"
     )]
     pub options: Vec<String>,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Output format: human or json
     #[arg(
         long = "output",
@@ -529,6 +558,8 @@ pub struct MeasureArgs {
 pub struct DdArgs {
     #[command(flatten)]
     pub image: ImageArgs,
+    #[command(flatten)]
+    pub object: ObjectArg,
     /// Format of the output (default raw)
     #[arg(
         short = 'O',

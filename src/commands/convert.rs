@@ -233,6 +233,11 @@ impl ConvertConfig {
             if out_format.is_some_and(|f| !f.supports_compression()) {
                 bail!("Compression not supported for this file format");
             }
+            let encrypted = self.options.get("encryption").is_some_and(|e| e != "off")
+                || self.options.get("encrypt.format").is_some();
+            if encrypted {
+                bail!("Compression and encryption not supported at the same time");
+            }
             if self
                 .options
                 .get("preallocation")
@@ -279,6 +284,15 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
             &plan,
             &format!("error while converting {}", plan.format.name()),
         )?;
+        // qemu-img opens the new target with the -o options raw does not
+        // take: librbd's encryption options fail there, before anything
+        // (plaintext) is written over the new LUKS header.
+        if c.out_format == "raw" && c.options.get("encrypt.key-secret").is_some() {
+            bail!(
+                "Could not open '{}': Block format 'raw' does not support the option 'encrypt.key-secret'",
+                c.target
+            );
+        }
     }
     let target_opts = OpenOptions {
         format: if c.target_image_opts {
@@ -290,6 +304,13 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
         force_share: false,
         image_opts: c.target_image_opts,
         diagnostics: console.diagnostics(),
+        // An encrypted target just made opens with the secret it was made with.
+        created_key_secret: match c.out_format.as_str() {
+            "luks" => c.options.get("key-secret"),
+            "qcow2" => c.options.get("encrypt.key-secret"),
+            _ => None,
+        }
+        .map(str::to_string),
         ..Default::default()
     };
     let target = open_image(&c.target, &target_opts)?;
@@ -318,7 +339,9 @@ fn execute(c: &ConvertConfig, console: &Console, report: &Arc<dyn Report>) -> an
     let opts = ConvertOptions {
         sparse_size: c.sparse_size,
         // A new target reads as zeros unless a backing file shows through.
-        target_is_zero: (!c.no_create && backing_file.is_none()) || c.target_is_zero,
+        // A fresh LUKS volume reads as garbage: its zeros are written.
+        target_is_zero: (!c.no_create && backing_file.is_none() && target.has_zero_init())
+            || c.target_is_zero,
         keep_backing_unallocated: backing_file.is_some(),
         parallel: c.parallel,
         out_of_order: c.out_of_order,

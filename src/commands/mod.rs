@@ -26,7 +26,7 @@ use std::io::{self, Write};
 use anyhow::bail;
 
 use crate::block::diagnostics::{Diagnostic, Diagnostics};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, object};
 use crate::size::{SizeError, parse_size};
 
 /// A misuse of a command's arguments: printed with the "Try ... --help" hint.
@@ -52,8 +52,24 @@ pub fn usage(command: &'static str, message: impl Into<String>) -> anyhow::Error
     .into()
 }
 
-/// Runs the parsed command; returns the exit code.
+/// Runs the parsed command; returns the exit code. Its `--object`s are
+/// created first, as qemu-img creates them while it reads argv.
 pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
+    for text in objects(&cli.command) {
+        match object::process(text) {
+            Ok(object::Outcome::Help(text)) => {
+                print(&text)?;
+                return Ok(0);
+            }
+            Ok(_) => {}
+            // compare exits 2 on every error before the comparison.
+            Err(e) if matches!(cli.command, Command::Compare(_)) => {
+                console.error(e.to_string());
+                return Ok(2);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     match cli.command {
         Command::Create(a) => create::run(a, console),
         Command::Info(a) => info::run(a, console),
@@ -70,6 +86,27 @@ pub fn run(cli: Cli, console: &Console) -> anyhow::Result<i32> {
         Command::Measure(a) => measure::run(a, console),
         Command::Dd(a) => dd::run(a, console),
         Command::Bench(a) => bench::run(a, console),
+    }
+}
+
+/// The `--object` arguments of a command (bench has none, as in qemu-img).
+fn objects(command: &Command) -> &[String] {
+    match command {
+        Command::Create(a) => &a.object.objects,
+        Command::Info(a) => &a.object.objects,
+        Command::Convert(a) => &a.object.objects,
+        Command::Resize(a) => &a.object.objects,
+        Command::Snapshot(a) => &a.object.objects,
+        Command::Check(a) => &a.object.objects,
+        Command::Compare(a) => &a.object.objects,
+        Command::Map(a) => &a.object.objects,
+        Command::Measure(a) => &a.object.objects,
+        Command::Dd(a) => &a.object.objects,
+        Command::Rebase(a) => &a.object.objects,
+        Command::Commit(a) => &a.object.objects,
+        Command::Amend(a) => &a.object.objects,
+        Command::Bitmap(a) => &a.object.objects,
+        Command::Bench(_) => &[],
     }
 }
 

@@ -4,6 +4,7 @@
 //! external data file are named inside the image, and the layer that opens
 //! names (`open/`) hands the format an [`Opener`] to reach them.
 
+pub mod luks;
 pub mod probe;
 pub mod qcow2;
 pub mod raw;
@@ -31,6 +32,9 @@ pub struct OpenFlags {
     pub check: bool,
     /// Where the image reports what it has to tell besides results.
     pub diagnostics: Diagnostics,
+    /// The id of the secret that unlocks the image's encryption (qcow2's
+    /// `encrypt.key-secret`).
+    pub key_secret: Option<String>,
 }
 
 /// Opens and creates what an image names: the callback a format gets from

@@ -28,7 +28,8 @@ pub fn probe(head: &[u8]) -> &'static str {
         (0x40, b"\x7f\x10\xda\xbe", "vdi"),
         (0, b"conectix", "vpc"),
         (0, b"vhdxfile", "vhdx"),
-        (0, b"LUKS\xba\xbe", "luks"),
+        // LUKS version 1 only: QEMU reads no other.
+        (0, b"LUKS\xba\xbe\0\x01", "luks"),
         (0, b"WithoutFreeSpace", "parallels"),
         (0, b"WithouFreSpacExt", "parallels"),
         (0, b"Bochs Virtual HD Image", "bochs"),
@@ -52,6 +53,8 @@ mod tests {
         assert_eq!(probe(b"QFI\xfb\0\0\0\x01"), "qcow");
         assert_eq!(probe(b"KDMV...."), "vmdk");
         assert_eq!(probe(b"vhdxfile"), "vhdx");
+        assert_eq!(probe(b"LUKS\xba\xbe\0\x01"), "luks");
+        assert_eq!(probe(b"LUKS\xba\xbe\0\x02"), "raw");
         assert_eq!(probe(&[0u8; 512]), "raw");
         assert_eq!(probe(b""), "raw");
         let mut vdi = [0u8; 0x44];

@@ -210,6 +210,12 @@ fn execute_inner(plan: &CreatePlan) -> Result<()> {
         (_, Format::Raw | Format::File | Format::Rbd) => {
             super::create_storage(&plan.filename, &plan.options, &plan.diagnostics)
         }
+        (_, Format::Luks) => {
+            let opener = NameOpener {
+                diagnostics: plan.diagnostics.clone(),
+            };
+            crate::formats::luks::create::create(&plan.filename, plan.size, &plan.options, &opener)
+        }
         (_, Format::Qcow2) => {
             let opener = NameOpener {
                 diagnostics: plan.diagnostics.clone(),

@@ -23,6 +23,8 @@ pub enum Format {
     /// The `rbd` protocol node used directly as an image (`-f rbd`).
     Rbd,
     Qcow2,
+    /// QEMU's `luks` format: a LUKS1 volume.
+    Luks,
 }
 
 /// Where a new image will be stored, which adds the storage's own options.
@@ -40,6 +42,7 @@ impl Format {
             "file" => Lookup::Found(Format::File),
             "rbd" => Lookup::Found(Format::Rbd),
             "qcow2" => Lookup::Found(Format::Qcow2),
+            "luks" => Lookup::Found(Format::Luks),
             _ if driver_names::is_qemu_driver(name) => Lookup::NotImplemented,
             _ => Lookup::Unknown,
         }
@@ -63,6 +66,7 @@ impl Format {
             Format::File => "file",
             Format::Rbd => "rbd",
             Format::Qcow2 => "qcow2",
+            Format::Luks => "luks",
         }
     }
 
@@ -73,6 +77,7 @@ impl Format {
             Format::File => crate::storage::file::CREATE_OPTIONS,
             Format::Rbd => crate::storage::rbd::CREATE_OPTIONS,
             Format::Qcow2 => crate::formats::qcow2::FORMAT_OPTIONS,
+            Format::Luks => crate::formats::luks::options::FORMAT_OPTIONS,
         }
     }
 
@@ -108,7 +113,7 @@ impl Format {
         match self {
             Format::Qcow2 => true,
             Format::Raw | Format::Rbd => storage == Storage::Rbd,
-            Format::File => false,
+            Format::File | Format::Luks => false,
         }
     }
 

@@ -27,7 +27,9 @@ use serde_json::Value;
 use crate::block::diagnostics::Diagnostics;
 use crate::block::driver::BlockDriver;
 use crate::block::options::Options;
+use crate::block::round_to_sector;
 use crate::error::{Error, ErrorKind, Result};
+use crate::formats::luks::{self, image::LuksImage};
 use crate::formats::raw::{RawImage, RawWindow};
 use crate::formats::{OpenFlags, Opener};
 use crate::formats::{probe, qcow2::Qcow2Image};
@@ -59,6 +61,10 @@ pub struct OpenOptions {
     pub check: bool,
     /// Where the image (and its backing chain) reports warnings and events.
     pub diagnostics: Diagnostics,
+    /// The key secret of an encrypted target just created with `-o
+    /// key-secret` (luks) or `-o encrypt.key-secret` (qcow2), for a plain
+    /// name that does not say it.
+    pub created_key_secret: Option<String>,
 }
 
 impl OpenOptions {
@@ -70,8 +76,17 @@ impl OpenOptions {
             no_backing: self.no_backing,
             check: self.check,
             diagnostics: self.diagnostics.clone(),
+            key_secret: None,
         }
     }
+}
+
+/// The key secrets a top node's options name, for the format that takes
+/// them (luks's `key-secret`, qcow2's `encrypt.key-secret`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Secrets<'a> {
+    luks: Option<&'a str>,
+    qcow2: Option<&'a str>,
 }
 
 /// Resolves `-f` (or the spec's own driver) to an implemented format.
@@ -144,6 +159,16 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         _ => {}
     }
     let mut storage = storage_at(&spec.location, opts.writable, &opts.diagnostics)?;
+    let luks_secret = spec
+        .option("key-secret")
+        .or_else(|| opts.created_key_secret.clone());
+    let qcow2_secret = spec
+        .option("encrypt.key-secret")
+        .or_else(|| opts.created_key_secret.clone());
+    let secrets = Secrets {
+        luks: luks_secret.as_deref(),
+        qcow2: qcow2_secret.as_deref(),
+    };
     // The format nodes below the top one, innermost first, each the
     // storage of the next.
     for (depth, node) in spec.inner.iter().enumerate().rev() {
@@ -153,6 +178,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
             storage,
             Some(format),
             &node.raw_options,
+            Secrets::default(),
             over_node,
             shown,
             opts,
@@ -164,6 +190,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         storage,
         requested,
         &spec.raw_options,
+        secrets,
         over_node,
         shown,
         opts,
@@ -185,6 +212,7 @@ fn open_node(
     storage: Arc<dyn Storage>,
     requested: Option<Format>,
     raw_options: &[(String, Value)],
+    secrets: Secrets,
     over_node: bool,
     shown: &str,
     opts: &OpenOptions,
@@ -218,8 +246,27 @@ fn open_node(
             let opener = NameOpener {
                 diagnostics: opts.diagnostics.clone(),
             };
-            Qcow2Image::open(storage, &opts.flags(), &opener)
+            let flags = OpenFlags {
+                key_secret: secrets.qcow2.map(str::to_string),
+                ..opts.flags()
+            };
+            Qcow2Image::open(storage, &flags, &opener)
         }),
+        Format::Luks => {
+            let secret = secrets.luks;
+            // Like QEMU's BDRV_O_NO_IO open (`info`): the header only, the
+            // secret not even looked up.
+            let passphrase = match (secret, opts.metadata_only) {
+                (_, true) => None,
+                (Some(id), false) => Some(crate::secret::lookup_utf8(id)?),
+                (None, false) => {
+                    return Err(Error::invalid(
+                        "Parameter 'key-secret' is required for cipher",
+                    ));
+                }
+            };
+            LuksImage::open(storage, secret, passphrase.as_ref().map(|p| p.bytes()))
+        }
     }
 }
 
@@ -231,7 +278,18 @@ fn storage_at(
 ) -> Result<Arc<dyn Storage>> {
     Ok(match location {
         Location::File(path) => Arc::new(LocalFile::open(path, writable)?),
-        Location::Rbd(spec) => Arc::new(RbdStorage::open(spec, writable, diagnostics)?),
+        Location::Rbd(spec) => {
+            let rbd: Arc<dyn Storage> = Arc::new(RbdStorage::open(spec, writable, diagnostics)?);
+            match &spec.encryption {
+                None => rbd,
+                // librbd's encryption, loaded as QEMU's rbd driver loads it.
+                Some(encryption) => {
+                    let (format, secret) = encryption.as_ref();
+                    let passphrase = crate::secret::lookup_utf8(secret)?;
+                    Arc::new(luks::rbd::load(rbd, format, passphrase.bytes())?)
+                }
+            }
+        }
     })
 }
 
@@ -272,12 +330,100 @@ pub fn open_storage(
 }
 
 /// Creates storage by name with its `-o` options (the size among them).
+/// An RBD image with `encrypt.format` is formatted with librbd's LUKS
+/// encryption and grown by its header, so that `size` bytes remain usable,
+/// as QEMU's rbd driver makes it.
 pub fn create_storage(name: &str, options: &Options, diagnostics: &Diagnostics) -> Result<()> {
     let size = options.size("size")?.unwrap_or(0);
     match ImageSpec::parse(name, false)?.location {
         Location::File(path) => LocalFile::create_with(&path, size, options).map(drop),
-        Location::Rbd(spec) => RbdStorage::create(&spec, size, options, diagnostics),
+        Location::Rbd(spec) => match options.get("encrypt.format") {
+            Some(format) => create_encrypted_rbd(&spec, size, format, options, diagnostics),
+            None if ["encrypt.key-secret", "encrypt.cipher-alg"]
+                .iter()
+                .any(|k| options.get(k).is_some()) =>
+            {
+                Err(Error::invalid("Parameter 'format' is missing"))
+            }
+            None => RbdStorage::create(&spec, size, options, diagnostics),
+        },
     }
+}
+
+/// QEMU's `qemu_rbd_do_create` with `encrypt.*`: create, format, grow.
+fn create_encrypted_rbd(
+    spec: &crate::rbd::name::RbdSpec,
+    size: u64,
+    format: &str,
+    options: &Options,
+    diagnostics: &Diagnostics,
+) -> Result<()> {
+    match format {
+        "luks" => {}
+        "luks2" => {
+            return Err(Error::new(
+                ErrorKind::UnsupportedFeature,
+                "Creating LUKS2-encrypted RBD images is not supported by rbdimg",
+            ));
+        }
+        other => {
+            return Err(Error::invalid(format!(
+                "Parameter 'format' does not accept value '{other}'"
+            )));
+        }
+    }
+    let secret = options.get("encrypt.key-secret").map(str::to_string);
+    let Some(secret) = secret else {
+        return Err(Error::invalid("Parameter 'key-secret' is missing"));
+    };
+    // librbd refuses an image its header would not leave room in (the
+    // header takes whole objects: 4 MiB unless `cluster_size` says).
+    let object = options
+        .size("cluster_size")?
+        .filter(|&c| c != 0)
+        .unwrap_or(4 << 20);
+    if size <= object {
+        return Err(Error::os(ErrorKind::Io, libc::ENOSPC).prepend("encryption format fail"));
+    }
+    let mut luks_options = Options::default();
+    if let Some(alg) = options.get("encrypt.cipher-alg") {
+        match alg {
+            "aes-128" | "aes-256" => {}
+            // QEMU takes the name, librbd refuses it.
+            "aes-192" => {
+                return Err(Error::errno(
+                    ErrorKind::UnsupportedFeature,
+                    "unknown encryption algorithm: 1",
+                    libc::EOPNOTSUPP,
+                ));
+            }
+            _ => {
+                return Err(Error::invalid(format!(
+                    "Parameter 'cipher-alg' does not accept value '{alg}'"
+                )));
+            }
+        }
+        luks_options.set("cipher-alg", alg);
+    }
+    let (_, mut format_options) = luks::options::parse(&luks_options, "")?;
+    let passphrase = crate::secret::lookup_utf8(&secret)?;
+    let encrypt: Vec<_> = crate::storage::rbd::CREATE_OPTIONS
+        .iter()
+        .filter(|d| d.name.starts_with("encrypt."))
+        .copied()
+        .collect();
+    let plain = options.without(&encrypt);
+    RbdStorage::create(spec, size, &plain, diagnostics)?;
+    let storage = RbdStorage::open(spec, true, diagnostics)?;
+    format_options.payload_alignment = storage.allocation_unit().unwrap_or(4096);
+    luks::create::format_on(
+        &storage,
+        &format_options,
+        passphrase.bytes(),
+        round_to_sector(size),
+        crate::block::driver::Preallocation::Off,
+    )
+    .map(drop)
 }
 
 /// What formats open and create by name: backing images, data files.

@@ -63,6 +63,10 @@ pub struct InnerNode {
 
 /// The options of QEMU's raw format.
 const RAW_OPTIONS: &[&str] = &["offset", "size"];
+/// The options of QEMU's luks format that rbdimg reads.
+const LUKS_OPTIONS: &[&str] = &["key-secret"];
+/// The encryption options of QEMU's qcow2 format.
+const QCOW2_OPTIONS: &[&str] = &["encrypt.key-secret", "encrypt.format"];
 /// Options any node takes that change nothing rbdimg does.
 const IGNORED: &[&str] = &["read-only", "cache.direct", "cache.no-flush"];
 /// The same for the file protocol.
@@ -210,10 +214,23 @@ impl ImageSpec {
     /// `offset` and `size`; any other format leaves them over).
     pub fn leftover_option(&self, format: &str) -> Option<String> {
         let mut left = self.leftovers.clone();
-        if format == "raw" {
-            left.retain(|k, _| !RAW_OPTIONS.contains(&k.as_str()));
-        }
+        let taken: &[&str] = match format {
+            "raw" => RAW_OPTIONS,
+            "luks" => LUKS_OPTIONS,
+            "qcow2" => QCOW2_OPTIONS,
+            _ => &[],
+        };
+        left.retain(|k, _| !taken.contains(&k.as_str()));
         qdict_order(&left).first().map(|(k, _)| k.to_string())
+    }
+
+    /// A top-node option its format takes (`key-secret` of luks,
+    /// `encrypt.key-secret` of qcow2), as text.
+    pub fn option(&self, key: &str) -> Option<String> {
+        match self.leftovers.get(key)? {
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
     }
 }
 

@@ -323,6 +323,34 @@ impl RbdImage {
         self.note_removed(object);
         Ok(())
     }
+
+    /// Where the object holding `offset` ends, and where the bytes stored
+    /// in it end (see `Storage::stored_extent`).
+    pub fn stored_extent(&self, offset: u64) -> Result<(u64, u64)> {
+        let state = self.state.read().expect("no poisoning");
+        let object_size = state.header.object_size();
+        let object = offset / object_size;
+        let start = object * object_size;
+        let stored = match self
+            .data
+            .stat(&state.header.data_oid(object), self.read_snap())
+        {
+            Ok(len) => len.min(object_size),
+            // A clone's missing object shows its parent's data, which
+            // rbdimg does not decrypt through the clone.
+            Err(e) if e.kind() == ErrorKind::NotFound => match &state.parent {
+                Some(parent) if start < parent.overlap => {
+                    return Err(Error::new(
+                        ErrorKind::UnsupportedFeature,
+                        "Encrypted RBD clones are not supported by rbdimg",
+                    ));
+                }
+                _ => 0,
+            },
+            Err(e) => return Err(e),
+        };
+        Ok((start + object_size, start + stored))
+    }
 }
 
 #[cfg(test)]

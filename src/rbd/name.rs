@@ -30,6 +30,9 @@ pub struct RbdSpec {
     pub settings: Vec<(String, String)>,
     /// `store=`: the embedded store's directory (not a Ceph setting).
     pub store: Option<String>,
+    /// `encrypt.format` and `encrypt.key-secret`: the librbd encryption to
+    /// load (luks, luks2, luks-any) and the secret holding its passphrase.
+    pub encryption: Option<Box<(String, String)>>,
 }
 
 impl RbdSpec {
@@ -226,6 +229,7 @@ pub fn parse_structured(pairs: &[(String, String)]) -> Result<RbdSpec> {
     let (mut pool, mut image) = (None, None);
     let mut servers: Vec<(Option<String>, Option<String>)> = Vec::new();
     let mut auth: Vec<(usize, String)> = Vec::new();
+    let (mut encrypt_format, mut key_secret) = (None, None);
     for (key, value) in pairs {
         let indexed = |prefix: &str| -> Option<(usize, String)> {
             let rest = key.strip_prefix(prefix)?;
@@ -241,6 +245,8 @@ pub fn parse_structured(pairs: &[(String, String)]) -> Result<RbdSpec> {
             "user" => spec.user = Some(value.clone()),
             "conf" => spec.conf = Some(value.clone()),
             "store" => spec.store = Some(value.clone()),
+            "encrypt.format" => encrypt_format = Some(value.clone()),
+            "encrypt.key-secret" => key_secret = Some(value.clone()),
             _ => {
                 if let Some((i, field)) = indexed("server.") {
                     if servers.len() <= i {
@@ -271,6 +277,19 @@ pub fn parse_structured(pairs: &[(String, String)]) -> Result<RbdSpec> {
     }
     spec.pool = pool.ok_or_else(|| Error::invalid("Parameter 'pool' is missing"))?;
     spec.image = image.ok_or_else(|| Error::invalid("Parameter 'image' is missing"))?;
+    spec.encryption = match (encrypt_format, key_secret) {
+        (None, None) => None,
+        (Some(f), _) if !["luks", "luks2", "luks-any"].contains(&f.as_str()) => {
+            return Err(Error::invalid(format!(
+                "Parameter 'format' does not accept value '{f}'"
+            )));
+        }
+        (None, Some(_)) => return Err(Error::invalid("Parameter 'encrypt.format' is missing")),
+        (Some(_), None) => {
+            return Err(Error::invalid("Parameter 'encrypt.key-secret' is missing"));
+        }
+        (Some(f), Some(s)) => Some(Box::new((f, s))),
+    };
     if !servers.is_empty() {
         let mut hosts = Vec::new();
         for (i, (host, port)) in servers.into_iter().enumerate() {

@@ -88,6 +88,13 @@ pub trait Storage: Snapshots + Check + Send + Sync {
         Ok(Status::protocol(extent.len, data, self.filename(), offset))
     }
 
+    /// For storage kept in objects (RBD): where the object holding
+    /// `offset` ends, and where the bytes stored in it end (its start when
+    /// it does not exist). librbd's encryption decrypts only the latter.
+    fn stored_extent(&self, _offset: u64) -> Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
+
     /// The storage's natural allocation unit (an RBD object), if it has one.
     fn allocation_unit(&self) -> Option<u64> {
         None

@@ -104,18 +104,11 @@ impl RbdStorage {
         options: &Options,
         diagnostics: &Diagnostics,
     ) -> Result<()> {
-        if [
-            "password-secret",
-            "encrypt.format",
-            "encrypt.cipher-alg",
-            "encrypt.key-secret",
-        ]
-        .iter()
-        .any(|k| options.get(k).is_some())
-        {
+        // (`encrypt.*` is the open layer's: it formats the image after.)
+        if options.get("password-secret").is_some() {
             return Err(Error::new(
                 ErrorKind::UnsupportedFeature,
-                "RBD encryption is not supported by rbdimg",
+                "Option 'password-secret' is not supported by rbdimg",
             ));
         }
         let order = match options.size("cluster_size")?.filter(|&c| c != 0) {
@@ -330,6 +323,10 @@ impl Storage for RbdStorage {
 
     fn flatten(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<()> {
         self.image.flatten(progress)
+    }
+
+    fn stored_extent(&self, offset: u64) -> Result<Option<(u64, u64)>> {
+        self.image.stored_extent(offset).map(Some)
     }
 
     fn node_info(&self) -> Result<NodeInfo> {

@@ -25,6 +25,8 @@ mod cls_reply;
 mod cls_server;
 #[path = "targets/image_name.rs"]
 mod image_name;
+#[path = "targets/luks_header.rs"]
+mod luks_header;
 #[path = "targets/qcow2_header.rs"]
 mod qcow2_header;
 #[path = "targets/qcow2_open.rs"]
@@ -793,6 +795,62 @@ fn qcow2_header() {
         max_len: 4096,
         hot: 128,
         iterations: 40_000,
+    });
+}
+
+/// The start of LUKS volumes as rbdimg formats them: each cipher mode and
+/// IV generator, the header and slot 0's key material.
+fn luks_seeds() -> Vec<Vec<u8>> {
+    use rbdimg::formats::luks::cipher::{CipherSpec, Hash, IvGen, Mode};
+    use rbdimg::formats::luks::{FormatOptions, Volume};
+    let specs = [
+        (32, Mode::Xts, IvGen::Plain64, Hash::Sha256),
+        (16, Mode::Cbc, IvGen::Essiv(Hash::Sha256), Hash::Sha1),
+    ];
+    specs
+        .iter()
+        .map(|&(aes_bytes, mode, ivgen, hash)| {
+            let options = FormatOptions {
+                cipher: CipherSpec {
+                    aes_bytes,
+                    mode,
+                    ivgen,
+                },
+                hash,
+                iter_time: 1,
+                ..Default::default()
+            };
+            let image = std::cell::RefCell::new(vec![0u8; 300 << 10]);
+            let write = |buf: &[u8], offset: u64| {
+                let mut image = image.borrow_mut();
+                let at = offset as usize;
+                image[at..at + buf.len()].copy_from_slice(buf);
+                Ok(())
+            };
+            Volume::format(&options, b"seed", &write).expect("format a seed volume");
+            image.into_inner()
+        })
+        .collect()
+}
+
+#[test]
+fn luks_header() {
+    fuzz(Target {
+        name: "luks_header",
+        run: luks_header::run,
+        seeds: luks_seeds(),
+        dictionary: &[
+            b"LUKS\xba\xbe",
+            b"\x00\xac\x71\xf3",
+            b"\x00\x00\xde\xad",
+            b"aes",
+            b"xts-plain64",
+            b"cbc-essiv:sha256",
+            b"sha256",
+        ],
+        max_len: 300 << 10,
+        hot: 1024,
+        iterations: 1_000,
     });
 }
 

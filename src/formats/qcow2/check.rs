@@ -485,6 +485,9 @@ impl Checker<'_> {
             self.m.reftable.len() as u64 * 8,
         );
         self.inc(ro, rl)?;
+        if let Some((co, cl)) = self.m.header.crypto_header {
+            self.inc(co, cl)?;
+        }
         if let Some(ext) = self.m.header.bitmaps {
             let size = self.m.header.size / 512 * 512;
             self.inc(ext.directory_offset, ext.directory_size)?;

@@ -151,6 +151,7 @@ pub struct Settings {
     pub backing_fmt: Option<String>,
     pub data_file: Option<String>,
     pub data_file_raw: bool,
+    pub encryption: Option<super::crypto::Encryption>,
 }
 
 /// QEMU's `validate_cluster_size`: the cluster size's bits, or its message.
@@ -195,13 +196,7 @@ pub fn settings(size: u64, o: &Options) -> Result<Settings> {
     {
         return Err(bad_value("backing-fmt", f));
     }
-    let encrypted = o.bool("encryption")?.unwrap_or(false) || o.get("encrypt.format").is_some();
-    if encrypted {
-        return Err(Error::new(
-            ErrorKind::UnsupportedFeature,
-            "Encrypted qcow2 images are not supported by rbdimg",
-        ));
-    }
+    let encryption = super::crypto::create_options(o)?;
     let cluster_size = o.size("cluster_size")?.unwrap_or(65536);
     let prealloc = match o.get("preallocation") {
         None => Preallocation::Off,
@@ -285,6 +280,7 @@ pub fn settings(size: u64, o: &Options) -> Result<Settings> {
         backing_fmt,
         data_file,
         data_file_raw,
+        encryption,
     })
 }
 
@@ -358,7 +354,7 @@ fn lay_out(
         ..Default::default()
     };
     // The fresh image has no backing file yet; it is named at the end.
-    let img = Qcow2Image::open_inner(file, &opts, opener)?;
+    let img = Qcow2Image::open_inner(file, &opts, opener, None)?;
     {
         let mut m = img.lock();
         let at = m.alloc_clusters(3 * cs).map_err(|e| {
@@ -385,6 +381,9 @@ fn lay_out(
         m.header.backing_file = Some(backing.clone());
         m.header.backing_format = s.backing_fmt.clone();
         m.write_header()?;
+    }
+    if let Some(encryption) = &s.encryption {
+        super::crypto::set_up(&img, encryption)?;
     }
     img.flush_files()
 }

@@ -31,7 +31,7 @@ pub fn read(img: &Qcow2Image, buf: &mut [u8], offset: u64) -> Result<()> {
         match mapping {
             Mapping::Zero => chunk.fill(0),
             Mapping::Unallocated => read_backing(img, chunk, off)?,
-            Mapping::Data(host) => img.data().read_at(chunk, host)?,
+            Mapping::Data(host) => img.read_data(chunk, host)?,
             Mapping::Compressed(entry) => read_compressed(img, entry, off, chunk)?,
         }
         pos += n;
@@ -307,6 +307,20 @@ fn commit(img: &Qcow2Image, m: &mut Meta, plan: &Plan, prealloc: bool) -> Result
 
 /// Writes `buf` at guest offset `offset`.
 pub fn write(img: &Qcow2Image, buf: &[u8], offset: u64) -> Result<()> {
+    const SECTOR: u64 = 512;
+    let end = offset + buf.len() as u64;
+    if img.encrypted() && !(offset.is_multiple_of(SECTOR) && end.is_multiple_of(SECTOR)) {
+        // Encrypted sectors are written whole: read, merge, write (QEMU's
+        // 512-byte request alignment for encrypted images).
+        let _rmw = img.rmw.lock().unwrap_or_else(|p| p.into_inner());
+        let start = offset / SECTOR * SECTOR;
+        let mut whole =
+            zeroize::Zeroizing::new(vec![0u8; (end.next_multiple_of(SECTOR) - start) as usize]);
+        read(img, &mut whole, start)?;
+        let skip = (offset - start) as usize;
+        whole[skip..skip + buf.len()].copy_from_slice(buf);
+        return write(img, &whole, start);
+    }
     let mut pos = 0u64;
     let total = buf.len() as u64;
     while pos < total {
@@ -346,7 +360,7 @@ fn step(img: &Qcow2Image, off: u64, remaining: u64, data: Option<&[u8]>) -> Resu
             commit(img, &mut m, &plan, data.is_none())
         })
     } else {
-        data.map_or(Ok(()), |d| img.data().write_at(d, host_data))
+        data.map_or(Ok(()), |d| img.write_data(d, host_data))
     };
     let mut m = img.lock();
     if result.is_err() && !plan.keep_old && !g.has_data_file {
@@ -373,15 +387,15 @@ fn write_with_cow(
     if head_to > head_from {
         let mut head = vec![0u8; (head_to - head_from) as usize];
         read(img, &mut head, plan.guest + head_from)?;
-        img.data().write_at(&head, plan.host + head_from)?;
+        img.write_data(&head, plan.host + head_from)?;
     }
     if let Some(d) = data {
-        img.data().write_at(d, host_data)?;
+        img.write_data(d, host_data)?;
     }
     if tail_to > tail_from {
         let mut tail = vec![0u8; (tail_to - tail_from) as usize];
         read(img, &mut tail, plan.guest + tail_from)?;
-        img.data().write_at(&tail, plan.host + tail_from)?;
+        img.write_data(&tail, plan.host + tail_from)?;
     }
     Ok(())
 }
@@ -611,6 +625,12 @@ pub fn cluster_discard(img: &Qcow2Image, offset: u64, bytes: u64, full: bool) ->
 /// to a normal write when the data does not compress or the cluster is
 /// already allocated.
 pub fn write_compressed(img: &Qcow2Image, buf: &[u8], offset: u64) -> Result<()> {
+    if img.encrypted() {
+        return Err(Error::new(
+            ErrorKind::UnsupportedFeature,
+            "Compressed writes to encrypted qcow2 images are not supported by rbdimg",
+        ));
+    }
     let g = img.geometry();
     let cs = g.cluster_size;
     let aligned = g.offset_into_cluster(offset) == 0

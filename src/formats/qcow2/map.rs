@@ -27,6 +27,11 @@ impl Qcow2Image {
             SubclusterType::Compressed => (status.data, status.compressed) = (true, true),
             SubclusterType::UnallocatedPlain | SubclusterType::Invalid => {}
         }
+        // QEMU shows no host offset of encrypted data (it is not the
+        // guest's bytes).
+        if self.crypto.is_some() {
+            status.host = None;
+        }
         if status.data || status.zero {
             status.allocated = true;
         } else {

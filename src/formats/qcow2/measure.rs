@@ -8,7 +8,7 @@
 use crate::block::driver::Preallocation;
 use crate::block::measure::{Measure, MeasureSource};
 use crate::block::options::Options;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::formats::qcow2::create::validate_cluster_size;
 use crate::formats::qcow2::metadata::Meta;
 use crate::formats::qcow2::tables::MAX_L1_BYTES;
@@ -42,16 +42,21 @@ pub fn measure(options: &Options, source: Option<MeasureSource>) -> Result<Measu
     }
     let prealloc = options.preallocation()?;
     let has_backing_file = options.get("backing_file").is_some();
-    if options.get("encrypt.format") == Some("luks") {
-        // QEMU needs the passphrase secret to size the LUKS header.
-        return Err(match options.get("encrypt.key-secret") {
-            None => Error::invalid("Parameter 'encrypt.key-secret' is required for cipher"),
-            Some(_) => Error::new(
-                ErrorKind::UnsupportedFeature,
-                "Encrypted qcow2 images are not supported by rbdimg",
-            ),
-        });
-    }
+    // The LUKS header's clusters (QEMU looks the secret up to size it).
+    let luks_options = match options.get("encrypt.format") {
+        Some("luks") => super::crypto::create_options(options)?,
+        _ => None,
+    };
+    let luks = match luks_options {
+        Some(encryption) => {
+            crate::secret::lookup_utf8(&encryption.key_secret)?;
+            encryption
+                .options
+                .header_len()
+                .next_multiple_of(cluster_size)
+        }
+        None => 0,
+    };
     let l2_entry = if extended_l2 { 16 } else { 8 };
     let mut virtual_size = options
         .size("size")?
@@ -80,12 +85,13 @@ pub fn measure(options: &Options, source: Option<MeasureSource>) -> Result<Measu
     if matches!(prealloc, Preallocation::Full | Preallocation::Falloc) {
         required = virtual_size;
     }
-    let fully_allocated = prealloc_size(
-        virtual_size,
-        cluster_size,
-        refcount_bits.trailing_zeros(),
-        extended_l2,
-    );
+    let fully_allocated = luks
+        + prealloc_size(
+            virtual_size,
+            cluster_size,
+            refcount_bits.trailing_zeros(),
+            extended_l2,
+        );
     Ok(Measure {
         required: fully_allocated - virtual_size + required,
         fully_allocated,

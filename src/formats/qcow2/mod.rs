@@ -21,6 +21,7 @@ pub mod bitmaps;
 pub mod check;
 pub mod compression;
 pub mod create;
+pub mod crypto;
 pub mod header;
 pub mod io;
 pub mod map;
@@ -47,8 +48,7 @@ use crate::formats::{OpenFlags, Opener};
 use crate::storage::Storage;
 
 use header::{
-    AUTOCLEAR_MASK, COMPAT_LAZY_REFCOUNTS, CRYPT_NONE, Header, INCOMPAT_CORRUPT, INCOMPAT_DIRTY,
-    V3_HEADER_LEN,
+    AUTOCLEAR_MASK, COMPAT_LAZY_REFCOUNTS, Header, INCOMPAT_CORRUPT, INCOMPAT_DIRTY, V3_HEADER_LEN,
 };
 use metadata::{Mapping, Meta};
 use tables::Geometry;
@@ -85,6 +85,13 @@ pub struct Qcow2Image {
     /// Whether clusters were preallocated as metadata only (`map.rs`),
     /// found out on the first `map_status`.
     metadata_preallocated: OnceLock<bool>,
+    /// The LUKS volume of an encrypted image.
+    crypto: Option<Arc<crypto::Crypto>>,
+    /// Serializes read-modify-write of partly written encrypted sectors.
+    rmw: Mutex<()>,
+    /// The node's options that show in its `json:` name
+    /// (`encrypt.key-secret`).
+    given: Map<String, Value>,
 }
 
 /// `qcow2_validate_table`: a table must fit QEMU's limits and start on a
@@ -135,13 +142,15 @@ impl Qcow2Image {
         opts: &OpenFlags,
         opener: &dyn Opener,
     ) -> Result<Arc<dyn BlockDriver>> {
-        Ok(Arc::new(Self::open_inner(file, opts, opener)?))
+        Ok(Arc::new(Self::open_inner(file, opts, opener, None)?))
     }
 
+    /// `crypto`: the volume already unlocked (a snapshot view's image's).
     fn open_inner(
         file: Arc<dyn Storage>,
         opts: &OpenFlags,
         opener: &dyn Opener,
+        crypto: Option<Arc<crypto::Crypto>>,
     ) -> Result<Qcow2Image> {
         let path = file.filename().to_string();
         let mut head = vec![0u8; V3_HEADER_LEN];
@@ -172,17 +181,7 @@ impl Qcow2Image {
                 "Reference count entry width too large; may not exceed 64 bits",
             ));
         }
-        if h.crypt_method != CRYPT_NONE {
-            let kind = if h.crypt_method == header::CRYPT_AES {
-                "AES"
-            } else {
-                "LUKS"
-            };
-            return Err(Error::new(
-                ErrorKind::UnsupportedFeature,
-                format!("Encrypted qcow2 images ({kind}) are not supported by rbdimg"),
-            ));
-        }
+        crypto::check_open(&h)?;
         if h.refcount_table_clusters == 0 && !opts.check {
             return Err(Error::new(
                 ErrorKind::InvalidFormat,
@@ -233,6 +232,10 @@ impl Qcow2Image {
         file.read_at(&mut reftable_bytes, h.refcount_table_offset)
             .map_err(|e| e.prepend("Could not initialize refcount handling"))?;
         h.parse_extensions(&first)?;
+        let crypto = match crypto {
+            Some(c) => Some(c),
+            None => crypto::open(&h, file.as_ref(), opts)?.map(Arc::new),
+        };
 
         let data_file = if g.has_data_file {
             let Some(name) = h.data_file.clone() else {
@@ -295,6 +298,13 @@ impl Qcow2Image {
             bitmaps: Mutex::new(bitmap_store::BitmapSet::default()),
             tracking: AtomicBool::new(false),
             metadata_preallocated: OnceLock::new(),
+            crypto,
+            rmw: Mutex::new(()),
+            given: opts
+                .key_secret
+                .iter()
+                .map(|id| ("encrypt.key-secret".to_string(), json!(id)))
+                .collect(),
         };
         if h.stale_bitmaps {
             let diagnostics = &opts.diagnostics;
@@ -387,6 +397,29 @@ impl Qcow2Image {
         self.data_file.as_deref().unwrap_or(&*self.file)
     }
 
+    /// Writes guest data at host offset `host`, encrypted when the image
+    /// is encrypted (then in whole sectors).
+    pub(crate) fn write_data(&self, buf: &[u8], host: u64) -> Result<()> {
+        match &self.crypto {
+            Some(crypto) => crypto.write(self.data(), buf, host),
+            None => self.data().write_at(buf, host),
+        }
+    }
+
+    /// Whether guest data is encrypted (writes are then whole sectors).
+    pub(crate) fn encrypted(&self) -> bool {
+        self.crypto.is_some()
+    }
+
+    /// Reads guest data at host offset `host`, decrypted when the image is
+    /// encrypted.
+    pub(crate) fn read_data(&self, buf: &mut [u8], host: u64) -> Result<()> {
+        match &self.crypto {
+            Some(crypto) => crypto.read(self.data(), buf, host),
+            None => self.data().read_at(buf, host),
+        }
+    }
+
     /// The storage that holds the image itself (and compressed clusters).
     pub(crate) fn container(&self) -> &dyn Storage {
         &*self.file
@@ -473,6 +506,9 @@ impl Qcow2Image {
             d.insert("compat".into(), json!("0.10"));
             d.insert("refcount-bits".into(), json!(1u64 << h.refcount_order));
             d.insert("compression-type".into(), json!(h.compression_type.name()));
+            if let Some(crypto) = &self.crypto {
+                d.insert("encrypt".into(), Value::Object(crypto.info.clone()));
+            }
             return d;
         }
         d.insert("compat".into(), json!("1.1"));
@@ -509,6 +545,9 @@ impl Qcow2Image {
             d.insert("bitmaps".into(), Value::Array(items));
         }
         d.insert("compression-type".into(), json!(compression));
+        if let Some(crypto) = &self.crypto {
+            d.insert("encrypt".into(), Value::Object(crypto.info.clone()));
+        }
         d
     }
 
@@ -531,7 +570,7 @@ impl Qcow2Image {
             diagnostics: self.lock().diagnostics.clone(),
             ..Default::default()
         };
-        let mut view = Self::open_inner(self.file.clone(), &flags, &same)?;
+        let mut view = Self::open_inner(self.file.clone(), &flags, &same, self.crypto.clone())?;
         {
             let g = view.geometry();
             let m = view.meta.get_mut().unwrap_or_else(|p| p.into_inner());
@@ -724,14 +763,14 @@ impl BlockDriver for Qcow2Image {
         };
         let h = &m.header;
         Ok(NodeInfo {
-            filename: crate::block::info::format_node_filename("qcow2", &Map::new(), &file_node),
+            filename: crate::block::info::format_node_filename("qcow2", &self.given, &file_node),
             format: "qcow2".into(),
             protocol: false,
             virtual_size: self.size(),
             actual_size: file_node.actual_size,
             dirty_flag: Some(dirty),
             cluster_size: Some(self.geometry().cluster_size),
-            encrypted: None,
+            encrypted: self.crypto.is_some().then_some(true),
             backing_filename: h.backing_file.clone(),
             full_backing_filename: self.full_backing.clone(),
             backing_filename_format: h.backing_file.as_ref().and(h.backing_format.clone()),

@@ -1,0 +1,198 @@
+//! qcow2's LUKS encryption (`encrypt.format=luks`, crypt_method 2): a LUKS1
+//! volume whose header and key slots live in the clusters the crypto
+//! header extension points at; each data cluster is encrypted in 512-byte
+//! sectors whose IVs count host offsets (QEMU's "physical offset" IVs), so
+//! zero and unallocated clusters read as zeros without decryption.
+//!
+//! Writes encrypt on the caller's thread (a convert worker) into a copy;
+//! the image layer makes every encrypted write whole sectors. Legacy AES
+//! (crypt_method 1) is refused.
+
+use serde_json::{Map, Value, json};
+use zeroize::Zeroizing;
+
+use super::Qcow2Image;
+use super::header::{CRYPT_AES, CRYPT_LUKS, CRYPT_NONE, Header};
+use crate::block::options::Options;
+use crate::error::{Error, ErrorKind, Result};
+use crate::formats::OpenFlags;
+use crate::formats::luks::cipher::SectorCipher;
+use crate::formats::luks::header::SECTOR;
+use crate::formats::luks::options as luks_options;
+use crate::formats::luks::volume::{FormatOptions, Volume};
+use crate::storage::Storage;
+
+/// An encrypted image's volume: described always, unlocked unless opened
+/// for `info` only.
+pub struct Crypto {
+    /// The `encrypt` block of `info`'s format-specific data.
+    pub info: Map<String, Value>,
+    cipher: Option<SectorCipher>,
+}
+
+fn unsupported(what: &str) -> Error {
+    Error::new(
+        ErrorKind::UnsupportedFeature,
+        format!("{what} are not supported by rbdimg"),
+    )
+}
+
+/// The encryption `create -o encrypt.format=luks,...` asks for.
+#[derive(Debug, Clone)]
+pub struct Encryption {
+    pub key_secret: String,
+    pub options: FormatOptions,
+}
+
+/// Reads `encrypt.*` (and the legacy `encryption`) as qcow2's create does.
+pub fn create_options(o: &Options) -> Result<Option<Encryption>> {
+    let legacy = o.bool("encryption")?.unwrap_or(false);
+    let format = match (o.get("encrypt.format"), legacy) {
+        (Some("aes"), _) | (None, true) => "aes",
+        (Some("luks"), _) => "luks",
+        (Some(other), _) => {
+            return Err(Error::invalid(format!(
+                "Parameter 'format' does not accept value '{other}'"
+            )));
+        }
+        (None, false) => {
+            const OPTIONS: &[&str] = &[
+                "encrypt.key-secret",
+                "encrypt.cipher-alg",
+                "encrypt.cipher-mode",
+                "encrypt.ivgen-alg",
+                "encrypt.ivgen-hash-alg",
+                "encrypt.hash-alg",
+                "encrypt.iter-time",
+            ];
+            let any = OPTIONS.iter().any(|k| o.get(k).is_some());
+            return match any {
+                true => Err(Error::invalid("Parameter 'encrypt.format' is missing")),
+                false => Ok(None),
+            };
+        }
+    };
+    let (key_secret, options) = luks_options::parse(o, "encrypt.")?;
+    let key_secret = key_secret
+        .ok_or_else(|| Error::invalid("Parameter 'encrypt.key-secret' is required for cipher"))?;
+    if format == "aes" {
+        return Err(unsupported("New AES-encrypted qcow2 images"));
+    }
+    Ok(Some(Encryption {
+        key_secret,
+        options,
+    }))
+}
+
+/// QEMU's `qcow2_set_up_encryption` on a new image: clusters for the LUKS
+/// header and key slots (zeroed), the volume formatted in them, then the
+/// header's crypt method and crypto extension.
+pub fn set_up(img: &Qcow2Image, encryption: &Encryption) -> Result<()> {
+    let passphrase = crate::secret::lookup_utf8(&encryption.key_secret)?;
+    let len = encryption.options.header_len();
+    let cs = img.geometry().cluster_size;
+    let offset = img.lock().alloc_clusters(len.next_multiple_of(cs))?;
+    let file = img.container();
+    let zeros = vec![0u8; len.next_multiple_of(cs).min(1 << 20) as usize];
+    let mut done = 0;
+    while done < len.next_multiple_of(cs) {
+        let n = (len.next_multiple_of(cs) - done).min(zeros.len() as u64);
+        file.write_at(&zeros[..n as usize], offset + done)?;
+        done += n;
+    }
+    let write = |buf: &[u8], at: u64| file.write_at(buf, offset + at);
+    Volume::format(&encryption.options, passphrase.bytes(), &write)?;
+    let mut m = img.lock();
+    m.header.crypt_method = CRYPT_LUKS;
+    m.header.crypto_header = Some((offset, len));
+    m.write_header()
+}
+
+/// Refuses legacy AES before anything else is read.
+pub fn check_open(h: &Header) -> Result<()> {
+    match h.crypt_method {
+        CRYPT_AES => Err(unsupported("Encrypted qcow2 images (AES)")),
+        _ => Ok(()),
+    }
+}
+
+/// Reads the volume of an encrypted image (None for a plain one), unlocked
+/// with the secret `encrypt.key-secret` names.
+pub fn open(h: &Header, file: &dyn Storage, opts: &OpenFlags) -> Result<Option<Crypto>> {
+    if h.crypt_method == CRYPT_NONE {
+        return Ok(None);
+    }
+    let passphrase = match (&opts.key_secret, opts.metadata_only) {
+        (_, true) => None,
+        (Some(id), false) => Some(crate::secret::lookup_utf8(id)?),
+        (None, false) => {
+            return Err(Error::invalid(
+                "Parameter 'encrypt.key-secret' is required for cipher",
+            ));
+        }
+    };
+    let Some((offset, length)) = h.crypto_header else {
+        return Err(Error::corrupt("Missing CRYPTO header for crypt method 2"));
+    };
+    let read = |buf: &mut [u8], at: u64| {
+        if at.saturating_add(buf.len() as u64) > length {
+            return Err(Error::invalid(
+                "Request for data outside of extension header",
+            ));
+        }
+        file.read_at(buf, offset + at)
+    };
+    let volume = Volume::open(&read, passphrase.as_ref().map(|p| p.bytes()))?;
+    let mut info = volume.info();
+    info.insert("format".into(), json!("luks"));
+    Ok(Some(Crypto {
+        info,
+        cipher: volume.cipher,
+    }))
+}
+
+/// Largest run encrypted in one buffer.
+const BATCH: usize = 1 << 20;
+
+impl Crypto {
+    fn cipher(&self) -> Result<&SectorCipher> {
+        self.cipher
+            .as_ref()
+            .ok_or_else(|| Error::invalid("the image's encryption is not unlocked"))
+    }
+
+    /// Encrypts whole sectors of guest data into a copy and writes it at
+    /// host offset `host` of `data`.
+    pub fn write(&self, data: &dyn Storage, buf: &[u8], host: u64) -> Result<()> {
+        let cipher = self.cipher()?;
+        debug_assert!(host.is_multiple_of(SECTOR) && buf.len().is_multiple_of(SECTOR as usize));
+        let mut copy = Zeroizing::new(Vec::with_capacity(buf.len().min(BATCH)));
+        for (i, piece) in buf.chunks(BATCH).enumerate() {
+            let at = host + (i * BATCH) as u64;
+            copy.clear();
+            copy.extend_from_slice(piece);
+            cipher.encrypt(&mut copy, SECTOR as usize, at / SECTOR);
+            data.write_at(&copy, at)?;
+        }
+        Ok(())
+    }
+
+    /// Reads and decrypts guest data stored at host offset `host` of
+    /// `data` (any alignment: whole sectors are read around it).
+    pub fn read(&self, data: &dyn Storage, buf: &mut [u8], host: u64) -> Result<()> {
+        let cipher = self.cipher()?;
+        let start = host / SECTOR * SECTOR;
+        let end = (host + buf.len() as u64).next_multiple_of(SECTOR);
+        if start == host && end == host + buf.len() as u64 {
+            data.read_at(buf, host)?;
+            cipher.decrypt(buf, SECTOR as usize, host / SECTOR);
+            return Ok(());
+        }
+        let mut whole = Zeroizing::new(vec![0u8; (end - start) as usize]);
+        data.read_at(&mut whole, start)?;
+        cipher.decrypt(&mut whole, SECTOR as usize, start / SECTOR);
+        let skip = (host - start) as usize;
+        buf.copy_from_slice(&whole[skip..skip + buf.len()]);
+        Ok(())
+    }
+}
