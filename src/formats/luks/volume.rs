@@ -166,7 +166,7 @@ impl Volume {
             mk_digest,
             mk_digest_salt,
             mk_digest_iter,
-            uuid: uuid_v4()?,
+            uuid: uuid::Uuid::new_v4().hyphenated().to_string(),
             slots,
         };
         let slot = &mut header.slots[0];
@@ -309,22 +309,6 @@ pub fn random(n: usize) -> Result<Zeroizing<Vec<u8>>> {
     getrandom::fill(&mut bytes)
         .map_err(|e| Error::new(ErrorKind::Io, format!("Unable to read random bytes: {e}")))?;
     Ok(bytes)
-}
-
-/// A random (version 4) UUID in its text form.
-pub fn uuid_v4() -> Result<String> {
-    let mut b = random(16)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
 }
 
 #[cfg(test)]

@@ -276,26 +276,10 @@ fn snapshot_trash_add(ctx: &mut dyn ObjectCtx, input: &[u8]) -> ClsResult<Vec<u8
             b.u32(SNAP_NS_TRASH).str(&record.name).u32(original);
         });
     });
-    record.name = random_uuid()?;
+    // A random (version 4) UUID, as `uuid_d` prints one.
+    record.name = uuid::Uuid::new_v4().hyphenated().to_string();
     write_snap(ctx, &record)?;
     Ok(Vec::new())
-}
-
-/// A random (version 4) UUID in its text form, as `uuid_d` prints one.
-fn random_uuid() -> ClsResult<String> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|_| libc::EIO)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
 }
 
 /// In: snap id, new name (user snapshots only, unique among them).
