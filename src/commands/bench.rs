@@ -17,7 +17,7 @@ use anyhow::bail;
 
 use crate::block::BlockDriver;
 use crate::cli::BenchArgs;
-use crate::commands::{Console, cvtnum, is_cache_mode, one_filename, print};
+use crate::commands::{Console, cvtnum, is_cache_mode, one_filename, print, reading};
 use crate::error::{Error, ErrorKind, strerror};
 use crate::open::spec::{ImageSpec, Location};
 use crate::open::{OpenOptions, open_image};
@@ -86,12 +86,8 @@ pub fn run(a: BenchArgs, console: &Console) -> anyhow::Result<i32> {
         );
     }
     let opts = OpenOptions {
-        format: a.image.format.clone(),
         writable: a.write,
-        force_share: a.share.force_share,
-        image_opts: a.image.image_opts,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
+        ..reading(&a.image, a.share.force_share, console)
     };
     let image = open_image(filename, &opts)?;
     let run = Run {

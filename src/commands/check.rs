@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::block::driver::{CheckReport, Repair};
 use crate::cli::CheckArgs;
 use crate::commands::{
-    Console, OutputFormat, is_cache_mode, one_filename, output_format, print, usage,
+    Console, OutputFormat, is_cache_mode, one_filename, output_format, print, reading, usage,
 };
 use crate::error::ErrorKind;
 use crate::open::{OpenOptions, open_image};
@@ -38,13 +38,9 @@ pub fn run(a: CheckArgs, console: &Console) -> anyhow::Result<i32> {
         bail!("force-share=on can only be used with read-only images");
     }
     let opts = OpenOptions {
-        format: a.image.format,
         writable: repair != Repair::None,
-        force_share: a.share.force_share,
-        image_opts: a.image.image_opts,
         check: true,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
+        ..reading(&a.image, a.share.force_share, console)
     };
     let image = open_image(filename, &opts)?;
     let mut report = match image.check(repair) {

@@ -4,7 +4,7 @@ use anyhow::bail;
 use serde_json::Value;
 
 use crate::cli::InfoArgs;
-use crate::commands::{Console, OutputFormat, one_filename, output_format, print};
+use crate::commands::{Console, OutputFormat, one_filename, output_format, print, reading};
 use crate::open::{OpenOptions, open_image};
 use crate::qjson;
 
@@ -12,13 +12,8 @@ pub fn run(a: InfoArgs, console: &Console) -> anyhow::Result<i32> {
     let output = output_format("info", &a.output)?;
     let filename = one_filename("info", &a.args)?;
     let opts = OpenOptions {
-        format: a.image.format,
-        writable: false,
-        force_share: a.share.force_share,
-        image_opts: a.image.image_opts,
         metadata_only: true,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
+        ..reading(&a.image, a.share.force_share, console)
     };
     let image = open_image(filename, &opts)?;
     let mut nodes = vec![image.info()?];

@@ -5,8 +5,8 @@ use anyhow::bail;
 use crate::block::driver::Preallocation;
 use crate::block::options::SIZE_HINT;
 use crate::cli::ResizeArgs;
-use crate::commands::{Console, print, usage};
-use crate::open::{OpenOptions, open_image};
+use crate::commands::{Console, print, usage, writing};
+use crate::open::open_image;
 use crate::size::{SizeError, parse_size};
 
 /// The requested size: absolute, or relative to the current one.
@@ -44,13 +44,7 @@ pub fn run(a: ResizeArgs, console: &Console) -> anyhow::Result<i32> {
         },
     };
     let target = parse_target(size)?;
-    let opts = OpenOptions {
-        format: a.image.format,
-        writable: true,
-        image_opts: a.image.image_opts,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
-    };
+    let opts = writing(&a.image, console);
     let image = open_image(filename, &opts)?;
     // QEMU computes in int64_t, wrapping: a size past 8 EiB is negative.
     let current = image.size() as i64;

@@ -6,7 +6,7 @@ use crate::block::BlockDriver;
 use crate::block::diagnostics::Diagnostic;
 use crate::block::snapshot::{SnapshotSelector, table_header, table_row};
 use crate::cli::SnapshotArgs;
-use crate::commands::{Console, one_filename, print, usage};
+use crate::commands::{Console, one_filename, print, reading, usage};
 use crate::error::{Error, ErrorKind};
 use crate::open::spec::{ImageSpec, Location};
 use crate::open::{OpenOptions, open_image, raw_guess_warning};
@@ -36,12 +36,8 @@ pub fn run(a: SnapshotArgs, console: &Console) -> anyhow::Result<i32> {
         bail!("force-share=on can only be used with read-only images");
     }
     let opts = OpenOptions {
-        format: a.image.format,
         writable,
-        force_share: a.share.force_share,
-        image_opts: a.image.image_opts,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
+        ..reading(&a.image, a.share.force_share, console)
     };
     let image = open_image(filename, &opts)?;
     match action {

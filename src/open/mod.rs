@@ -125,11 +125,16 @@ pub fn open_child(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>
 
 fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
     let spec = ImageSpec::parse(name, opts.image_opts)?;
-    let no_backing = OpenOptions {
-        no_backing: true,
-        ..opts.clone()
+    let without_backing;
+    let opts = if spec.no_backing {
+        without_backing = OpenOptions {
+            no_backing: true,
+            ..opts.clone()
+        };
+        &without_backing
+    } else {
+        opts
     };
-    let opts = if spec.no_backing { &no_backing } else { opts };
     for warning in &spec.warnings {
         opts.diagnostics.warning(warning.clone());
     }
