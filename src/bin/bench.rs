@@ -6,8 +6,9 @@
 //!   a 4 GiB image with about 1 GiB of half-compressible data in scattered
 //!   4 MiB extents, as raw, qcow2 and compressed qcow2 (`--quick`: 512 MiB
 //!   with 128 MiB of data). Cases: each source into RBD, RBD into qcow2 and
-//!   raw, qcow2 into raw and raw into qcow2 locally, and raw into an
-//!   encrypted qcow2 and into an encrypted RBD image (LUKS, aes-256-xts).
+//!   raw, qcow2 into raw and raw into qcow2 locally.
+//! * `crypto`: 1 GiB into and out of an encrypted qcow2 and an encrypted
+//!   RBD image (LUKS, aes-256-xts) on the cluster (`bench/crypto.rs`).
 //! * `layering`: clones of a golden image's snapshot, rbdimg against
 //!   `rbd clone`/`rbd flatten` on the cluster, and on the embedded store
 //!   (`bench/layering.rs`).
@@ -22,7 +23,7 @@
 //! * `rootfs`: a Debian root filesystem into and out of RBD against the
 //!   cluster's `rados bench` write ceiling (`bench/rootfs.rs`).
 //!
-//!   cargo run --release --bin bench -- [--runs N] [--quick] [--rows convert,layering,store,scale,rootfs] [--out FILE]
+//!   cargo run --release --bin bench -- [--runs N] [--quick] [--rows convert,crypto,layering,store,scale,rootfs] [--out FILE]
 //!
 //! Each case runs one untimed warm-up round, then the timed rounds with
 //! its tools interleaved. Every target is deleted right after it is timed.
@@ -31,6 +32,8 @@
 //! first, in `target/bench/results.md`.
 
 // Beside this crate root, out of cargo's view as binaries of their own.
+#[path = "bench/crypto.rs"]
+mod crypto;
 #[path = "bench/layering.rs"]
 mod layering;
 #[path = "bench/rootfs.rs"]
@@ -94,6 +97,7 @@ struct Config {
     runs: usize,
     quick: bool,
     convert: bool,
+    crypto: bool,
     layering: bool,
     store: bool,
     scale: bool,
@@ -102,11 +106,12 @@ struct Config {
 }
 
 fn parse_args() -> Config {
-    const USAGE: &str = "usage: bench [--runs N] [--quick] [--rows convert,layering,store,scale,rootfs] [--out FILE]";
+    const USAGE: &str = "usage: bench [--runs N] [--quick] [--rows convert,crypto,layering,store,scale,rootfs] [--out FILE]";
     let mut config = Config {
         runs: 3,
         quick: false,
         convert: true,
+        crypto: true,
         layering: true,
         store: true,
         scale: true,
@@ -121,8 +126,9 @@ fn parse_args() -> Config {
             "--rows" => {
                 let rows = args
                     .next()
-                    .expect("--rows convert,layering,store,scale,rootfs");
+                    .expect("--rows convert,crypto,layering,store,scale,rootfs");
                 config.convert = false;
+                config.crypto = false;
                 config.layering = false;
                 config.store = false;
                 config.scale = false;
@@ -130,6 +136,7 @@ fn parse_args() -> Config {
                 for row in rows.split(',') {
                     match row {
                         "convert" => config.convert = true,
+                        "crypto" => config.crypto = true,
                         "layering" => config.layering = true,
                         "store" => config.store = true,
                         "scale" => config.scale = true,
@@ -294,11 +301,14 @@ fn main() {
         if config.scale {
             report += &scale::local_rows(config.runs, dir, &rbdimg);
         }
-        if config.convert || config.layering || config.scale || config.rootfs {
+        if config.convert || config.crypto || config.layering || config.scale || config.rootfs {
             report += &with_cluster(root, dir, |conf| {
                 let mut rows = String::new();
                 if config.convert {
                     rows += &convert_rows(&config, dir, &rbdimg, conf);
+                }
+                if config.crypto {
+                    rows += &crypto::rows(config.runs, config.quick, dir, &rbdimg, conf);
                 }
                 if config.layering {
                     rows += &layering::ceph_rows(config.runs, config.quick, dir, &rbdimg, conf);
@@ -476,59 +486,6 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
     let local = |title: &str, src: String, fmt: &str, out_fmt: &str| {
         local_convert(&ours, title, &src, fmt, out_fmt, &dst)
     };
-    // Encrypted targets (LUKS, aes-256-xts): a qcow2 made by the convert,
-    // and an RBD image formatted by librbd's encryption beforehand
-    // (untimed: qemu-img cannot convert into a new one either).
-    let secret = "--object secret,id=s0,data=bench-passphrase";
-    let luks_qcow2 = "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10";
-    let into_encrypted_qcow2 = Case {
-        title: "raw -> encrypted qcow2 (local)".to_string(),
-        tools: ["rbdimg", "qemu-img"]
-            .iter()
-            .map(|&label| {
-                let program = if label == "rbdimg" {
-                    ours.as_str()
-                } else {
-                    "qemu-img"
-                };
-                tool(
-                    label,
-                    format!(
-                        "{program} convert {secret} -f raw -O qcow2 -o {luks_qcow2} {{src}} {{dst}}"
-                    ),
-                )
-            })
-            .collect(),
-        src: raw.display().to_string(),
-        dst: dir.join("dst-{n}").display().to_string(),
-        cleanup: format!("rm -f {}", dir.join("dst-{n}").display()),
-        cache: Cache::Untouched,
-    };
-    let encrypted_rbd = format!(
-        "driver=rbd,pool=rbd,image=bench-dst-{{n}},conf={conf},encrypt.format=luks,encrypt.key-secret=s0"
-    );
-    let into_encrypted_rbd = Case {
-        title: "raw -> encrypted rbd".to_string(),
-        tools: ["rbdimg", "qemu-img"]
-            .iter()
-            .map(|&label| {
-                let program = if label == "rbdimg" { ours.as_str() } else { "qemu-img" };
-                Tool {
-                    label,
-                    run: format!(
-                        "{program} convert {secret} -n -f raw --target-image-opts {{src}} {encrypted_rbd}"
-                    ),
-                    setup: Some(format!(
-                        "qemu-img create -q {secret} -f raw -o encrypt.format=luks,encrypt.key-secret=s0 {{dst}} {size}"
-                    )),
-                }
-            })
-            .collect(),
-        src: raw.display().to_string(),
-        dst: format!("rbd:rbd/bench-dst-{{n}}:conf={conf}"),
-        cleanup: format!("rbd --conf {conf} rm rbd/bench-dst-{{n}} >/dev/null 2>&1"),
-        cache: Cache::Untouched,
-    };
     let cases = vec![
         into_rbd(&ours, conf, "raw -> rbd", &raw, "raw", true),
         into_rbd(&ours, conf, "qcow2 -> rbd", &qcow2, "qcow2", false),
@@ -554,8 +511,6 @@ fn convert_rows(config: &Config, dir: &Path, rbdimg: &Path, conf: &str) -> Strin
             "raw",
             "qcow2",
         ),
-        into_encrypted_qcow2,
-        into_encrypted_rbd,
     ];
 
     let mut report = String::new();
