@@ -60,6 +60,20 @@ pub enum Oracle {
 }
 
 impl Oracle {
+    /// Where the probe's answer is kept: one cell per oracle, so a new
+    /// oracle cannot go without one.
+    fn found(self) -> &'static OnceLock<Result<(), String>> {
+        static CELLS: [OnceLock<Result<(), String>>; 5] = [const { OnceLock::new() }; 5];
+        let index = match self {
+            Oracle::QemuImg => 0,
+            Oracle::QemuIo => 1,
+            Oracle::RbdDriver => 2,
+            Oracle::Vm => 3,
+            Oracle::Cryptsetup => 4,
+        };
+        &CELLS[index]
+    }
+
     /// Whether it is installed, or why not.
     fn probe(self) -> Result<(), String> {
         let run = |program: &str, args: &[&str]| {
@@ -117,8 +131,7 @@ impl Oracle {
 /// the reason; elsewhere it says loudly that the test is skipped and
 /// returns false (the caller returns).
 pub fn require(oracle: Oracle) -> bool {
-    static FOUND: [OnceLock<Result<(), String>>; 5] = [const { OnceLock::new() }; 5];
-    match FOUND[oracle as usize].get_or_init(|| oracle.probe()) {
+    match oracle.found().get_or_init(|| oracle.probe()) {
         Ok(()) => true,
         Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!("oracle missing under CI=true: {why} (tests/run.sh installs it)")

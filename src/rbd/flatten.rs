@@ -35,7 +35,7 @@ impl RbdImage {
     /// Byte ranges below `limit` that may hold data, this image's own (by
     /// its object map's runs; without one, by one listing of its objects)
     /// and its parents' that it reads through, sorted and merged.
-    fn data_extents(&self, limit: u64) -> Result<Vec<(u64, u64)>> {
+    pub(super) fn data_extents(&self, limit: u64) -> Result<Vec<(u64, u64)>> {
         let state = self.state.read().expect("no poisoning");
         let object_size = state.header.object_size();
         let limit = limit.min(self.current_size(&state));

@@ -3,7 +3,8 @@
 //! ```text
 //!  grow:   object map resize (new objects NONEXISTENT) -> set_size -> notify
 //!  shrink: a clone with snapshots: copy the parent's data of the objects
-//!          going away up into the snapshots first (deep flatten needs it)
+//!          going away up into the snapshots first (deep flatten needs it;
+//!          only objects the parent chain's extents hold data in)
 //!          map [first gone, last] EXISTS -> PENDING
 //!          remove those objects (skipping runs the map, or a listing
 //!          without one, says do not exist)
@@ -69,9 +70,25 @@ impl RbdImage {
         } else if new_size < old_size {
             if new_objects < old_objects {
                 let overlap = state.parent.as_ref().map_or(0, |p| p.overlap);
-                if !state.snapc.snaps.is_empty() {
-                    let copyup_end = state.header.object_count(overlap).min(old_objects);
-                    for object in new_objects..copyup_end {
+                if !state.snapc.snaps.is_empty()
+                    && let Some(parent) = &state.parent
+                {
+                    // Only objects the parent chain holds data in have
+                    // anything to copy up.
+                    let object_size = state.header.object_size();
+                    let from = new_objects * object_size;
+                    let mut objects: Vec<u64> = parent
+                        .image
+                        .data_extents(overlap)?
+                        .into_iter()
+                        .filter(|&(_, end)| end > from)
+                        .flat_map(|(start, end)| {
+                            start.max(from) / object_size..end.div_ceil(object_size)
+                        })
+                        .filter(|&object| object < old_objects)
+                        .collect();
+                    objects.dedup();
+                    for object in objects {
                         self.object_write(&state, object, ObjectOp::Remove)?;
                     }
                 }
