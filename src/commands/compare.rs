@@ -51,12 +51,10 @@ fn compare_images(
         return Ok(EXIT_OPEN);
     }
     let open = |name: &str, format: &Option<String>| {
+        // One format per image: the second image's `-F` replaces `-f`.
         let opts = OpenOptions {
             format: format.clone(),
-            force_share: a.share.force_share,
-            image_opts: a.image.image_opts,
-            diagnostics: console.diagnostics(),
-            ..Default::default()
+            ..crate::commands::reading(&a.image, a.share.force_share, console)
         };
         open_image(name, &opts)
     };
