@@ -5,6 +5,7 @@
 //! kill OSDs share a replicated three-OSD cluster, one test at a time.
 
 mod dd;
+mod encrypted_convert;
 mod faults;
 mod interop;
 mod layering;
