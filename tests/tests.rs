@@ -21,6 +21,7 @@ mod fixtures;
 mod habits;
 mod info;
 mod luks;
+mod luks_amend;
 mod map;
 mod measure;
 mod names;

@@ -123,24 +123,7 @@ impl Volume {
         let hash = options.hash;
         let key = random(key_bytes)?;
         let rate = pbkdf2_rate(hash)?;
-        // QEMU's scaling of the measured rate to `iter-time`, with its
-        // checks and words.
-        let iterations = |divider: u64| -> Result<u32> {
-            let range = |what: String| Error::errno(ErrorKind::InvalidArgument, what, libc::ERANGE);
-            let n = rate
-                .checked_mul(options.iter_time)
-                .ok_or_else(|| range(format!("PBKDF iterations {rate} too large to scale")))?
-                / 1000
-                / divider;
-            if n > u32::MAX as u64 {
-                return Err(range(format!(
-                    "PBKDF iterations {n} larger than {}",
-                    u32::MAX
-                )));
-            }
-            Ok(n.max(1000) as u32)
-        };
-        let mk_digest_iter = iterations(8)?;
+        let mk_digest_iter = iterations(rate, options.iter_time, 8)?;
         let mk_digest_salt: [u8; SALT_LEN] = random(SALT_LEN)?[..].try_into().expect("32");
         let mut mk_digest = [0u8; DIGEST_LEN];
         hash.pbkdf2(&key, &mk_digest_salt, mk_digest_iter, &mut mk_digest);
@@ -169,16 +152,17 @@ impl Volume {
             uuid: uuid::Uuid::new_v4().hyphenated().to_string(),
             slots,
         };
-        let slot = &mut header.slots[0];
-        slot.active = true;
-        slot.iterations = iterations(1)?;
-        slot.salt = random(SALT_LEN)?[..].try_into().expect("32");
-        let material = slot_material(slot, spec, hash, &key, passphrase)?;
-        // The material first, then the header that makes it a volume.
-        write(&material, slot.key_offset as u64 * SECTOR)?;
-        let mut head = header.to_bytes();
-        head.resize(4096, 0);
-        write(&head, 0)?;
+        // The header's page is written whole once, then slot 0 goes in.
+        write(&vec![0u8; 4096], 0)?;
+        store_key(
+            &mut header,
+            0,
+            passphrase,
+            &key,
+            rate,
+            options.iter_time,
+            write,
+        )?;
         Ok(Volume {
             payload_offset: payload,
             header,
@@ -238,7 +222,7 @@ fn luks1_info(h: &Header) -> Map<String, Value> {
 }
 
 /// Tries each active slot with `passphrase`; the volume key on success.
-fn unlock(
+pub(super) fn unlock(
     header: &Header,
     spec: CipherSpec,
     hash: Hash,
@@ -269,6 +253,52 @@ fn unlock(
     Err(invalid_password())
 }
 
+/// QEMU's scaling of a measured PBKDF2 `rate` (per second) to `iter_time`
+/// milliseconds, divided by `divider`, with its checks and words.
+fn iterations(rate: u64, iter_time: u64, divider: u64) -> Result<u32> {
+    let range = |what: String| Error::errno(ErrorKind::InvalidArgument, what, libc::ERANGE);
+    let n = rate
+        .checked_mul(iter_time)
+        .ok_or_else(|| range(format!("PBKDF iterations {rate} too large to scale")))?
+        / 1000
+        / divider;
+    if n > u32::MAX as u64 {
+        return Err(range(format!(
+            "PBKDF iterations {n} larger than {}",
+            u32::MAX
+        )));
+    }
+    Ok(n.max(1000) as u32)
+}
+
+/// QEMU's `qcrypto_block_luks_store_key`: slot `index` of `header` gets a
+/// new salt and the iterations `iter_time` takes at `rate`, its material
+/// is written, then the header that makes it active.
+pub(super) fn store_key(
+    header: &mut Header,
+    index: usize,
+    passphrase: &[u8],
+    key: &[u8],
+    rate: u64,
+    iter_time: u64,
+    write: WriteFn,
+) -> Result<()> {
+    let spec = CipherSpec::from_header(
+        &header.cipher_name,
+        &header.cipher_mode,
+        header.key_bytes as usize,
+    )?;
+    let hash = Hash::from_header(&header.hash_spec)?;
+    let mut slot = header.slots[index].clone();
+    slot.salt = random(SALT_LEN)?[..].try_into().expect("32");
+    slot.iterations = iterations(rate, iter_time, 1)?;
+    let material = slot_material(&slot, spec, hash, key, passphrase)?;
+    write(&material, slot.key_offset as u64 * SECTOR)?;
+    slot.active = true;
+    header.slots[index] = slot;
+    write(&header.to_bytes(), 0)
+}
+
 /// A slot's key material: the volume key split into stripes, encrypted
 /// with the key PBKDF2 derives from the passphrase.
 fn slot_material(
@@ -290,7 +320,7 @@ fn slot_material(
 
 /// PBKDF2 iterations per second with this hash on this machine (QEMU's
 /// `qcrypto_pbkdf2_count_iters`, measured over a shorter time).
-fn pbkdf2_rate(hash: Hash) -> Result<u64> {
+pub(super) fn pbkdf2_rate(hash: Hash) -> Result<u64> {
     let mut out = [0u8; 32];
     let mut iterations = 1u32 << 12;
     loop {
