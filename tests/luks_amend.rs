@@ -31,6 +31,7 @@ const QCOW2: &str = "driver=qcow2,file.filename=a.qcow2,encrypt.key-secret=";
 /// Images qemu-img makes: a raw LUKS volume and a v2 encrypted qcow2, both
 /// unlocked by s0, with data to read back.
 const IMAGES: &str = "\
+    set -e
     O='--object secret,id=s0,data=Zebra-s0-passphrase'
     qemu-img create -q $O -f luks -o key-secret=s0,iter-time=10 a.luks 1M
     qemu-img create -q $O -f qcow2 -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10,compat=0.10 a.qcow2 1M

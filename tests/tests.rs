@@ -22,6 +22,7 @@ mod habits;
 mod info;
 mod luks;
 mod luks_amend;
+mod luks_backing;
 mod map;
 mod measure;
 mod names;
