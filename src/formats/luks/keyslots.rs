@@ -23,7 +23,6 @@
 
 use zeroize::Zeroizing;
 
-use super::cipher::{CipherSpec, Hash};
 use super::header::{HEADER_LEN, Header, SALT_LEN, SECTOR, SLOTS};
 use super::volume::{self, ReadFn, WriteFn, random};
 use crate::block::options::{OptDesc, OptType, Options};
@@ -155,15 +154,9 @@ impl Slots<'_> {
         self.header.slots.iter().filter(|s| s.active).count()
     }
 
-    fn cipher(&self) -> Result<(CipherSpec, Hash)> {
-        let h = &self.header;
-        let spec = CipherSpec::from_header(&h.cipher_name, &h.cipher_mode, h.key_bytes as usize)?;
-        Ok((spec, Hash::from_header(&h.hash_spec)?))
-    }
-
     /// The volume key from the slots `passphrase` opens.
     fn unlock(&self, passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let (spec, hash) = self.cipher()?;
+        let (spec, hash) = volume::cipher_of(&self.header)?;
         volume::unlock(&self.header, spec, hash, self.read, passphrase)
     }
 
@@ -173,7 +166,7 @@ impl Slots<'_> {
         for (j, slot) in one.slots.iter_mut().enumerate() {
             slot.active &= i == j;
         }
-        let (spec, hash) = self.cipher()?;
+        let (spec, hash) = volume::cipher_of(&self.header)?;
         match volume::unlock(&one, spec, hash, self.read, passphrase) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == crate::error::ErrorKind::PermissionDenied => Ok(false),
@@ -221,7 +214,7 @@ impl Slots<'_> {
         let new = crate::secret::lookup_utf8(new_secret)?;
         // QEMU reads iter-time as a signed QAPI int into a uint64_t.
         let iter_time = r.iter_time.map_or(DEFAULT_ITER_TIME, |t| t as u64);
-        let (_, hash) = self.cipher()?;
+        let (_, hash) = volume::cipher_of(&self.header)?;
         let stored = volume::pbkdf2_rate(hash).and_then(|rate| {
             volume::store_key(
                 &mut self.header,
@@ -330,10 +323,9 @@ impl Slots<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
-    use crate::formats::luks::volume::{FormatOptions, Volume};
+    use crate::formats::luks::volume::Volume;
+    use crate::formats::luks::volume::tests::MemDisk;
 
     fn request(o: &str) -> Result<Request> {
         Request::parse(&Options::parse(&[o]).unwrap(), "")
@@ -362,22 +354,10 @@ mod tests {
 
     #[test]
     fn slots_are_chosen_and_refused_as_qemu_does() {
-        let disk = Mutex::new(vec![0u8; 3 << 20]);
-        let write = |b: &[u8], off: u64| {
-            let mut d = disk.lock().unwrap();
-            d[off as usize..off as usize + b.len()].copy_from_slice(b);
-            Ok(())
-        };
-        let read = |b: &mut [u8], off: u64| {
-            let d = disk.lock().unwrap();
-            b.copy_from_slice(&d[off as usize..off as usize + b.len()]);
-            Ok(())
-        };
-        let options = FormatOptions {
-            iter_time: 1,
-            ..Default::default()
-        };
-        Volume::format(&options, b"zero", &write).unwrap();
+        let disk = MemDisk::new(3 << 20);
+        disk.format(b"zero");
+        let write = |b: &[u8], off: u64| disk.write(b, off);
+        let read = |b: &mut [u8], off: u64| disk.read(b, off);
         for (id, data) in [("ks-zero", "zero"), ("ks-one", "one")] {
             crate::secret::define(crate::secret::SecretSpec {
                 id: id.into(),

@@ -95,12 +95,7 @@ impl Volume {
         read(&mut head, 0)?;
         let header = Header::parse(&head)?;
         header.check_layout()?;
-        let spec = CipherSpec::from_header(
-            &header.cipher_name,
-            &header.cipher_mode,
-            header.key_bytes as usize,
-        )?;
-        let hash = Hash::from_header(&header.hash_spec)?;
+        let (spec, hash) = cipher_of(&header)?;
         let cipher = match passphrase {
             None => None,
             Some(p) => Some(SectorCipher::new(
@@ -221,6 +216,12 @@ fn luks1_info(h: &Header) -> Map<String, Value> {
     m
 }
 
+/// The cipher and hash a header names.
+pub(super) fn cipher_of(h: &Header) -> Result<(CipherSpec, Hash)> {
+    let spec = CipherSpec::from_header(&h.cipher_name, &h.cipher_mode, h.key_bytes as usize)?;
+    Ok((spec, Hash::from_header(&h.hash_spec)?))
+}
+
 /// Tries each active slot with `passphrase`; the volume key on success.
 pub(super) fn unlock(
     header: &Header,
@@ -283,12 +284,7 @@ pub(super) fn store_key(
     iter_time: u64,
     write: WriteFn,
 ) -> Result<()> {
-    let spec = CipherSpec::from_header(
-        &header.cipher_name,
-        &header.cipher_mode,
-        header.key_bytes as usize,
-    )?;
-    let hash = Hash::from_header(&header.hash_spec)?;
+    let (spec, hash) = cipher_of(header)?;
     let mut slot = header.slots[index].clone();
     slot.salt = random(SALT_LEN)?[..].try_into().expect("32");
     slot.iterations = iterations(rate, iter_time, 1)?;
@@ -342,29 +338,46 @@ pub fn random(n: usize) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Mutex;
 
     use super::*;
 
-    #[test]
-    fn formats_then_unlocks_with_the_passphrase_only() {
-        let disk = Mutex::new(vec![0u8; 3 << 20]);
-        let write = |b: &[u8], off: u64| {
-            let mut d = disk.lock().unwrap();
-            d[off as usize..off as usize + b.len()].copy_from_slice(b);
-            Ok(())
-        };
-        let read = |b: &mut [u8], off: u64| {
-            let d = disk.lock().unwrap();
+    /// A volume's storage in memory, for unit tests.
+    pub struct MemDisk(Mutex<Vec<u8>>);
+
+    impl MemDisk {
+        pub fn new(len: usize) -> MemDisk {
+            MemDisk(Mutex::new(vec![0u8; len]))
+        }
+
+        pub fn read(&self, b: &mut [u8], off: u64) -> Result<()> {
+            let d = self.0.lock().unwrap();
             b.copy_from_slice(&d[off as usize..off as usize + b.len()]);
             Ok(())
-        };
-        let options = FormatOptions {
-            iter_time: 1,
-            ..Default::default()
-        };
-        let made = Volume::format(&options, b"hunter2", &write).unwrap();
+        }
+
+        pub fn write(&self, b: &[u8], off: u64) -> Result<()> {
+            let mut d = self.0.lock().unwrap();
+            d[off as usize..off as usize + b.len()].copy_from_slice(b);
+            Ok(())
+        }
+
+        /// Formats the disk with QEMU's default cipher (PBKDF2 kept short).
+        pub fn format(&self, passphrase: &[u8]) -> Volume {
+            let options = FormatOptions {
+                iter_time: 1,
+                ..Default::default()
+            };
+            Volume::format(&options, passphrase, &|b: &[u8], off| self.write(b, off)).unwrap()
+        }
+    }
+
+    #[test]
+    fn formats_then_unlocks_with_the_passphrase_only() {
+        let disk = MemDisk::new(3 << 20);
+        let made = disk.format(b"hunter2");
+        let read = |b: &mut [u8], off: u64| disk.read(b, off);
         assert_eq!(made.payload_offset, 2068480);
         let opened = Volume::open(&read, Some(b"hunter2")).unwrap();
         let mut a = vec![5u8; 1024];
