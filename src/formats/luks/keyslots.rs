@@ -366,9 +366,10 @@ mod tests {
             })
             .unwrap();
         }
-        let run = |o: &str, force: bool| {
-            amend(&read, &write, "ks-zero", &request(o).unwrap(), force).map_err(|e| e.to_string())
+        let run_as = |key: &str, o: &str, force: bool| {
+            amend(&read, &write, key, &request(o).unwrap(), force).map_err(|e| e.to_string())
         };
+        let run = |o: &str, force: bool| run_as("ks-zero", o, force);
         let active = || {
             let mut head = vec![0u8; HEADER_LEN];
             read(&mut head, 0).unwrap();
@@ -397,6 +398,22 @@ mod tests {
             run("state=inactive,keyslot=1", false).unwrap_err(),
             "Attempt to erase the only active keyslot 1 which will erase all the data in the image irreversibly - refusing operation"
         );
+        // Unlocked by the passphrase left (slot 1): the free slots in order.
+        for _ in 0..SLOTS - 1 {
+            run_as(
+                "ks-one",
+                "state=active,new-secret=ks-zero,iter-time=1",
+                false,
+            )
+            .unwrap();
+        }
+        assert_eq!(active(), [1; 8]);
+        assert_eq!(
+            run("state=active,new-secret=ks-one", false).unwrap_err(),
+            "Can't add a keyslot - all keyslots are in use"
+        );
+        run("state=inactive,old-secret=ks-zero", false).unwrap();
+        assert_eq!(active(), [0, 1, 0, 0, 0, 0, 0, 0]);
         run("state=inactive,keyslot=1", true).unwrap();
         assert_eq!(active(), [0; 8]);
     }
