@@ -540,6 +540,23 @@ fn luks_in_rbd(b: &Backend) {
                 .contains("Invalid password, cannot unlock any keyslot"),
             "{old:#?}"
         );
+        // And what QEMU's rbd driver amends, rbdimg opens: s0 back, s1 gone.
+        let mut args = vec!["amend"];
+        args.extend(objects());
+        let back = luks("s1");
+        args.extend(["-o", "state=active,new-secret=s0,iter-time=10", &back]);
+        let out = qemu_img(d, &args);
+        assert_eq!(out.code, 0, "{out:#?}");
+        let mut args = vec!["amend"];
+        args.extend(objects());
+        let now = luks("s0");
+        args.extend(["-o", "state=inactive,old-secret=s1", &now]);
+        let out = qemu_img(d, &args);
+        assert_eq!(out.code, 0, "{out:#?}");
+        let cmp = rbdimg(&["compare", "--object", s0, "-f", "raw", data, &luks("s0")]);
+        assert_eq!(cmp.code, 0, "{cmp:#?}");
+        let gone = rbdimg(&["compare", "--object", s1, "-f", "raw", data, &luks("s1")]);
+        assert!(gone.stderr.contains("Invalid password"), "{gone:#?}");
     }
 }
 
