@@ -38,6 +38,9 @@ pub struct Error {
     message: String,
     offset: Option<u64>,
     source: Option<io::Error>,
+    /// QEMU's `error_append_hint`: text printed after the message line,
+    /// as it is (no newline added).
+    hint: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -49,6 +52,7 @@ impl Error {
             message: message.into(),
             offset: None,
             source: None,
+            hint: None,
         }
     }
 
@@ -65,6 +69,7 @@ impl Error {
             message: format!("{what}: {}", strerror(&err)),
             offset: None,
             source: Some(err),
+            hint: None,
         }
     }
 
@@ -76,6 +81,7 @@ impl Error {
             message: strerror(&err),
             offset: None,
             source: Some(err),
+            hint: None,
         }
     }
 
@@ -110,6 +116,16 @@ impl Error {
     pub fn prepend(mut self, prefix: impl fmt::Display) -> Self {
         self.message = format!("{prefix}: {}", self.message);
         self
+    }
+
+    /// Appends to the hint, as QEMU's `error_append_hint` does.
+    pub fn append_hint(mut self, text: &str) -> Self {
+        self.hint.get_or_insert_default().push_str(text);
+        self
+    }
+
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
     }
 
     pub fn kind(&self) -> ErrorKind {

@@ -14,3 +14,4 @@ pub mod rbd;
 pub mod secret;
 pub mod size;
 pub mod storage;
+pub mod strtox;

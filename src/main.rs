@@ -40,7 +40,15 @@ fn main() -> ExitCode {
                     let hint = argv::usage_failure(&prog, Some(usage.command), &usage.message);
                     stderr.write_all(hint.stderr.as_bytes())
                 }
-                None => writeln!(stderr, "{prog}: {err}"),
+                None => writeln!(stderr, "{prog}: {err}").and_then(|()| {
+                    match err
+                        .downcast_ref::<rbdimg::error::Error>()
+                        .and_then(|e| e.hint())
+                    {
+                        Some(hint) => stderr.write_all(hint.as_bytes()),
+                        None => Ok(()),
+                    }
+                }),
             };
             ExitCode::from(EXIT_FAILURE)
         }

@@ -21,6 +21,8 @@ mod fixtures;
 mod habits;
 mod info;
 mod luks;
+mod luks_amend;
+mod luks_backing;
 mod map;
 mod measure;
 mod names;

@@ -6,6 +6,7 @@
 use crate::block::preallocation::Preallocation;
 use crate::error::{Error, Result};
 use crate::size::{SizeError, parse_size};
+use crate::strtox::{NumError, strtou64};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptType {
@@ -126,12 +127,15 @@ impl Options {
     pub fn number(&self, key: &str) -> Result<Option<u64>> {
         self.get(key)
             .map(|v| {
-                // QEMU's qemu_strtou64: a negative number wraps around.
-                match v.strip_prefix('-') {
-                    Some(n) => n.parse::<u64>().map(u64::wrapping_neg),
-                    None => v.parse::<u64>(),
-                }
-                .map_err(|_| Error::invalid(format!("Parameter '{key}' expects a number")))
+                // QemuOpts' parse_option_number.
+                strtou64(v).map_err(|e| match e {
+                    NumError::Range => {
+                        Error::invalid(format!("Value '{v}' is too large for parameter '{key}'"))
+                    }
+                    NumError::Invalid => {
+                        Error::invalid(format!("Parameter '{key}' expects a number"))
+                    }
+                })
             })
             .transpose()
     }

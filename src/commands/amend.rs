@@ -11,6 +11,7 @@ use crate::block::options::{OptDesc, Options, option_lines};
 use crate::cli::AmendArgs;
 use crate::commands::progress::reporter;
 use crate::commands::{Console, cache_mode, print, usage, writing};
+use crate::convert::progress::Report;
 use crate::open::format::Format;
 use crate::open::open_image;
 
@@ -19,6 +20,21 @@ pub fn run(a: AmendArgs, console: &Console) -> anyhow::Result<i32> {
     if a.options.is_empty() {
         return Err(usage("amend", "Must specify options (-o)"));
     }
+    // qemu-img's 0% and 100% lines; the steps between (per refcount block,
+    // per L1 table) are not reported. Whatever happens from here on, -p
+    // ends its line.
+    let report = reporter(a.progress && !a.quiet.quiet, 1.0);
+    let done = amend(&a, &options, report.as_ref(), console);
+    report.end();
+    done
+}
+
+fn amend(
+    a: &AmendArgs,
+    options: &Options,
+    report: &dyn Report,
+    console: &Console,
+) -> anyhow::Result<i32> {
     if let Some(fmt) = a.image.format.as_deref().filter(|_| options.wants_help()) {
         print_help(fmt)?;
         return Ok(0);
@@ -44,13 +60,9 @@ pub fn run(a: AmendArgs, console: &Console) -> anyhow::Result<i32> {
         }
         return Err(e.into());
     }
-    // qemu-img's 0% and 100% lines; the steps between (per refcount block,
-    // per L1 table) are not reported.
-    let report = reporter(a.progress && !a.quiet.quiet, 1.0);
     report.update(0.0);
-    let amended = image.amend(&options, a.force);
+    let amended = image.amend(options, a.force);
     report.update(100.0);
-    report.end();
     amended?;
     if cache != "unsafe" {
         image.flush()?;

@@ -211,15 +211,11 @@ fn execute_inner(plan: &CreatePlan) -> Result<()> {
             super::create_storage(&plan.filename, &plan.options, &plan.diagnostics)
         }
         (_, Format::Luks) => {
-            let opener = NameOpener {
-                diagnostics: plan.diagnostics.clone(),
-            };
+            let opener = NameOpener::new(plan.diagnostics.clone());
             crate::formats::luks::create::create(&plan.filename, plan.size, &plan.options, &opener)
         }
         (_, Format::Qcow2) => {
-            let opener = NameOpener {
-                diagnostics: plan.diagnostics.clone(),
-            };
+            let opener = NameOpener::new(plan.diagnostics.clone());
             qcow2::create::create(
                 &plan.filename,
                 plan.size,

@@ -102,6 +102,7 @@ impl Format {
     pub fn amend_options(self) -> Option<&'static [OptDesc]> {
         match self {
             Format::Qcow2 => Some(crate::formats::qcow2::amend::AMEND_OPTIONS),
+            Format::Luks => Some(crate::formats::luks::keyslots::AMEND_OPTIONS),
             _ => None,
         }
     }

@@ -18,11 +18,11 @@ pub mod format;
 pub mod qemu_json;
 pub mod spec;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::block::diagnostics::Diagnostics;
 use crate::block::driver::BlockDriver;
@@ -81,12 +81,14 @@ impl OpenOptions {
     }
 }
 
-/// The key secrets a top node's options name, for the format that takes
-/// them (luks's `key-secret`, qcow2's `encrypt.key-secret`).
+/// What the top node's name says to its format: the key secrets (luks's
+/// `key-secret`, qcow2's `encrypt.key-secret`) and the `backing.` options
+/// for its backing file.
 #[derive(Debug, Clone, Copy, Default)]
-struct Secrets<'a> {
+struct NodeOptions<'a> {
     luks: Option<&'a str>,
     qcow2: Option<&'a str>,
+    backing: Option<&'a Map<String, Value>>,
 }
 
 /// Resolves `-f` (or the spec's own driver) to an implemented format.
@@ -124,7 +126,14 @@ pub fn open_child(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>
 }
 
 fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
-    let spec = ImageSpec::parse(name, opts.image_opts)?;
+    open_spec(name, ImageSpec::parse(name, opts.image_opts)?, opts)
+}
+
+fn open_spec(name: &str, mut spec: ImageSpec, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
+    let backing = match opts.metadata_only || opts.no_backing || spec.no_backing {
+        true => Map::new(),
+        false => spec.take_backing(),
+    };
     let without_backing;
     let opts = if spec.no_backing {
         without_backing = OpenOptions {
@@ -170,9 +179,10 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
     let qcow2_secret = spec
         .option("encrypt.key-secret")
         .or_else(|| opts.created_key_secret.clone());
-    let secrets = Secrets {
+    let given = NodeOptions {
         luks: luks_secret.as_deref(),
         qcow2: qcow2_secret.as_deref(),
+        backing: Some(&backing),
     };
     // The format nodes below the top one, innermost first, each the
     // storage of the next.
@@ -183,7 +193,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
             storage,
             Some(format),
             &node.raw_options,
-            Secrets::default(),
+            NodeOptions::default(),
             over_node,
             shown,
             opts,
@@ -195,7 +205,7 @@ fn open_inner(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {
         storage,
         requested,
         &spec.raw_options,
-        secrets,
+        given,
         over_node,
         shown,
         opts,
@@ -217,7 +227,7 @@ fn open_node(
     storage: Arc<dyn Storage>,
     requested: Option<Format>,
     raw_options: &[(String, Value)],
-    secrets: Secrets,
+    given: NodeOptions,
     over_node: bool,
     shown: &str,
     opts: &OpenOptions,
@@ -244,21 +254,46 @@ fn open_node(
             ),
         ));
     }
+    let no_options = Map::new();
+    let backing = given.backing.unwrap_or(&no_options);
+    // QEMU's bdrv_open_backing_file, for a driver without backing files.
+    if !backing.is_empty() && format != Format::Qcow2 {
+        return Err(Error::invalid("Driver doesn't support backing files"));
+    }
     match format {
         Format::Raw => RawImage::open(storage, probed, &RawWindow::parse(raw_options)?),
         Format::File | Format::Rbd => RawImage::open_protocol(storage),
         Format::Qcow2 => guard_loop(shown, || {
             let opener = NameOpener {
                 diagnostics: opts.diagnostics.clone(),
+                backing: backing.clone(),
+                backing_opened: Cell::new(false),
             };
             let flags = OpenFlags {
-                key_secret: secrets.qcow2.map(str::to_string),
+                key_secret: given.qcow2.map(str::to_string),
                 ..opts.flags()
             };
-            Qcow2Image::open(storage, &flags, &opener)
+            let image = Qcow2Image::open(storage, &flags, &opener)?;
+            // Options for a backing file the image does not name: QEMU
+            // opens them as a node of their own, which needs a file.
+            if !backing.is_empty() && !opener.backing_opened.get() {
+                let named = backing
+                    .keys()
+                    .any(|k| k == "driver" || k.starts_with("file"));
+                return Err(match named {
+                    false => Error::invalid(
+                        "Could not open backing file: Must specify either driver or file",
+                    ),
+                    true => Error::new(
+                        ErrorKind::UnsupportedFeature,
+                        "a backing file for an image that names none is not supported by rbdimg",
+                    ),
+                });
+            }
+            Ok(image)
         }),
         Format::Luks => {
-            let secret = secrets.luks;
+            let secret = given.luks;
             // Like QEMU's BDRV_O_NO_IO open (`info`): the header only, the
             // secret not even looked up.
             let passphrase = match (secret, opts.metadata_only) {
@@ -435,17 +470,38 @@ fn create_encrypted_rbd(
 pub struct NameOpener {
     /// Where the images opened report (the opening image's sink).
     pub diagnostics: Diagnostics,
+    /// The `backing.` options of the opening image's name, for its
+    /// backing file.
+    pub backing: Map<String, Value>,
+    /// Whether the backing file was opened (and so took them).
+    pub backing_opened: Cell<bool>,
+}
+
+impl NameOpener {
+    pub fn new(diagnostics: Diagnostics) -> NameOpener {
+        NameOpener {
+            diagnostics,
+            backing: Map::new(),
+            backing_opened: Cell::new(false),
+        }
+    }
 }
 
 impl Opener for NameOpener {
     fn open_backing(&self, name: &str, format: Option<&str>) -> Result<Arc<dyn BlockDriver>> {
-        let opts = OpenOptions {
+        self.backing_opened.set(true);
+        let mut opts = OpenOptions {
             format: format.map(str::to_string),
             force_share: true,
             diagnostics: self.diagnostics.clone(),
             ..Default::default()
         };
-        open_child(name, &opts)
+        if self.backing.is_empty() {
+            return open_child(name, &opts);
+        }
+        let spec = ImageSpec::for_backing(name, format, &self.backing)?;
+        opts.format = None;
+        open_spec(name, spec, &opts)
     }
 
     fn open_storage(&self, name: &str, writable: bool) -> Result<Arc<dyn Storage>> {

@@ -224,6 +224,56 @@ impl ImageSpec {
         qdict_order(&left).first().map(|(k, _)| k.to_string())
     }
 
+    /// Takes the `backing.` options (QEMU's `qdict_extract_subqdict` of
+    /// "backing."): the backing node's own, prefix dropped. Only an open
+    /// that opens the backing file takes them; otherwise they stay and are
+    /// refused as left over, as in QEMU.
+    pub fn take_backing(&mut self) -> Map<String, Value> {
+        let keys: Vec<String> = self
+            .leftovers
+            .keys()
+            .filter(|k| k.starts_with("backing."))
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .map(|k| {
+                let v = self.leftovers.remove(&k).expect("listed");
+                (k["backing.".len()..].to_string(), v)
+            })
+            .collect()
+    }
+
+    /// The spec of a backing file the image names `name` (format `format`
+    /// from its header), opened with the `backing.` options the top name
+    /// gave (QEMU's `bdrv_open_backing_file`): a `driver` there wins over
+    /// the header's format, a `file` there replaces the named file, every
+    /// other option goes to the backing node.
+    pub fn for_backing(
+        name: &str,
+        format: Option<&str>,
+        options: &Map<String, Value>,
+    ) -> Result<ImageSpec> {
+        let mut options = options.clone();
+        if let Some(f) = format {
+            options.entry("driver").or_insert_with(|| f.into());
+        }
+        if options
+            .keys()
+            .any(|k| k == "file" || k.starts_with("file."))
+        {
+            return Self::from_options(&options);
+        }
+        let mut spec = Self::parse(name, false)?;
+        if let Some(driver) = options.remove("driver") {
+            spec.format = Some(match driver {
+                Value::String(s) => s,
+                other => other.to_string(),
+            });
+        }
+        spec.leftovers.extend(options);
+        Ok(spec)
+    }
+
     /// A top-node option its format takes (`key-secret` of luks,
     /// `encrypt.key-secret` of qcow2), as text.
     pub fn option(&self, key: &str) -> Option<String> {

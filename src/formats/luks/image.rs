@@ -6,12 +6,14 @@ use std::sync::Arc;
 use crate::block::driver::{BlockDriver, Check, Preallocation};
 use crate::block::extent::{Allocation, Extent};
 use crate::block::info::{NodeInfo, format_node_filename};
+use crate::block::options::Options;
 use crate::block::snapshot::Snapshots;
 use crate::block::status::Status;
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::Storage;
 
 use super::header::SECTOR;
+use super::keyslots;
 use super::payload::{Holes, Payload};
 use super::volume::Volume;
 
@@ -161,6 +163,17 @@ impl BlockDriver for LuksImage {
 
     fn has_zero_init(&self) -> bool {
         false
+    }
+
+    /// `amend` of the key slots, unlocked by the image's own key-secret.
+    fn amend(&self, options: &Options, force: bool) -> Result<()> {
+        let request = keyslots::Request::parse(options, "")?;
+        let key_secret = self.given.get("key-secret").and_then(|v| v.as_str());
+        let key_secret = key_secret
+            .ok_or_else(|| Error::invalid("Parameter 'key-secret' is required for cipher"))?;
+        let read = |buf: &mut [u8], offset: u64| self.storage.read_at(buf, offset);
+        let write = |buf: &[u8], offset: u64| self.storage.write_at(buf, offset);
+        keyslots::amend(&read, &write, key_secret, &request, force)
     }
 
     fn info(&self) -> Result<NodeInfo> {

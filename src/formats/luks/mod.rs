@@ -7,6 +7,7 @@
 //!   cipher.rs   AES-XTS/CBC, IV generators, hashes
 //!   volume.rs   unlock / format a volume   payload.rs the encrypted payload over a Storage
 //!   image.rs    the raw `luks` format (a BlockDriver)
+//!   keyslots.rs `amend` of key slots: add and erase passphrases
 //!   luks2.rs    LUKS2 headers (JSON metadata, argon2/PBKDF2 key slots), read only
 //!   rbd.rs      librbd's RBD encryption: the payload of an RBD image as a Storage
 //!   options.rs  the create options and their QEMU checks
@@ -18,6 +19,7 @@ pub mod cipher;
 pub mod create;
 pub mod header;
 pub mod image;
+pub mod keyslots;
 pub mod luks2;
 pub mod options;
 pub mod payload;

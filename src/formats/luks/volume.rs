@@ -95,12 +95,7 @@ impl Volume {
         read(&mut head, 0)?;
         let header = Header::parse(&head)?;
         header.check_layout()?;
-        let spec = CipherSpec::from_header(
-            &header.cipher_name,
-            &header.cipher_mode,
-            header.key_bytes as usize,
-        )?;
-        let hash = Hash::from_header(&header.hash_spec)?;
+        let (spec, hash) = cipher_of(&header)?;
         let cipher = match passphrase {
             None => None,
             Some(p) => Some(SectorCipher::new(
@@ -123,24 +118,7 @@ impl Volume {
         let hash = options.hash;
         let key = random(key_bytes)?;
         let rate = pbkdf2_rate(hash)?;
-        // QEMU's scaling of the measured rate to `iter-time`, with its
-        // checks and words.
-        let iterations = |divider: u64| -> Result<u32> {
-            let range = |what: String| Error::errno(ErrorKind::InvalidArgument, what, libc::ERANGE);
-            let n = rate
-                .checked_mul(options.iter_time)
-                .ok_or_else(|| range(format!("PBKDF iterations {rate} too large to scale")))?
-                / 1000
-                / divider;
-            if n > u32::MAX as u64 {
-                return Err(range(format!(
-                    "PBKDF iterations {n} larger than {}",
-                    u32::MAX
-                )));
-            }
-            Ok(n.max(1000) as u32)
-        };
-        let mk_digest_iter = iterations(8)?;
+        let mk_digest_iter = iterations(rate, options.iter_time, 8)?;
         let mk_digest_salt: [u8; SALT_LEN] = random(SALT_LEN)?[..].try_into().expect("32");
         let mut mk_digest = [0u8; DIGEST_LEN];
         hash.pbkdf2(&key, &mk_digest_salt, mk_digest_iter, &mut mk_digest);
@@ -169,16 +147,17 @@ impl Volume {
             uuid: uuid::Uuid::new_v4().hyphenated().to_string(),
             slots,
         };
-        let slot = &mut header.slots[0];
-        slot.active = true;
-        slot.iterations = iterations(1)?;
-        slot.salt = random(SALT_LEN)?[..].try_into().expect("32");
-        let material = slot_material(slot, spec, hash, &key, passphrase)?;
-        // The material first, then the header that makes it a volume.
-        write(&material, slot.key_offset as u64 * SECTOR)?;
-        let mut head = header.to_bytes();
-        head.resize(4096, 0);
-        write(&head, 0)?;
+        // The header's page is written whole once, then slot 0 goes in.
+        write(&vec![0u8; 4096], 0)?;
+        store_key(
+            &mut header,
+            0,
+            passphrase,
+            &key,
+            rate,
+            options.iter_time,
+            write,
+        )?;
         Ok(Volume {
             payload_offset: payload,
             header,
@@ -237,8 +216,14 @@ fn luks1_info(h: &Header) -> Map<String, Value> {
     m
 }
 
+/// The cipher and hash a header names.
+pub(super) fn cipher_of(h: &Header) -> Result<(CipherSpec, Hash)> {
+    let spec = CipherSpec::from_header(&h.cipher_name, &h.cipher_mode, h.key_bytes as usize)?;
+    Ok((spec, Hash::from_header(&h.hash_spec)?))
+}
+
 /// Tries each active slot with `passphrase`; the volume key on success.
-fn unlock(
+pub(super) fn unlock(
     header: &Header,
     spec: CipherSpec,
     hash: Hash,
@@ -269,6 +254,47 @@ fn unlock(
     Err(invalid_password())
 }
 
+/// QEMU's scaling of a measured PBKDF2 `rate` (per second) to `iter_time`
+/// milliseconds, divided by `divider`, with its checks and words.
+fn iterations(rate: u64, iter_time: u64, divider: u64) -> Result<u32> {
+    let range = |what: String| Error::errno(ErrorKind::InvalidArgument, what, libc::ERANGE);
+    let n = rate
+        .checked_mul(iter_time)
+        .ok_or_else(|| range(format!("PBKDF iterations {rate} too large to scale")))?
+        / 1000
+        / divider;
+    if n > u32::MAX as u64 {
+        return Err(range(format!(
+            "PBKDF iterations {n} larger than {}",
+            u32::MAX
+        )));
+    }
+    Ok(n.max(1000) as u32)
+}
+
+/// QEMU's `qcrypto_block_luks_store_key`: slot `index` of `header` gets a
+/// new salt and the iterations `iter_time` takes at `rate`, its material
+/// is written, then the header that makes it active.
+pub(super) fn store_key(
+    header: &mut Header,
+    index: usize,
+    passphrase: &[u8],
+    key: &[u8],
+    rate: u64,
+    iter_time: u64,
+    write: WriteFn,
+) -> Result<()> {
+    let (spec, hash) = cipher_of(header)?;
+    let mut slot = header.slots[index].clone();
+    slot.salt = random(SALT_LEN)?[..].try_into().expect("32");
+    slot.iterations = iterations(rate, iter_time, 1)?;
+    let material = slot_material(&slot, spec, hash, key, passphrase)?;
+    write(&material, slot.key_offset as u64 * SECTOR)?;
+    slot.active = true;
+    header.slots[index] = slot;
+    write(&header.to_bytes(), 0)
+}
+
 /// A slot's key material: the volume key split into stripes, encrypted
 /// with the key PBKDF2 derives from the passphrase.
 fn slot_material(
@@ -290,7 +316,7 @@ fn slot_material(
 
 /// PBKDF2 iterations per second with this hash on this machine (QEMU's
 /// `qcrypto_pbkdf2_count_iters`, measured over a shorter time).
-fn pbkdf2_rate(hash: Hash) -> Result<u64> {
+pub(super) fn pbkdf2_rate(hash: Hash) -> Result<u64> {
     let mut out = [0u8; 32];
     let mut iterations = 1u32 << 12;
     loop {
@@ -312,29 +338,46 @@ pub fn random(n: usize) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Mutex;
 
     use super::*;
 
-    #[test]
-    fn formats_then_unlocks_with_the_passphrase_only() {
-        let disk = Mutex::new(vec![0u8; 3 << 20]);
-        let write = |b: &[u8], off: u64| {
-            let mut d = disk.lock().unwrap();
-            d[off as usize..off as usize + b.len()].copy_from_slice(b);
-            Ok(())
-        };
-        let read = |b: &mut [u8], off: u64| {
-            let d = disk.lock().unwrap();
+    /// A volume's storage in memory, for unit tests.
+    pub struct MemDisk(Mutex<Vec<u8>>);
+
+    impl MemDisk {
+        pub fn new(len: usize) -> MemDisk {
+            MemDisk(Mutex::new(vec![0u8; len]))
+        }
+
+        pub fn read(&self, b: &mut [u8], off: u64) -> Result<()> {
+            let d = self.0.lock().unwrap();
             b.copy_from_slice(&d[off as usize..off as usize + b.len()]);
             Ok(())
-        };
-        let options = FormatOptions {
-            iter_time: 1,
-            ..Default::default()
-        };
-        let made = Volume::format(&options, b"hunter2", &write).unwrap();
+        }
+
+        pub fn write(&self, b: &[u8], off: u64) -> Result<()> {
+            let mut d = self.0.lock().unwrap();
+            d[off as usize..off as usize + b.len()].copy_from_slice(b);
+            Ok(())
+        }
+
+        /// Formats the disk with QEMU's default cipher (PBKDF2 kept short).
+        pub fn format(&self, passphrase: &[u8]) -> Volume {
+            let options = FormatOptions {
+                iter_time: 1,
+                ..Default::default()
+            };
+            Volume::format(&options, passphrase, &|b: &[u8], off| self.write(b, off)).unwrap()
+        }
+    }
+
+    #[test]
+    fn formats_then_unlocks_with_the_passphrase_only() {
+        let disk = MemDisk::new(3 << 20);
+        let made = disk.format(b"hunter2");
+        let read = |b: &mut [u8], off: u64| disk.read(b, off);
         assert_eq!(made.payload_offset, 2068480);
         let opened = Volume::open(&read, Some(b"hunter2")).unwrap();
         let mut a = vec![5u8; 1024];

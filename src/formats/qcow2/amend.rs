@@ -5,6 +5,7 @@
 //! ```text
 //!   read the options (in the option table's order)
 //!   upgrade to v3          (snapshot table rewritten if entries are short)
+//!   key slots              (encrypt.*: luks/keyslots.rs, via crypto.rs)
 //!   refcount width         (refcount_width.rs)
 //!   data file name, raw-data-file bit -> header
 //!   backing file           (may only be restated, never changed)
@@ -28,7 +29,7 @@ use crate::formats::qcow2::metadata::{Mapping, Meta};
 use crate::formats::qcow2::tables::{
     self, ClusterType, Geometry, L1E_OFFSET_MASK, L2E_OFFSET_MASK, OFLAG_COPIED,
 };
-use crate::formats::qcow2::{refcount_width, resize, snapshot_table};
+use crate::formats::qcow2::{crypto, refcount_width, resize, snapshot_table};
 
 /// The options `amend` takes, in QEMU's table order (which is also the
 /// order in which they are read and complained about).
@@ -99,6 +100,8 @@ struct Request<'a> {
     refcount_bits: u64,
     data_file: Option<&'a str>,
     data_file_raw: bool,
+    /// Any `encrypt.` option: the key slots change.
+    keyslots: bool,
 }
 
 fn read_request<'a>(img: &Qcow2Image, m: &Meta, o: &'a Options) -> Result<Request<'a>> {
@@ -113,6 +116,7 @@ fn read_request<'a>(img: &Qcow2Image, m: &Meta, o: &'a Options) -> Result<Reques
         refcount_bits: 1 << g.refcount_order,
         data_file: None,
         data_file_raw: g.data_file_raw,
+        keyslots: false,
     };
     for desc in AMEND_OPTIONS {
         let Some(value) = o.get(desc.name) else {
@@ -120,9 +124,12 @@ fn read_request<'a>(img: &Qcow2Image, m: &Meta, o: &'a Options) -> Result<Reques
         };
         match desc.name {
             n if n.starts_with("encrypt.") => {
-                return Err(Error::invalid(
-                    "Can't amend encryption options - encryption not present",
-                ));
+                if img.crypto.is_none() {
+                    return Err(Error::invalid(
+                        "Can't amend encryption options - encryption not present",
+                    ));
+                }
+                r.keyslots = true;
             }
             "size" => r.size = o.size("size")?.unwrap_or(0),
             "compat" => {
@@ -180,8 +187,8 @@ fn header_error(e: Error) -> Error {
     e.prepend("Failed to update the image header")
 }
 
-/// Applies `-o` to the image.
-pub fn amend(img: &Qcow2Image, o: &Options) -> Result<()> {
+/// Applies `-o` to the image; `force` lets key slot changes lose data.
+pub fn amend(img: &Qcow2Image, o: &Options, force: bool) -> Result<()> {
     let r = {
         let m = img.lock();
         read_request(img, &m, o)?
@@ -189,6 +196,9 @@ pub fn amend(img: &Qcow2Image, o: &Options) -> Result<()> {
     let old_version = img.geometry().version;
     if r.version > old_version {
         upgrade(img)?;
+    }
+    if r.keyslots {
+        crypto::amend_keyslots(img, o, force)?;
     }
     if r.refcount_bits != 1 << img.geometry().refcount_order {
         if r.version < 3 && r.refcount_bits != 16 {

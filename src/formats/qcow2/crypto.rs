@@ -18,6 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::formats::OpenFlags;
 use crate::formats::luks::cipher::SectorCipher;
 use crate::formats::luks::header::SECTOR;
+use crate::formats::luks::keyslots;
 use crate::formats::luks::options as luks_options;
 use crate::formats::luks::volume::{FormatOptions, Volume};
 use crate::storage::Storage;
@@ -28,6 +29,8 @@ pub struct Crypto {
     /// The `encrypt` block of `info`'s format-specific data.
     pub info: Map<String, Value>,
     cipher: Option<SectorCipher>,
+    /// The id of the secret it was unlocked with (`encrypt.key-secret`).
+    key_secret: Option<String>,
 }
 
 fn unsupported(what: &str) -> Error {
@@ -134,21 +137,46 @@ pub fn open(h: &Header, file: &dyn Storage, opts: &OpenFlags) -> Result<Option<C
     let Some((offset, length)) = h.crypto_header else {
         return Err(Error::corrupt("Missing CRYPTO header for crypt method 2"));
     };
-    let read = |buf: &mut [u8], at: u64| {
-        if at.saturating_add(buf.len() as u64) > length {
-            return Err(Error::invalid(
-                "Request for data outside of extension header",
-            ));
-        }
-        file.read_at(buf, offset + at)
-    };
+    let read =
+        |buf: &mut [u8], at: u64| file.read_at(buf, in_header((offset, length), at, buf.len())?);
     let volume = Volume::open(&read, passphrase.as_ref().map(|p| p.bytes()))?;
     let mut info = volume.info();
     info.insert("format".into(), json!("luks"));
     Ok(Some(Crypto {
         info,
         cipher: volume.cipher,
+        key_secret: opts.key_secret.clone(),
     }))
+}
+
+/// Where byte `at` of the LUKS header lives in the file, for an access of
+/// `len` bytes that must stay inside the extension's clusters.
+fn in_header((offset, length): (u64, u64), at: u64, len: usize) -> Result<u64> {
+    if at.saturating_add(len as u64) > length {
+        return Err(Error::invalid(
+            "Request for data outside of extension header",
+        ));
+    }
+    Ok(offset + at)
+}
+
+/// `amend` of the key slots (the `encrypt.` options, after an upgrade and
+/// before anything else changes, as in QEMU), in the header's clusters.
+pub fn amend_keyslots(img: &Qcow2Image, o: &Options, force: bool) -> Result<()> {
+    let request = keyslots::Request::parse(o, "encrypt.")?;
+    let (Some(crypto), Some(region)) = (&img.crypto, img.lock().header.crypto_header) else {
+        return Err(Error::invalid(
+            "Can't amend encryption options - encryption not present",
+        ));
+    };
+    let key_secret = crypto
+        .key_secret
+        .as_deref()
+        .ok_or_else(|| Error::invalid("Parameter 'encrypt.key-secret' is required for cipher"))?;
+    let file = img.container();
+    let read = |buf: &mut [u8], at: u64| file.read_at(buf, in_header(region, at, buf.len())?);
+    let write = |buf: &[u8], at: u64| file.write_at(buf, in_header(region, at, buf.len())?);
+    keyslots::amend(&read, &write, key_secret, &request, force)
 }
 
 /// Largest run encrypted in one buffer.

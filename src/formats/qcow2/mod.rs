@@ -738,9 +738,9 @@ impl BlockDriver for Qcow2Image {
         backing::make_empty(self)
     }
 
-    fn amend(&self, options: &crate::block::options::Options, _force: bool) -> Result<()> {
+    fn amend(&self, options: &crate::block::options::Options, force: bool) -> Result<()> {
         self.check_writable()?;
-        amend::amend(self, options)
+        amend::amend(self, options, force)
     }
 
     fn snapshot_open(&self, id: &str) -> Result<Arc<dyn BlockDriver>> {
