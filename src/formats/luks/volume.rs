@@ -69,7 +69,8 @@ impl Default for FormatOptions {
     fn default() -> FormatOptions {
         FormatOptions {
             cipher: CipherSpec {
-                aes_bytes: 32,
+                alg: super::cipher::Algorithm::Aes,
+                alg_bytes: 32,
                 mode: super::cipher::Mode::Xts,
                 ivgen: IvGen::Plain64,
             },
@@ -158,7 +159,7 @@ impl Volume {
         });
         let mut header = Header {
             version: 1,
-            cipher_name: "aes".into(),
+            cipher_name: spec.alg.name().into(),
             cipher_mode: spec.header_mode(),
             hash_spec: hash.name().into(),
             payload_offset: (payload / SECTOR) as u32,
