@@ -74,22 +74,27 @@ fn hash(key: &str, value: &str) -> Result<Hash> {
 }
 
 /// The key secret's id and the volume's options, from `-o` options under
-/// `prefix` ("" for luks, "encrypt." for qcow2 and rbd).
+/// `prefix` ("" for luks, "encrypt." for qcow2 and rbd). In QEMU's order:
+/// the values, then the secret (it must exist), then whether the cipher
+/// can be built; a caller that gets no secret id fails on that alone.
 pub fn parse(options: &Options, prefix: &str) -> Result<(Option<String>, FormatOptions)> {
     let key = |name: &str| format!("{prefix}{name}");
     let get = |name: &str| options.get(&key(name));
     let mut out = FormatOptions::default();
+    // QEMU names des, 3des and sm4 but its LUKS driver has no use for them
+    // (said once the secret is found).
+    let mut unknown_alg = None;
     if let Some(name) = get("cipher-alg") {
         if !CIPHERS.contains(&name) {
             return Err(not_accepted("cipher-alg", name));
         }
-        // QEMU names des, 3des and sm4 but its LUKS driver has no use for them.
-        let (alg, bits) = name
+        let known = name
             .split_once('-')
-            .and_then(|(alg, bits)| Some((Algorithm::parse(alg)?, bits.parse::<usize>().ok()?)))
-            .ok_or_else(|| Error::invalid(format!("Algorithm '{name}' not supported")))?;
-        out.cipher.alg = alg;
-        out.cipher.alg_bytes = bits / 8;
+            .and_then(|(alg, bits)| Some((Algorithm::parse(alg)?, bits.parse::<usize>().ok()?)));
+        match known {
+            Some((alg, bits)) => (out.cipher.alg, out.cipher.alg_bytes) = (alg, bits / 8),
+            None => unknown_alg = Some(name),
+        }
     }
     if let Some(mode) = get("cipher-mode") {
         out.cipher.mode = Mode::parse(mode).ok_or_else(|| not_accepted("cipher-mode", mode))?;
@@ -104,6 +109,26 @@ pub fn parse(options: &Options, prefix: &str) -> Result<(Option<String>, FormatO
             "essiv" => IvGen::Essiv(ivgen_hash.unwrap_or(Hash::Sha256)),
             other => return Err(not_accepted("ivgen-alg", other)),
         };
+    }
+    if let Some(t) = options.number(&key("iter-time"))? {
+        out.iter_time = t;
+    }
+    if let Some(h) = get("hash-alg") {
+        out.hash = hash("hash-alg", h)?;
+    }
+    // rbdimg writes no detached headers, as QEMU's image creation takes none.
+    if options.bool(&key("detached-header"))?.is_some() {
+        return Err(Error::invalid(format!(
+            "Parameter '{}' is unexpected",
+            key("detached-header")
+        )));
+    }
+    let Some(secret) = get("key-secret") else {
+        return Ok((None, out));
+    };
+    crate::secret::lookup_utf8(secret)?;
+    if let Some(name) = unknown_alg {
+        return Err(Error::invalid(format!("Algorithm '{name}' not supported")));
     }
     let spec = out.cipher;
     if let IvGen::Essiv(h) = spec.ivgen {
@@ -128,20 +153,7 @@ pub fn parse(options: &Options, prefix: &str) -> Result<(Option<String>, FormatO
             ),
         ));
     }
-    if let Some(h) = get("hash-alg") {
-        out.hash = hash("hash-alg", h)?;
-    }
-    if let Some(t) = options.number(&key("iter-time"))? {
-        out.iter_time = t;
-    }
-    // rbdimg writes no detached headers, as QEMU's image creation takes none.
-    if options.bool(&key("detached-header"))?.is_some() {
-        return Err(Error::invalid(format!(
-            "Parameter '{}' is unexpected",
-            key("detached-header")
-        )));
-    }
     // Only the spec's own check: an impossible combination is refused here.
     CipherSpec::from_header(spec.alg.name(), &spec.header_mode(), spec.key_bytes())?;
-    Ok((get("key-secret").map(str::to_string), out))
+    Ok((Some(secret.to_string()), out))
 }

@@ -14,6 +14,7 @@ use crate::block::status::Status;
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::Storage;
 
+use super::cipher::{Algorithm, IvGen, Mode};
 use super::header::{MAGIC, SECTOR};
 use super::luks2;
 use super::payload::{Holes, Payload};
@@ -47,6 +48,11 @@ pub fn load(inner: Arc<dyn Storage>, format: &str, passphrase: &[u8]) -> Result<
         _ => e,
     })?;
     let cipher = cipher.ok_or_else(|| fail(libc::EPERM))?;
+    // librbd's LoadRequest takes aes-xts-plain64 only, whatever LUKS allows.
+    let spec = cipher.spec();
+    if (spec.alg, spec.mode, spec.ivgen) != (Algorithm::Aes, Mode::Xts, IvGen::Plain64) {
+        return Err(fail(libc::ENOTSUP));
+    }
     Ok(CryptStorage {
         payload: Payload::new(inner.clone(), offset, sector, cipher, Holes::ReadAsZeros),
         inner,
