@@ -69,7 +69,8 @@ fn qemu_ciphers(algs: &[&str]) -> Vec<String> {
                 _ => "sm3",
             };
             let ivgen = match i % 3 {
-                0 => "plain64".to_string(),
+                // A hash named for no use: in the header, ignored.
+                0 => "plain64,ivgen-hash-alg=sha1".to_string(),
                 1 => "plain".to_string(),
                 _ => format!("essiv,ivgen-hash-alg={essiv}"),
             };
@@ -949,10 +950,10 @@ fn cryptsetup_reads_every_cipher_we_write() {
         (
             "serpent-256",
             "ctr",
-            "plain64",
+            "plain64,ivgen-hash-alg=sm3",
             "sha224",
             "serpent",
-            "ctr-plain64",
+            "ctr-plain64:sm3",
             256,
         ),
         (
@@ -1182,5 +1183,39 @@ fn rbd_encryption_in_the_embedded_store() {
             .stderr
             .ends_with("encryption load fail: Operation not permitted\n"),
         "{wrong:?}"
+    );
+    // librbd loads aes-xts-plain64 only, whatever else the LUKS header names.
+    let twofish = format!("rbd:rbd/twofish:store={store}");
+    rbdimg_ok(
+        d,
+        &[
+            "create",
+            "-q",
+            "--object",
+            OBJECT,
+            "-f",
+            "luks",
+            "-o",
+            "key-secret=s0,iter-time=10,cipher-alg=twofish-256",
+            &twofish,
+            "8M",
+        ],
+    );
+    let refused = rbdimg(
+        d,
+        &[
+            "info",
+            "--object",
+            OBJECT,
+            "--image-opts",
+            &image.replace("image=enc", "image=twofish"),
+        ],
+    );
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .ends_with("encryption load fail: Operation not supported\n"),
+        "{refused:?}"
     );
 }

@@ -110,6 +110,9 @@ pub fn parse(options: &Options, prefix: &str) -> Result<(Option<String>, FormatO
             other => return Err(not_accepted("ivgen-alg", other)),
         };
     }
+    if !matches!(out.cipher.ivgen, IvGen::Essiv(_)) {
+        out.unused_ivgen_hash = ivgen_hash;
+    }
     if let Some(t) = options.number(&key("iter-time"))? {
         out.iter_time = t;
     }
