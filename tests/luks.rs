@@ -945,6 +945,51 @@ fn cryptsetup_reads_every_cipher_we_write() {
             assert!(unlocked.success(), "{o}");
         }
     }
+    // 192-bit keys outside XTS: qemu-img aborts on their 96000 bytes of key
+    // material; rbdimg makes none, and opens cryptsetup's (padded to whole
+    // sectors) with the passphrase only.
+    let refused = rbdimg(
+        d,
+        &[
+            "create",
+            "--object",
+            OBJECT,
+            "-f",
+            "luks",
+            "-o",
+            "key-secret=s0,cipher-alg=aes-192,cipher-mode=cbc",
+            "x.luks",
+            "1M",
+        ],
+    );
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.ends_with(
+            "Cipher aes-192 in mode cbc is not supported by rbdimg: qemu-img cannot open it\n"
+        ),
+        "{refused:?}"
+    );
+    sh(
+        d,
+        "truncate -s 4M cs.luks && cryptsetup luksFormat -q --type luks1 --key-file pass \
+         --cipher aes-cbc-essiv:sha256 --key-size 192 --pbkdf-force-iterations 1000 cs.luks",
+    );
+    for (object, code) in [(OBJECT, 0), ("secret,id=s0,data=wrong", 1)] {
+        let out = rbdimg(
+            d,
+            &[
+                "convert",
+                "--object",
+                object,
+                "--image-opts",
+                "-O",
+                "raw",
+                &opts("cs.luks"),
+                "cs.raw",
+            ],
+        );
+        assert_eq!(out.code, code, "{out:?}");
+    }
 }
 
 #[test]
