@@ -21,6 +21,11 @@ fn make(dir: &Path) {
         "",
         "encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=essiv,encrypt.hash-alg=sha1",
         "encrypt.cipher-alg=aes-192,encrypt.ivgen-alg=plain",
+        // The other algorithms and modes QEMU's LUKS takes, across hashes.
+        "encrypt.cipher-alg=twofish-256,encrypt.hash-alg=sm3",
+        "encrypt.cipher-alg=serpent-128,encrypt.cipher-mode=ctr,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=md5",
+        "encrypt.cipher-alg=cast5-128,encrypt.cipher-mode=cbc,encrypt.hash-alg=md5",
+        "encrypt.cipher-alg=aes-256,encrypt.cipher-mode=ecb,encrypt.hash-alg=ripemd160",
     ];
     for (i, extra) in ciphers.iter().enumerate() {
         let file = format!("e{i}.qcow2");
@@ -59,7 +64,7 @@ fn qemu_img_images_read_alike() {
         return;
     }
     let twin = Twin::new(make);
-    for i in 0..3 {
+    for i in 0..7 {
         let file = format!("e{i}.qcow2");
         let image = opts(&file);
         let with_secret: [&[&str]; 9] = [
@@ -211,6 +216,10 @@ fn create_options_match_qemu_img() {
         with("encrypt.cipher-mode=foo"),
         with("encrypt.ivgen-alg=foo"),
         with("encrypt.hash-alg=foo"),
+        with("encrypt.cipher-alg=sm4"),
+        with("encrypt.cipher-alg=cast5-128"),
+        with("encrypt.cipher-alg=twofish-128,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha1"),
+        with("encrypt.cipher-alg=serpent-256,encrypt.cipher-mode=ctr,encrypt.hash-alg=md5"),
         with("encrypt.detached-header=on"),
         base.to_string(),
         with("cluster_size=4096"),
@@ -279,7 +288,13 @@ fn rbdimg_writes_what_qemu_img_reads() {
         data.chunks(512).any(|s| sectors.contains(s))
     };
     let o = "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10";
-    for (i, extra) in ["", ",encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=plain64,encrypt.hash-alg=sha512"]
+    for (i, extra) in [
+        "",
+        ",encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=plain64,encrypt.hash-alg=sha512",
+        ",encrypt.cipher-alg=twofish-128,encrypt.cipher-mode=ecb,encrypt.hash-alg=sha224",
+        ",encrypt.cipher-alg=cast5-128,encrypt.cipher-mode=ctr,encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=md5,encrypt.hash-alg=sm3",
+        ",encrypt.cipher-alg=serpent-256,encrypt.cipher-mode=cbc,encrypt.ivgen-alg=plain",
+    ]
         .iter()
         .enumerate()
     {

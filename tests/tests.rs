@@ -28,6 +28,7 @@ mod measure;
 mod names;
 mod progress;
 mod qcow2;
+mod qcow2_aes;
 mod qcow2_corrupt;
 mod qcow2_luks;
 mod rados;

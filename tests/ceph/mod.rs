@@ -16,6 +16,7 @@ mod measure;
 mod misuse;
 mod options;
 mod qcow2_in_rbd;
+mod rbd_ciphers;
 mod rbd_encryption;
 mod replicated;
 mod vm;

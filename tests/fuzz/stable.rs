@@ -801,18 +801,32 @@ fn qcow2_header() {
 /// The start of LUKS volumes as rbdimg formats them: each cipher mode and
 /// IV generator, the header and slot 0's key material.
 fn luks_seeds() -> Vec<Vec<u8>> {
-    use rbdimg::formats::luks::cipher::{CipherSpec, Hash, IvGen, Mode};
+    use rbdimg::formats::luks::cipher::{Algorithm, CipherSpec, Hash, IvGen, Mode};
     use rbdimg::formats::luks::{FormatOptions, Volume};
     let specs = [
-        (32, Mode::Xts, IvGen::Plain64, Hash::Sha256),
-        (16, Mode::Cbc, IvGen::Essiv(Hash::Sha256), Hash::Sha1),
+        (Algorithm::Aes, 32, Mode::Xts, IvGen::Plain64, Hash::Sha256),
+        (
+            Algorithm::Aes,
+            16,
+            Mode::Cbc,
+            IvGen::Essiv(Hash::Sha256),
+            Hash::Sha1,
+        ),
+        (
+            Algorithm::Cast5,
+            16,
+            Mode::Ctr,
+            IvGen::Essiv(Hash::Md5),
+            Hash::Sm3,
+        ),
     ];
     specs
         .iter()
-        .map(|&(aes_bytes, mode, ivgen, hash)| {
+        .map(|&(alg, alg_bytes, mode, ivgen, hash)| {
             let options = FormatOptions {
                 cipher: CipherSpec {
-                    aes_bytes,
+                    alg,
+                    alg_bytes,
                     mode,
                     ivgen,
                 },

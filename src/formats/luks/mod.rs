@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!   header.rs   LUKS1 header fields        af.rs      anti-forensic splitter
-//!   cipher.rs   AES-XTS/CBC, IV generators, hashes
+//!   cipher.rs   AES/Twofish/Serpent/CAST5 in XTS/CBC/ECB/CTR, IV generators, hashes
 //!   volume.rs   unlock / format a volume   payload.rs the encrypted payload over a Storage
 //!   image.rs    the raw `luks` format (a BlockDriver)
 //!   keyslots.rs `amend` of key slots: add and erase passphrases

@@ -14,7 +14,8 @@ use crate::block::status::Status;
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::Storage;
 
-use super::header::{MAGIC, SECTOR};
+use super::cipher::{Algorithm, IvGen, Mode};
+use super::header::{HEADER_LEN, Header, MAGIC, SECTOR};
 use super::luks2;
 use super::payload::{Holes, Payload};
 use super::volume::Volume;
@@ -35,6 +36,14 @@ pub fn load(inner: Arc<dyn Storage>, format: &str, passphrase: &[u8]) -> Result<
     let read = |buf: &mut [u8], offset: u64| inner.read_at(buf, offset);
     let unlocked = match (format, version) {
         ("luks" | "luks-any", Some(1)) => {
+            // librbd's LoadRequest takes aes-xts-plain64 only, and says so
+            // before it tries the passphrase.
+            let mut head = vec![0u8; HEADER_LEN];
+            read(&mut head, 0)?;
+            let h = Header::parse(&head)?;
+            if (h.cipher_name.as_str(), h.cipher_mode.as_str()) != ("aes", "xts-plain64") {
+                return Err(fail(libc::ENOTSUP));
+            }
             let volume = Volume::open(&read, Some(passphrase));
             volume.map(|v| (v.payload_offset, SECTOR, v.cipher))
         }
@@ -47,6 +56,11 @@ pub fn load(inner: Arc<dyn Storage>, format: &str, passphrase: &[u8]) -> Result<
         _ => e,
     })?;
     let cipher = cipher.ok_or_else(|| fail(libc::EPERM))?;
+    // librbd's LoadRequest takes aes-xts-plain64 only (LUKS2 too).
+    let spec = cipher.spec();
+    if (spec.alg, spec.mode, spec.ivgen) != (Algorithm::Aes, Mode::Xts, IvGen::Plain64) {
+        return Err(fail(libc::ENOTSUP));
+    }
     Ok(CryptStorage {
         payload: Payload::new(inner.clone(), offset, sector, cipher, Holes::ReadAsZeros),
         inner,

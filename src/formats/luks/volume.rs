@@ -42,6 +42,9 @@ pub struct Volume {
 #[derive(Debug, Clone)]
 pub struct FormatOptions {
     pub cipher: CipherSpec,
+    /// `ivgen-hash-alg` given with `plain`/`plain64`: named in the header
+    /// (`xts-plain64:sha1`) as QEMU and dm-crypt name it, and ignored.
+    pub unused_ivgen_hash: Option<Hash>,
     pub hash: Hash,
     /// Milliseconds of PBKDF2 for the key slot.
     pub iter_time: u64,
@@ -69,10 +72,12 @@ impl Default for FormatOptions {
     fn default() -> FormatOptions {
         FormatOptions {
             cipher: CipherSpec {
-                aes_bytes: 32,
+                alg: super::cipher::Algorithm::Aes,
+                alg_bytes: 32,
                 mode: super::cipher::Mode::Xts,
                 ivgen: IvGen::Plain64,
             },
+            unused_ivgen_hash: None,
             hash: Hash::Sha256,
             iter_time: 2000,
             payload_alignment: 4096,
@@ -136,8 +141,11 @@ impl Volume {
         });
         let mut header = Header {
             version: 1,
-            cipher_name: "aes".into(),
-            cipher_mode: spec.header_mode(),
+            cipher_name: spec.alg.name().into(),
+            cipher_mode: match options.unused_ivgen_hash {
+                Some(h) => format!("{}:{}", spec.header_mode(), h.name()),
+                None => spec.header_mode(),
+            },
             hash_spec: hash.name().into(),
             payload_offset: (payload / SECTOR) as u32,
             key_bytes: key_bytes as u32,

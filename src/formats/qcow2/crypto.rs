@@ -1,12 +1,15 @@
-//! qcow2's LUKS encryption (`encrypt.format=luks`, crypt_method 2): a LUKS1
-//! volume whose header and key slots live in the clusters the crypto
+//! qcow2's encryption. LUKS (`encrypt.format=luks`, crypt_method 2): a
+//! LUKS1 volume whose header and key slots live in the clusters the crypto
 //! header extension points at; each data cluster is encrypted in 512-byte
-//! sectors whose IVs count host offsets (QEMU's "physical offset" IVs), so
-//! zero and unallocated clusters read as zeros without decryption.
+//! sectors whose IVs count host offsets (QEMU's "physical offset" IVs).
+//! Legacy AES (`encrypt.format=aes`, crypt_method 1, QEMU's
+//! `crypto/block-qcow.c`): no header at all, the key is the passphrase's
+//! first 16 bytes (zero-padded), AES-128-CBC with `plain64` IVs that count
+//! guest offsets. Either way zero and unallocated clusters read as zeros
+//! without decryption.
 //!
 //! Writes encrypt on the caller's thread (a convert worker) into a copy;
-//! the image layer makes every encrypted write whole sectors. Legacy AES
-//! (crypt_method 1) is refused.
+//! the image layer makes every encrypted write whole sectors.
 
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
@@ -14,9 +17,9 @@ use zeroize::Zeroizing;
 use super::Qcow2Image;
 use super::header::{CRYPT_AES, CRYPT_LUKS, CRYPT_NONE, Header};
 use crate::block::options::Options;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::formats::OpenFlags;
-use crate::formats::luks::cipher::SectorCipher;
+use crate::formats::luks::cipher::{Algorithm, CipherSpec, IvGen, Mode, SectorCipher};
 use crate::formats::luks::header::SECTOR;
 use crate::formats::luks::keyslots;
 use crate::formats::luks::options as luks_options;
@@ -31,20 +34,32 @@ pub struct Crypto {
     cipher: Option<SectorCipher>,
     /// The id of the secret it was unlocked with (`encrypt.key-secret`).
     key_secret: Option<String>,
+    /// IVs count guest offsets (legacy AES), not host offsets (LUKS).
+    guest_ivs: bool,
 }
 
-fn unsupported(what: &str) -> Error {
-    Error::new(
-        ErrorKind::UnsupportedFeature,
-        format!("{what} are not supported by rbdimg"),
-    )
-}
-
-/// The encryption `create -o encrypt.format=luks,...` asks for.
+/// The encryption `create -o encrypt.format=luks|aes,...` asks for.
 #[derive(Debug, Clone)]
 pub struct Encryption {
     pub key_secret: String,
-    pub options: FormatOptions,
+    /// The LUKS volume's options; None for legacy AES.
+    pub luks: Option<FormatOptions>,
+}
+
+/// Legacy AES's cipher (QEMU's `qcrypto_block_qcow_init`).
+const LEGACY_AES: CipherSpec = CipherSpec {
+    alg: Algorithm::Aes,
+    alg_bytes: 16,
+    mode: Mode::Cbc,
+    ivgen: IvGen::Plain64,
+};
+
+/// Legacy AES's key: the passphrase's first 16 bytes, zero-padded.
+fn legacy_key(passphrase: &[u8]) -> Zeroizing<[u8; 16]> {
+    let mut key = Zeroizing::new([0u8; 16]);
+    let n = passphrase.len().min(16);
+    key[..n].copy_from_slice(&passphrase[..n]);
+    key
 }
 
 /// Reads `encrypt.*` (and the legacy `encryption`) as qcow2's create does.
@@ -75,24 +90,42 @@ pub fn create_options(o: &Options) -> Result<Option<Encryption>> {
             };
         }
     };
-    let (key_secret, options) = luks_options::parse(o, "encrypt.")?;
-    let key_secret = key_secret
-        .ok_or_else(|| Error::invalid("Parameter 'encrypt.key-secret' is required for cipher"))?;
+    let required = || Error::invalid("Parameter 'encrypt.key-secret' is required for cipher");
     if format == "aes" {
-        return Err(unsupported("New AES-encrypted qcow2 images"));
+        // QEMU's qcow encryption takes the secret and nothing else.
+        let key_secret = o.get("encrypt.key-secret").ok_or_else(required)?;
+        let extra = luks_options::FORMAT_OPTIONS
+            .iter()
+            .map(|d| format!("encrypt.{}", d.name))
+            .find(|k| k != "encrypt.key-secret" && o.get(k).is_some());
+        if let Some(key) = extra {
+            return Err(Error::invalid(format!("Parameter '{key}' is unexpected")));
+        }
+        crate::secret::lookup_utf8(key_secret)?;
+        return Ok(Some(Encryption {
+            key_secret: key_secret.to_string(),
+            luks: None,
+        }));
     }
+    let (key_secret, options) = luks_options::parse(o, "encrypt.")?;
     Ok(Some(Encryption {
-        key_secret,
-        options,
+        key_secret: key_secret.ok_or_else(required)?,
+        luks: Some(options),
     }))
 }
 
 /// QEMU's `qcow2_set_up_encryption` on a new image: clusters for the LUKS
 /// header and key slots (zeroed), the volume formatted in them, then the
-/// header's crypt method and crypto extension.
+/// header's crypt method and crypto extension. Legacy AES has only the
+/// crypt method.
 pub fn set_up(img: &Qcow2Image, encryption: &Encryption) -> Result<()> {
     let passphrase = crate::secret::lookup_utf8(&encryption.key_secret)?;
-    let len = encryption.options.header_len();
+    let Some(options) = &encryption.luks else {
+        let mut m = img.lock();
+        m.header.crypt_method = CRYPT_AES;
+        return m.write_header();
+    };
+    let len = options.header_len();
     let cs = img.geometry().cluster_size;
     let offset = img.lock().alloc_clusters(len.next_multiple_of(cs))?;
     let file = img.container();
@@ -104,19 +137,11 @@ pub fn set_up(img: &Qcow2Image, encryption: &Encryption) -> Result<()> {
         done += n;
     }
     let write = |buf: &[u8], at: u64| file.write_at(buf, offset + at);
-    Volume::format(&encryption.options, passphrase.bytes(), &write)?;
+    Volume::format(options, passphrase.bytes(), &write)?;
     let mut m = img.lock();
     m.header.crypt_method = CRYPT_LUKS;
     m.header.crypto_header = Some((offset, len));
     m.write_header()
-}
-
-/// Refuses legacy AES before anything else is read.
-pub fn check_open(h: &Header) -> Result<()> {
-    match h.crypt_method {
-        CRYPT_AES => Err(unsupported("Encrypted qcow2 images (AES)")),
-        _ => Ok(()),
-    }
 }
 
 /// Reads the volume of an encrypted image (None for a plain one), unlocked
@@ -134,6 +159,19 @@ pub fn open(h: &Header, file: &dyn Storage, opts: &OpenFlags) -> Result<Option<C
             ));
         }
     };
+    if h.crypt_method == CRYPT_AES {
+        let mut info = Map::new();
+        info.insert("format".into(), json!("aes"));
+        let cipher = passphrase
+            .map(|p| SectorCipher::new(LEGACY_AES, &legacy_key(p.bytes())[..]))
+            .transpose()?;
+        return Ok(Some(Crypto {
+            info,
+            cipher,
+            key_secret: opts.key_secret.clone(),
+            guest_ivs: true,
+        }));
+    }
     let Some((offset, length)) = h.crypto_header else {
         return Err(Error::corrupt("Missing CRYPTO header for crypt method 2"));
     };
@@ -146,6 +184,7 @@ pub fn open(h: &Header, file: &dyn Storage, opts: &OpenFlags) -> Result<Option<C
         info,
         cipher: volume.cipher,
         key_secret: opts.key_secret.clone(),
+        guest_ivs: false,
     }))
 }
 
@@ -189,36 +228,51 @@ impl Crypto {
             .ok_or_else(|| Error::invalid("the image's encryption is not unlocked"))
     }
 
-    /// Encrypts whole sectors of guest data into a copy and writes it at
-    /// host offset `host` of `data`.
-    pub fn write(&self, data: &dyn Storage, buf: &[u8], host: u64) -> Result<()> {
+    /// The IV number of the sector at host offset `host` that holds guest
+    /// offset `guest` (both sector-aligned alike: clusters are).
+    fn iv(&self, host: u64, guest: u64) -> u64 {
+        match self.guest_ivs {
+            true => guest / SECTOR,
+            false => host / SECTOR,
+        }
+    }
+
+    /// Encrypts whole sectors of guest data (at guest offset `guest`) into
+    /// a copy and writes it at host offset `host` of `data`.
+    pub fn write(&self, data: &dyn Storage, buf: &[u8], host: u64, guest: u64) -> Result<()> {
         let cipher = self.cipher()?;
         debug_assert!(host.is_multiple_of(SECTOR) && buf.len().is_multiple_of(SECTOR as usize));
         let mut copy = Zeroizing::new(Vec::with_capacity(buf.len().min(BATCH)));
         for (i, piece) in buf.chunks(BATCH).enumerate() {
-            let at = host + (i * BATCH) as u64;
+            let skip = (i * BATCH) as u64;
             copy.clear();
             copy.extend_from_slice(piece);
-            cipher.encrypt(&mut copy, SECTOR as usize, at / SECTOR);
-            data.write_at(&copy, at)?;
+            cipher.encrypt(
+                &mut copy,
+                SECTOR as usize,
+                self.iv(host + skip, guest + skip),
+            );
+            data.write_at(&copy, host + skip)?;
         }
         Ok(())
     }
 
-    /// Reads and decrypts guest data stored at host offset `host` of
-    /// `data` (any alignment: whole sectors are read around it).
-    pub fn read(&self, data: &dyn Storage, buf: &mut [u8], host: u64) -> Result<()> {
+    /// Reads and decrypts guest data (at guest offset `guest`) stored at
+    /// host offset `host` of `data` (any alignment: whole sectors are read
+    /// around it).
+    pub fn read(&self, data: &dyn Storage, buf: &mut [u8], host: u64, guest: u64) -> Result<()> {
         let cipher = self.cipher()?;
         let start = host / SECTOR * SECTOR;
         let end = (host + buf.len() as u64).next_multiple_of(SECTOR);
+        let first_iv = self.iv(start, guest - (host - start));
         if start == host && end == host + buf.len() as u64 {
             data.read_at(buf, host)?;
-            cipher.decrypt(buf, SECTOR as usize, host / SECTOR);
+            cipher.decrypt(buf, SECTOR as usize, first_iv);
             return Ok(());
         }
         let mut whole = Zeroizing::new(vec![0u8; (end - start) as usize]);
         data.read_at(&mut whole, start)?;
-        cipher.decrypt(&mut whole, SECTOR as usize, start / SECTOR);
+        cipher.decrypt(&mut whole, SECTOR as usize, first_iv);
         let skip = (host - start) as usize;
         buf.copy_from_slice(&whole[skip..skip + buf.len()]);
         Ok(())

@@ -31,7 +31,7 @@ pub fn read(img: &Qcow2Image, buf: &mut [u8], offset: u64) -> Result<()> {
         match mapping {
             Mapping::Zero => chunk.fill(0),
             Mapping::Unallocated => read_backing(img, chunk, off)?,
-            Mapping::Data(host) => img.read_data(chunk, host)?,
+            Mapping::Data(host) => img.read_data(chunk, host, off)?,
             Mapping::Compressed(entry) => read_compressed(img, entry, off, chunk)?,
         }
         pos += n;
@@ -355,12 +355,12 @@ fn step(img: &Qcow2Image, off: u64, remaining: u64, data: Option<&[u8]>) -> Resu
     let host_data = plan.host + g.offset_into_cluster(off);
     let data = data.map(|d| &d[..plan.len as usize]);
     let result = if plan.needs_meta {
-        write_with_cow(img, &plan, data, host_data).and_then(|()| {
+        write_with_cow(img, &plan, data, host_data, off).and_then(|()| {
             let mut m = img.lock();
             commit(img, &mut m, &plan, data.is_none())
         })
     } else {
-        data.map_or(Ok(()), |d| img.write_data(d, host_data))
+        data.map_or(Ok(()), |d| img.write_data(d, host_data, off))
     };
     let mut m = img.lock();
     if result.is_err() && !plan.keep_old && !g.has_data_file {
@@ -381,21 +381,22 @@ fn write_with_cow(
     plan: &Plan,
     data: Option<&[u8]>,
     host_data: u64,
+    guest_data: u64,
 ) -> Result<()> {
     let (head_from, head_to) = plan.cow_start;
     let (tail_from, tail_to) = plan.cow_end;
     if head_to > head_from {
         let mut head = vec![0u8; (head_to - head_from) as usize];
         read(img, &mut head, plan.guest + head_from)?;
-        img.write_data(&head, plan.host + head_from)?;
+        img.write_data(&head, plan.host + head_from, plan.guest + head_from)?;
     }
     if let Some(d) = data {
-        img.write_data(d, host_data)?;
+        img.write_data(d, host_data, guest_data)?;
     }
     if tail_to > tail_from {
         let mut tail = vec![0u8; (tail_to - tail_from) as usize];
         read(img, &mut tail, plan.guest + tail_from)?;
-        img.write_data(&tail, plan.host + tail_from)?;
+        img.write_data(&tail, plan.host + tail_from, plan.guest + tail_from)?;
     }
     Ok(())
 }

@@ -47,14 +47,8 @@ pub fn measure(options: &Options, source: Option<MeasureSource>) -> Result<Measu
         Some("luks") => super::crypto::create_options(options)?,
         _ => None,
     };
-    let luks = match luks_options {
-        Some(encryption) => {
-            crate::secret::lookup_utf8(&encryption.key_secret)?;
-            encryption
-                .options
-                .header_len()
-                .next_multiple_of(cluster_size)
-        }
+    let luks = match luks_options.and_then(|e| e.luks) {
+        Some(options) => options.header_len().next_multiple_of(cluster_size),
         None => 0,
     };
     let l2_entry = if extended_l2 { 16 } else { 8 };

@@ -181,7 +181,6 @@ impl Qcow2Image {
                 "Reference count entry width too large; may not exceed 64 bits",
             ));
         }
-        crypto::check_open(&h)?;
         if h.refcount_table_clusters == 0 && !opts.check {
             return Err(Error::new(
                 ErrorKind::InvalidFormat,
@@ -397,11 +396,11 @@ impl Qcow2Image {
         self.data_file.as_deref().unwrap_or(&*self.file)
     }
 
-    /// Writes guest data at host offset `host`, encrypted when the image
-    /// is encrypted (then in whole sectors).
-    pub(crate) fn write_data(&self, buf: &[u8], host: u64) -> Result<()> {
+    /// Writes guest data of guest offset `guest` at host offset `host`,
+    /// encrypted when the image is encrypted (then in whole sectors).
+    pub(crate) fn write_data(&self, buf: &[u8], host: u64, guest: u64) -> Result<()> {
         match &self.crypto {
-            Some(crypto) => crypto.write(self.data(), buf, host),
+            Some(crypto) => crypto.write(self.data(), buf, host, guest),
             None => self.data().write_at(buf, host),
         }
     }
@@ -411,11 +410,11 @@ impl Qcow2Image {
         self.crypto.is_some()
     }
 
-    /// Reads guest data at host offset `host`, decrypted when the image is
-    /// encrypted.
-    pub(crate) fn read_data(&self, buf: &mut [u8], host: u64) -> Result<()> {
+    /// Reads guest data of guest offset `guest` at host offset `host`,
+    /// decrypted when the image is encrypted.
+    pub(crate) fn read_data(&self, buf: &mut [u8], host: u64, guest: u64) -> Result<()> {
         match &self.crypto {
-            Some(crypto) => crypto.read(self.data(), buf, host),
+            Some(crypto) => crypto.read(self.data(), buf, host, guest),
             None => self.data().read_at(buf, host),
         }
     }
