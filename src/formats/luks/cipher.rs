@@ -22,9 +22,9 @@ use cast5::Cast5;
 use serpent::Serpent;
 use sha2::Digest;
 use twofish::Twofish;
-use xts_mode::Xts128;
 use zeroize::Zeroizing;
 
+use super::xts::Xts;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A hash algorithm, by its LUKS/QEMU name.
@@ -370,7 +370,7 @@ fn keyed<C: KeyInit>(key: &[u8]) -> Result<C> {
 
 /// One keyed block cipher type in one mode.
 enum Modes<C: LuksBlock> {
-    Xts(Xts128<C>),
+    Xts(Xts<C>),
     Cbc(C),
     Ecb(C),
     Ctr(C),
@@ -381,7 +381,7 @@ impl<C: LuksBlock> Modes<C> {
         Ok(Box::new(match mode {
             Mode::Xts => {
                 let (a, b) = key.split_at(key.len() / 2);
-                Modes::Xts(Xts128::new(keyed(a)?, keyed(b)?))
+                Modes::Xts(Xts::new(keyed(a)?, keyed(b)?))
             }
             Mode::Cbc => Modes::Cbc(keyed(key)?),
             Mode::Ecb => Modes::Ecb(keyed(key)?),

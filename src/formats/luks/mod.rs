@@ -12,6 +12,7 @@
 //!   rbd.rs      librbd's RBD encryption: the payload of an RBD image as a Storage
 //!   options.rs  the create options and their QEMU checks
 //!   create.rs   `create -f luks`
+//!   xts.rs      XTS over a 16-byte block cipher, a sector's blocks at a time
 //! ```
 
 pub mod af;
@@ -25,5 +26,6 @@ pub mod options;
 pub mod payload;
 pub mod rbd;
 pub mod volume;
+pub mod xts;
 
 pub use volume::{FormatOptions, Volume};
