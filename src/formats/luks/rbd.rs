@@ -127,6 +127,12 @@ impl Storage for CryptStorage {
         self.inner.allocation_unit()
     }
 
+    /// A clone's flatten copies its parent's ciphertext, which the clone
+    /// decrypts with the same key: the plaintext stays.
+    fn flatten(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<()> {
+        self.inner.flatten(progress)
+    }
+
     /// The RBD node as QEMU's rbd driver shows it with encryption loaded:
     /// the payload's size, and no LUKS header at its (decrypted) start.
     fn node_info(&self) -> Result<NodeInfo> {
