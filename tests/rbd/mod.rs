@@ -11,7 +11,7 @@ mod corrupt;
 mod crash;
 mod dd;
 mod embedded;
-mod encrypted_clones;
+mod encryption;
 pub(crate) mod layering;
 mod map;
 mod measure;

@@ -290,7 +290,7 @@ fn slot_material(
 
 /// PBKDF2 iterations per second with this hash on this machine (QEMU's
 /// `qcrypto_pbkdf2_count_iters`, measured over a shorter time).
-fn pbkdf2_rate(hash: Hash) -> Result<u64> {
+pub(super) fn pbkdf2_rate(hash: Hash) -> Result<u64> {
     let mut out = [0u8; 32];
     let mut iterations = 1u32 << 12;
     loop {

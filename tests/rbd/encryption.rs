@@ -1,4 +1,6 @@
-//! Clones of an encrypted RBD image, as librbd 16 has them: the clone
+//! librbd's RBD encryption on both backends. LUKS2 images rbdimg creates
+//! hold data, and so do their clones. Clones of an encrypted RBD image,
+//! as librbd 16 has them: the clone
 //! shares its parent's LUKS header and key, its missing objects read the
 //! parent's ciphertext (decrypted where the parent's objects store bytes,
 //! zeros elsewhere), a write copies that ciphertext up before the new
@@ -11,16 +13,23 @@ use std::path::Path;
 use super::{Backend, both_backends, raw_source, rbdimg_fails, rbdimg_ok, unique};
 use crate::util::{Oracle, qemu_img, require};
 
-both_backends!(encrypted_clones_read_write_and_flatten);
+both_backends!(
+    encrypted_clones_read_write_and_flatten,
+    luks2_images_and_their_clones_hold_data
+);
 
 const SECRET: &str = "secret,id=s0,data=clone-crypt-pass";
 const MIB: u64 = 1 << 20;
-/// The payload: three 4 MiB objects after the one the header takes.
+/// The LUKS1 payload: three 4 MiB objects after the one the header takes.
 const PAYLOAD: u64 = 12 * MIB;
+/// The LUKS2 payload (after a 16 MiB header).
+const PAYLOAD2: u64 = 20 * MIB;
 
-fn crypt_opts(b: &Backend, image: &str) -> String {
+/// `--image-opts` of `image` with its encryption (`luks` for LUKS1,
+/// `luks2`) loaded.
+fn crypt_opts(b: &Backend, image: &str, format: &str) -> String {
     format!(
-        "{},encrypt.format=luks,encrypt.key-secret=s0",
+        "{},encrypt.format={format},encrypt.key-secret=s0",
         b.image_opts(image)
     )
 }
@@ -28,8 +37,8 @@ fn crypt_opts(b: &Backend, image: &str) -> String {
 /// The plaintext of `image`, as rbdimg reads it; on Ceph, QEMU's rbd
 /// driver reads the same (`dd`: QEMU's `convert` trusts librbd 16's
 /// block status, which is one object off on encrypted images).
-fn plaintext(b: &Backend, d: &Path, image: &str) -> Vec<u8> {
-    let opts = crypt_opts(b, image);
+fn plaintext(b: &Backend, d: &Path, image: &str, format: &str) -> Vec<u8> {
+    let opts = crypt_opts(b, image, format);
     let ours = d.join("ours.raw");
     let _ = std::fs::remove_file(&ours);
     rbdimg_ok(&[
@@ -66,8 +75,9 @@ fn plaintext(b: &Backend, d: &Path, image: &str) -> Vec<u8> {
 }
 
 /// Writes the data runs of a sparse source into `image` (only them).
-fn write(b: &Backend, d: &Path, image: &str, runs: &[(u64, u8, usize)]) {
-    let src = raw_source(d, "runs.raw", PAYLOAD, runs);
+fn write(b: &Backend, d: &Path, image: &str, format: &str, runs: &[(u64, u8, usize)]) {
+    let size = if format == "luks2" { PAYLOAD2 } else { PAYLOAD };
+    let src = raw_source(d, "runs.raw", size, runs);
     rbdimg_ok(&[
         "convert",
         "--object",
@@ -76,7 +86,7 @@ fn write(b: &Backend, d: &Path, image: &str, runs: &[(u64, u8, usize)]) {
         "--target-is-zero",
         "--target-image-opts",
         src.to_str().unwrap(),
-        &crypt_opts(b, image),
+        &crypt_opts(b, image, format),
     ]);
 }
 
@@ -96,9 +106,15 @@ fn encrypted_clones_read_write_and_flatten(b: &Backend) {
         "12M",
     ]);
     // The last object stays never written.
-    write(b, d, &parent, &[(4096, 0x5a, 70000), (5 * MIB, 0x21, 8192)]);
+    write(
+        b,
+        d,
+        &parent,
+        "luks",
+        &[(4096, 0x5a, 70000), (5 * MIB, 0x21, 8192)],
+    );
     rbdimg_ok(&["snapshot", "-f", "raw", "-c", "base", &b.name(&parent)]);
-    let before = plaintext(b, d, &parent);
+    let before = plaintext(b, d, &parent, "luks");
     let raw_parent = b.export(&format!("{parent}@base"));
     for format in [1, 2] {
         let child = unique(&format!("crypt-clone-v{format}"));
@@ -116,8 +132,8 @@ fn encrypted_clones_read_write_and_flatten(b: &Backend) {
         // Copy-ups of a written object and of one the parent never
         // wrote, then the new sectors encrypted.
         let runs = [(8192, 0x77, 8192), (8 * MIB + 4096, 0x66, 4096)];
-        write(b, d, &child, &runs);
-        let after = plaintext(b, d, &child);
+        write(b, d, &child, "luks", &runs);
+        let after = plaintext(b, d, &child, "luks");
         let mut expected = before.clone();
         for &(at, byte, len) in &runs {
             expected[at as usize..at as usize + len].fill(byte);
@@ -138,9 +154,12 @@ fn encrypted_clones_read_write_and_flatten(b: &Backend) {
             "-b",
             "",
             "--image-opts",
-            &crypt_opts(b, &child),
+            &crypt_opts(b, &child, "luks"),
         ]);
-        assert!(plaintext(b, d, &child) == after, "v{format} flattened");
+        assert!(
+            plaintext(b, d, &child, "luks") == after,
+            "v{format} flattened"
+        );
         let info = rbdimg_ok(&["info", "-f", "raw", &b.name(&child)]);
         assert!(!info.stdout.contains("backing file"), "{}", info.stdout);
         b.object_map_check(&child);
@@ -169,6 +188,53 @@ fn encrypted_clones_read_write_and_flatten(b: &Backend) {
     assert_ne!(info.code, 0, "the refused clone exists: {info:#?}");
 }
 
+/// A LUKS2 image rbdimg creates (argon2id key slot, 4096-byte sectors)
+/// takes data and reads it back, and so does a clone of it.
+fn luks2_images_and_their_clones_hold_data(b: &Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let parent = unique("crypt2-parent");
+    rbdimg_ok(&[
+        "create",
+        "--object",
+        SECRET,
+        "-f",
+        "raw",
+        "-o",
+        "encrypt.format=luks2,encrypt.key-secret=s0",
+        &b.name(&parent),
+        "20M",
+    ]);
+    let runs = [
+        (0, 0x42, 4096),
+        (5 * MIB + 8192, 0x43, 12288),
+        (19 * MIB, 0x44, 1 << 20),
+    ];
+    write(b, d, &parent, "luks2", &runs);
+    let plain = plaintext(b, d, &parent, "luks2");
+    assert_eq!(plain.len() as u64, PAYLOAD2);
+    for (at, byte, len) in runs {
+        assert!(
+            plain[at as usize..at as usize + len]
+                .iter()
+                .all(|&x| x == byte)
+        );
+    }
+    rbdimg_ok(&["snapshot", "-f", "raw", "-c", "base", &b.name(&parent)]);
+    let child = unique("crypt2-clone");
+    rbdimg_ok(&[
+        "create",
+        "-f",
+        "raw",
+        "-b",
+        &b.name(&format!("{parent}@base")),
+        "-F",
+        "raw",
+        &format!("{}:rbd_default_clone_format=2", b.name(&child)),
+    ]);
+    assert!(plaintext(b, d, &child, "luks2") == plain);
+}
+
 /// Clones `rbd clone` makes (v1 and v2) of an image `rbd encryption
 /// format` made and QEMU wrote: rbdimg reads them as QEMU does, writes
 /// into them what QEMU reads back, and flattens them.
@@ -192,7 +258,7 @@ fn clones_made_by_rbd_read_and_write_as_in_qemu() {
             d,
             &format!(
                 "qemu-io --object '{SECRET}' --image-opts '{}' {commands} >/dev/null",
-                crypt_opts(&b, image)
+                crypt_opts(&b, image, "luks")
             ),
         )
     };
@@ -210,12 +276,18 @@ fn clones_made_by_rbd_read_and_write_as_in_qemu() {
         c.tool_ok("rbd", &["clone", &setting, &snap, &child]);
         // rbdimg writes (copy-ups), QEMU checks and writes (its copy-up),
         // both read the same.
-        write(&b, d, &child, &[(8192, 0x31, 4096), (8 * MIB, 0x32, 4096)]);
+        write(
+            &b,
+            d,
+            &child,
+            "luks",
+            &[(8192, 0x31, 4096), (8 * MIB, 0x32, 4096)],
+        );
         qemu_io(
             &child,
             "-c 'read -P 0x31 8192 4096' -c 'read -P 0x32 8M 4096' -c 'read -P 0x5a 12288 58712' -c 'write -P 0x33 6M 512'",
         );
-        let after = plaintext(&b, d, &child);
+        let after = plaintext(&b, d, &child, "luks");
         assert_eq!(after[6 << 20..(6 << 20) + 512], [0x33; 512][..]);
         assert!(c.export(&snap) == raw_parent, "the parent changed");
         b.object_map_check(&child);
@@ -226,9 +298,12 @@ fn clones_made_by_rbd_read_and_write_as_in_qemu() {
             "-b",
             "",
             "--image-opts",
-            &crypt_opts(&b, &child),
+            &crypt_opts(&b, &child, "luks"),
         ]);
-        assert!(plaintext(&b, d, &child) == after, "v{format} flattened");
+        assert!(
+            plaintext(&b, d, &child, "luks") == after,
+            "v{format} flattened"
+        );
         let info = c.tool_ok("rbd", &["info", &child]);
         assert!(!info.stdout.contains("parent:"), "{}", info.stdout);
         b.object_map_check(&child);
