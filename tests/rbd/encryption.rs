@@ -274,6 +274,21 @@ fn clones_made_by_rbd_read_and_write_as_in_qemu() {
         let child = unique(&format!("crypt-rbd-clone-v{format}"));
         let setting = format!("--rbd-default-clone-format={format}");
         c.tool_ok("rbd", &["clone", &setting, &snap, &child]);
+        if format == 1 {
+            // What the clone reads through its parent is its data.
+            let opts = crypt_opts(&b, &child, "luks");
+            let args = [
+                "map",
+                "--object",
+                SECRET,
+                "--output=json",
+                "--image-opts",
+                &opts,
+            ];
+            let ours = rbdimg_ok(&args).stdout;
+            assert_eq!(ours, qemu_img(d, &args).stdout);
+            assert!(ours.contains(r#""data": true"#), "{ours}");
+        }
         // rbdimg writes (copy-ups), QEMU checks and writes (its copy-up),
         // both read the same.
         write(
