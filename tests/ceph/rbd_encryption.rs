@@ -110,19 +110,7 @@ fn rbd_formatted_images_read_and_write_as_in_qemu() {
             "--image-opts",
             &opts(&image, "luks-any"),
         ]);
-        let args = [
-            "info",
-            "--object",
-            OBJECT,
-            "--output=json",
-            "--image-opts",
-            &o,
-        ];
-        assert_eq!(
-            without_our_additions(&rbdimg_ok(&args).stdout),
-            without_our_additions(&qemu_img(d, &args).stdout),
-            "{args:?}"
-        );
+        info_alike(d, &o);
         // rbdimg writes; QEMU reads it back, and both read alike.
         let src = d.join("src.raw");
         rbdimg_ok(&[
@@ -217,51 +205,14 @@ fn created_encrypted_images_are_qemus() {
     let raw = c.export(&ours);
     assert!(!raw.windows(512).any(|w| w == [0x6b; 512]));
     // What librbd does not make, or QEMU refuses, is refused alike.
-    for (n, o) in [
+    for o in [
         "encrypt.format=luks,encrypt.key-secret=s0,encrypt.cipher-alg=aes-192",
         "encrypt.format=luks,encrypt.key-secret=s0,encrypt.cipher-alg=foo",
         "encrypt.format=luks",
         "encrypt.key-secret=s0",
         "encrypt.format=luks,encrypt.key-secret=nope",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let (a, b) = (
-            unique(&format!("crypt-bad{n}-a")),
-            unique(&format!("crypt-bad{n}-b")),
-        );
-        let ours = rbdimg(&[
-            "create",
-            "--object",
-            OBJECT,
-            "-f",
-            "raw",
-            "-o",
-            o,
-            &c.name(&a),
-            "20M",
-        ]);
-        let theirs = qemu_img(
-            d,
-            &[
-                "create",
-                "--object",
-                OBJECT,
-                "-f",
-                "raw",
-                "-o",
-                o,
-                &c.name(&b),
-                "20M",
-            ],
-        );
-        assert_eq!(ours.code, theirs.code, "{o}");
-        assert_eq!(
-            ours.stderr.replace("rbdimg:", "qemu-img:").replace(&a, "X"),
-            theirs.stderr.replace(&b, "X"),
-            "{o}"
-        );
+    ] {
+        refused_alike(d, o, "20M");
     }
     // qemu-img cannot convert into a new encrypted RBD image; neither
     // does rbdimg, and it writes nothing there.
@@ -376,51 +327,48 @@ fn created_luks2_images_are_librbds() {
         assert_eq!(plain.len() as u64, 20 << 20);
         assert_eq!(plain[3000..12000], vec![0x6c; 9000][..]);
         assert!(!c.export(&ours).windows(512).any(|w| w == [0x6c; 512]));
-        let args = [
-            "info",
-            "--object",
-            OBJECT,
-            "--output=json",
-            "--image-opts",
-            &opts(&ours, "luks2"),
-        ];
-        assert_eq!(
-            without_our_additions(&rbdimg_ok(&args).stdout),
-            without_our_additions(&qemu_img(d, &args).stdout),
-            "{args:?}"
-        );
+        info_alike(d, &opts(&ours, "luks2"));
     }
     // No room for the header: librbd's ENOSPC, in QEMU's words.
-    let (a, b) = (unique("crypt2-small-a"), unique("crypt2-small-b"));
-    let o = "encrypt.format=luks2,encrypt.key-secret=s0";
-    let ours = rbdimg(&[
-        "create",
+    refused_alike(d, "encrypt.format=luks2,encrypt.key-secret=s0", "16M");
+}
+
+/// `info --output=json` of the image `opts` names: the same in both.
+fn info_alike(d: &Path, opts: &str) {
+    let args = [
+        "info",
         "--object",
         OBJECT,
-        "-f",
-        "raw",
-        "-o",
-        o,
-        &c.name(&a),
-        "16M",
-    ]);
+        "--output=json",
+        "--image-opts",
+        opts,
+    ];
+    assert_eq!(
+        without_our_additions(&rbdimg_ok(&args).stdout),
+        without_our_additions(&qemu_img(d, &args).stdout),
+        "{args:?}"
+    );
+}
+
+/// `create -o OPTIONS SIZE` fails in rbdimg as in qemu-img: same exit
+/// code, same message.
+fn refused_alike(d: &Path, o: &str, size: &str) {
+    let (a, b) = (unique("crypt-bad-a"), unique("crypt-bad-b"));
+    let create = |name: &str| {
+        [
+            "create", "--object", OBJECT, "-f", "raw", "-o", o, name, size,
+        ]
+        .map(String::from)
+    };
+    let ours = rbdimg(&create(&shared().name(&a)).each_ref().map(String::as_str));
     let theirs = qemu_img(
         d,
-        &[
-            "create",
-            "--object",
-            OBJECT,
-            "-f",
-            "raw",
-            "-o",
-            o,
-            &c.name(&b),
-            "16M",
-        ],
+        &create(&shared().name(&b)).each_ref().map(String::as_str),
     );
-    assert_eq!(ours.code, theirs.code);
+    assert_eq!(ours.code, theirs.code, "{o}");
     assert_eq!(
         ours.stderr.replace("rbdimg:", "qemu-img:").replace(&a, "X"),
-        theirs.stderr.replace(&b, "X")
+        theirs.stderr.replace(&b, "X"),
+        "{o}"
     );
 }

@@ -10,6 +10,7 @@
 
 use std::path::Path;
 
+use super::layering::clone;
 use super::{Backend, both_backends, raw_source, rbdimg_fails, rbdimg_ok, unique};
 use crate::util::{Oracle, qemu_img, require};
 
@@ -74,6 +75,43 @@ fn plaintext(b: &Backend, d: &Path, image: &str, format: &str) -> Vec<u8> {
     ours
 }
 
+/// A new image of `size` with encryption `format` (`luks`: LUKS1, or
+/// `luks2`), made by rbdimg.
+fn encrypted_image(b: &Backend, prefix: &str, format: &str, size: &str) -> String {
+    let image = unique(prefix);
+    let o = format!("encrypt.format={format},encrypt.key-secret=s0");
+    rbdimg_ok(&[
+        "create",
+        "--object",
+        SECRET,
+        "-f",
+        "raw",
+        "-o",
+        &o,
+        &b.name(&image),
+        size,
+    ]);
+    image
+}
+
+/// `rebase -b ''` of the LUKS1 clone `child` with its encryption loaded:
+/// it stands alone, reads `plain` still, and its object map is right.
+fn flatten_keeps(b: &Backend, d: &Path, child: &str, plain: &[u8]) {
+    rbdimg_ok(&[
+        "rebase",
+        "--object",
+        SECRET,
+        "-b",
+        "",
+        "--image-opts",
+        &crypt_opts(b, child, "luks"),
+    ]);
+    assert!(plaintext(b, d, child, "luks") == plain, "{child} flattened");
+    let info = rbdimg_ok(&["info", "-f", "raw", &b.name(child)]);
+    assert!(!info.stdout.contains("backing file"), "{}", info.stdout);
+    b.object_map_check(child);
+}
+
 /// Writes the data runs of a sparse source into `image` (only them).
 fn write(b: &Backend, d: &Path, image: &str, format: &str, runs: &[(u64, u8, usize)]) {
     let size = if format == "luks2" { PAYLOAD2 } else { PAYLOAD };
@@ -93,18 +131,7 @@ fn write(b: &Backend, d: &Path, image: &str, format: &str, runs: &[(u64, u8, usi
 fn encrypted_clones_read_write_and_flatten(b: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let parent = unique("crypt-parent");
-    rbdimg_ok(&[
-        "create",
-        "--object",
-        SECRET,
-        "-f",
-        "raw",
-        "-o",
-        "encrypt.format=luks,encrypt.key-secret=s0",
-        &b.name(&parent),
-        "12M",
-    ]);
+    let parent = encrypted_image(b, "crypt-parent", "luks", "12M");
     // The last object stays never written.
     write(
         b,
@@ -118,16 +145,7 @@ fn encrypted_clones_read_write_and_flatten(b: &Backend) {
     let raw_parent = b.export(&format!("{parent}@base"));
     for format in [1, 2] {
         let child = unique(&format!("crypt-clone-v{format}"));
-        rbdimg_ok(&[
-            "create",
-            "-f",
-            "raw",
-            "-b",
-            &b.name(&format!("{parent}@base")),
-            "-F",
-            "raw",
-            &format!("{}:rbd_default_clone_format={format}", b.name(&child)),
-        ]);
+        clone(b, &format!("{parent}@base"), &child, format, None);
         // (Each unlock takes PBKDF2's iter-time: reads are few.)
         // Copy-ups of a written object and of one the parent never
         // wrote, then the new sectors encrypted.
@@ -147,22 +165,7 @@ fn encrypted_clones_read_write_and_flatten(b: &Backend) {
         assert!(b.export(&format!("{parent}@base")) == raw_parent);
         b.object_map_check(&child);
         // Flatten with the encryption loaded keeps the plaintext.
-        rbdimg_ok(&[
-            "rebase",
-            "--object",
-            SECRET,
-            "-b",
-            "",
-            "--image-opts",
-            &crypt_opts(b, &child, "luks"),
-        ]);
-        assert!(
-            plaintext(b, d, &child, "luks") == after,
-            "v{format} flattened"
-        );
-        let info = rbdimg_ok(&["info", "-f", "raw", &b.name(&child)]);
-        assert!(!info.stdout.contains("backing file"), "{}", info.stdout);
-        b.object_map_check(&child);
+        flatten_keeps(b, d, &child, &after);
     }
     // A key of the clone's own over its parent's is Ceph 17's layered
     // encryption: refused before anything is made.
@@ -193,18 +196,7 @@ fn encrypted_clones_read_write_and_flatten(b: &Backend) {
 fn luks2_images_and_their_clones_hold_data(b: &Backend) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let parent = unique("crypt2-parent");
-    rbdimg_ok(&[
-        "create",
-        "--object",
-        SECRET,
-        "-f",
-        "raw",
-        "-o",
-        "encrypt.format=luks2,encrypt.key-secret=s0",
-        &b.name(&parent),
-        "20M",
-    ]);
+    let parent = encrypted_image(b, "crypt2-parent", "luks2", "20M");
     let runs = [
         (0, 0x42, 4096),
         (5 * MIB + 8192, 0x43, 12288),
@@ -222,16 +214,7 @@ fn luks2_images_and_their_clones_hold_data(b: &Backend) {
     }
     rbdimg_ok(&["snapshot", "-f", "raw", "-c", "base", &b.name(&parent)]);
     let child = unique("crypt2-clone");
-    rbdimg_ok(&[
-        "create",
-        "-f",
-        "raw",
-        "-b",
-        &b.name(&format!("{parent}@base")),
-        "-F",
-        "raw",
-        &format!("{}:rbd_default_clone_format=2", b.name(&child)),
-    ]);
+    clone(b, &format!("{parent}@base"), &child, 2, None);
     assert!(plaintext(b, d, &child, "luks2") == plain);
 }
 
@@ -306,21 +289,8 @@ fn clones_made_by_rbd_read_and_write_as_in_qemu() {
         assert_eq!(after[6 << 20..(6 << 20) + 512], [0x33; 512][..]);
         assert!(c.export(&snap) == raw_parent, "the parent changed");
         b.object_map_check(&child);
-        rbdimg_ok(&[
-            "rebase",
-            "--object",
-            SECRET,
-            "-b",
-            "",
-            "--image-opts",
-            &crypt_opts(&b, &child, "luks"),
-        ]);
-        assert!(
-            plaintext(&b, d, &child, "luks") == after,
-            "v{format} flattened"
-        );
+        flatten_keeps(&b, d, &child, &after);
         let info = c.tool_ok("rbd", &["info", &child]);
         assert!(!info.stdout.contains("parent:"), "{}", info.stdout);
-        b.object_map_check(&child);
     }
 }
