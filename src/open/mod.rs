@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::block::diagnostics::Diagnostics;
-use crate::block::driver::BlockDriver;
+use crate::block::driver::{BlockDriver, Preallocation};
 use crate::block::options::Options;
 use crate::block::round_to_sector;
 use crate::error::{Error, ErrorKind, Result};
@@ -399,30 +399,38 @@ fn create_encrypted_rbd(
     diagnostics: &Diagnostics,
 ) -> Result<()> {
     match format {
-        "luks" => {}
-        "luks2" => {
-            return Err(Error::new(
-                ErrorKind::UnsupportedFeature,
-                "Creating LUKS2-encrypted RBD images is not supported by rbdimg",
-            ));
-        }
+        "luks" | "luks2" => {}
         other => {
             return Err(Error::invalid(format!(
                 "Parameter 'format' does not accept value '{other}'"
             )));
         }
     }
+    // librbd 16 refuses to format a clone: its reads decrypt the parent's
+    // ciphertext with the clone's key (a clone of an encrypted image is
+    // encrypted already). Ceph 17's layered encryption is not made here.
+    if options.get("backing_file").is_some() {
+        return Err(Error::new(
+            ErrorKind::UnsupportedFeature,
+            "Encrypting an RBD clone (a key of its own over its parent's) is not supported by rbdimg: a clone of an encrypted image opens with its parent's secret",
+        ));
+    }
     let secret = options.get("encrypt.key-secret").map(str::to_string);
     let Some(secret) = secret else {
         return Err(Error::invalid("Parameter 'key-secret' is missing"));
     };
     // librbd refuses an image its header would not leave room in (the
-    // header takes whole objects: 4 MiB unless `cluster_size` says).
+    // header takes whole objects: 4 MiB unless `cluster_size` says; 16
+    // MiB at least in LUKS2).
     let object = options
         .size("cluster_size")?
         .filter(|&c| c != 0)
         .unwrap_or(4 << 20);
-    if size <= object {
+    let header = match format {
+        "luks2" => luks::luks2_format::data_offset(object),
+        _ => object,
+    };
+    if size <= header {
         return Err(Error::os(ErrorKind::Io, libc::ENOSPC).prepend("encryption format fail"));
     }
     let mut luks_options = Options::default();
@@ -455,13 +463,21 @@ fn create_encrypted_rbd(
     let plain = options.without(&encrypt);
     RbdStorage::create(spec, size, &plain, diagnostics)?;
     let storage = RbdStorage::open(spec, true, diagnostics)?;
-    format_options.payload_alignment = storage.allocation_unit().unwrap_or(4096);
+    let object_size = storage.allocation_unit().unwrap_or(4096);
+    if format == "luks2" {
+        let write = |buf: &[u8], offset: u64| storage.write_at(buf, offset);
+        let passphrase = passphrase.bytes();
+        let (offset, _) =
+            luks::luks2_format::format(format_options.cipher, passphrase, object_size, &write)?;
+        return storage.set_len(offset + round_to_sector(size), Preallocation::Off);
+    }
+    format_options.payload_alignment = object_size;
     luks::create::format_on(
         &storage,
         &format_options,
         passphrase.bytes(),
         round_to_sector(size),
-        crate::block::driver::Preallocation::Off,
+        Preallocation::Off,
     )
     .map(drop)
 }

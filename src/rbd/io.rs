@@ -10,7 +10,8 @@
 //!  in a clone's overlap: zeros hide the parent (an empty object, a
 //!                 truncate or zeros after a copy-up), never a removal
 //!  read:          object read at the head or snapshot; absent objects read
-//!                 from the parent within the overlap, else as zeros
+//!                 from the parent within the overlap, else as zeros; what
+//!                 the objects store is reported (encryption decrypts it)
 //! ```
 
 use crate::ceph::cls_rbd;
@@ -52,15 +53,25 @@ pub(super) fn pieces(object_size: u64, offset: u64, len: u64) -> impl Iterator<I
     })
 }
 
+/// Where a read found bytes that objects store, as ranges of the
+/// caller's buffer: librbd's sparse-read extents, which its encryption
+/// decrypts (everything else reads as zeros).
+pub type Stored<'a> = &'a mut dyn FnMut(std::ops::Range<usize>);
+
 /// Fills `out` (image offset `offset`) from the parent within the
 /// overlap, zeros elsewhere.
-pub(super) fn read_parent(state: &State, out: &mut [u8], offset: u64) -> Result<()> {
+pub(super) fn read_parent(
+    state: &State,
+    out: &mut [u8],
+    offset: u64,
+    stored: Stored,
+) -> Result<()> {
     out.fill(0);
     if let Some(parent) = &state.parent
         && offset < parent.overlap
     {
         let n = (out.len() as u64).min(parent.overlap - offset) as usize;
-        parent.image.read_range(&mut out[..n], offset)?;
+        parent.image.read_stored(&mut out[..n], offset, stored)?;
     }
     Ok(())
 }
@@ -212,6 +223,13 @@ impl RbdImage {
     /// Reads image bytes (head or the opened snapshot); absent objects
     /// read from the parent within the overlap, else as zeros.
     pub fn read_range(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.read_stored(buf, offset, &mut |_| {})
+    }
+
+    /// `read_range`, telling `stored` which parts of `buf` objects (this
+    /// image's or, where it has none, its parents') store. An object's
+    /// read ends where its bytes do, so this costs no more than a read.
+    pub fn read_stored(&self, buf: &mut [u8], offset: u64, stored: Stored) -> Result<()> {
         let state = self.state.read().expect("no poisoning");
         self.check_range(&state, offset, buf.len() as u64)?;
         let object_size = state.header.object_size();
@@ -220,9 +238,18 @@ impl RbdImage {
             let out = &mut buf[p.buf_offset..p.buf_offset + p.len as usize];
             let oid = state.header.data_oid(p.object);
             match self.data.read_into(&oid, p.offset, out, snap) {
-                Ok(n) => out[n..].fill(0),
+                Ok(n) => {
+                    out[n..].fill(0);
+                    if n > 0 {
+                        stored(p.buf_offset..p.buf_offset + n);
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::NotFound => {
-                    read_parent(&state, out, p.object * object_size + p.offset)?;
+                    let base = p.buf_offset;
+                    let image_offset = p.object * object_size + p.offset;
+                    read_parent(&state, out, image_offset, &mut |r| {
+                        stored(base + r.start..base + r.end)
+                    })?;
                 }
                 Err(e) => return Err(e.with_offset(offset)),
             }
@@ -322,34 +349,6 @@ impl RbdImage {
         ))?;
         self.note_removed(object);
         Ok(())
-    }
-
-    /// Where the object holding `offset` ends, and where the bytes stored
-    /// in it end (see `Storage::stored_extent`).
-    pub fn stored_extent(&self, offset: u64) -> Result<(u64, u64)> {
-        let state = self.state.read().expect("no poisoning");
-        let object_size = state.header.object_size();
-        let object = offset / object_size;
-        let start = object * object_size;
-        let stored = match self
-            .data
-            .stat(&state.header.data_oid(object), self.read_snap())
-        {
-            Ok(len) => len.min(object_size),
-            // A clone's missing object shows its parent's data, which
-            // rbdimg does not decrypt through the clone.
-            Err(e) if e.kind() == ErrorKind::NotFound => match &state.parent {
-                Some(parent) if start < parent.overlap => {
-                    return Err(Error::new(
-                        ErrorKind::UnsupportedFeature,
-                        "Encrypted RBD clones are not supported by rbdimg",
-                    ));
-                }
-                _ => 0,
-            },
-            Err(e) => return Err(e),
-        };
-        Ok((start + object_size, start + stored))
     }
 }
 

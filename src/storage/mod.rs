@@ -24,6 +24,7 @@ pub mod file;
 pub mod node;
 pub mod rbd;
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::block::driver::{Check, Preallocation};
@@ -88,11 +89,12 @@ pub trait Storage: Snapshots + Check + Send + Sync {
         Ok(Status::protocol(extent.len, data, self.filename(), offset))
     }
 
-    /// For storage kept in objects (RBD): where the object holding
-    /// `offset` ends, and where the bytes stored in it end (its start when
-    /// it does not exist). librbd's encryption decrypts only the latter.
-    fn stored_extent(&self, _offset: u64) -> Result<Option<(u64, u64)>> {
-        Ok(None)
+    /// `read_at`, returning the parts of `buf` the storage stores, in
+    /// order (the rest reads as zeros): for storage kept in objects (RBD),
+    /// what the objects hold; librbd's encryption decrypts only that.
+    fn read_stored(&self, buf: &mut [u8], offset: u64) -> Result<Vec<Range<usize>>> {
+        self.read_at(buf, offset)?;
+        Ok(std::iter::once(0..buf.len()).collect())
     }
 
     /// The storage's natural allocation unit (an RBD object), if it has one.

@@ -9,6 +9,7 @@
 //! sectors; preallocation is refused; snapshots are RBD snapshots, listed
 //! with id = name and the image size as VM state size.
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, json};
@@ -325,8 +326,18 @@ impl Storage for RbdStorage {
         self.image.flatten(progress)
     }
 
-    fn stored_extent(&self, offset: u64) -> Result<Option<(u64, u64)>> {
-        self.image.stored_extent(offset).map(Some)
+    fn read_stored(&self, buf: &mut [u8], offset: u64) -> Result<Vec<Range<usize>>> {
+        let n = self.within(offset, buf.len() as u64).unwrap_or(0) as usize;
+        buf[n..].fill(0);
+        let mut stored: Vec<Range<usize>> = Vec::new();
+        if n > 0 {
+            self.image
+                .read_stored(&mut buf[..n], offset, &mut |r| match stored.last_mut() {
+                    Some(last) if last.end == r.start => last.end = r.end,
+                    _ => stored.push(r),
+                })?;
+        }
+        Ok(stored)
     }
 
     fn node_info(&self) -> Result<NodeInfo> {

@@ -110,19 +110,7 @@ fn rbd_formatted_images_read_and_write_as_in_qemu() {
             "--image-opts",
             &opts(&image, "luks-any"),
         ]);
-        let args = [
-            "info",
-            "--object",
-            OBJECT,
-            "--output=json",
-            "--image-opts",
-            &o,
-        ];
-        assert_eq!(
-            without_our_additions(&rbdimg_ok(&args).stdout),
-            without_our_additions(&qemu_img(d, &args).stdout),
-            "{args:?}"
-        );
+        info_alike(d, &o);
         // rbdimg writes; QEMU reads it back, and both read alike.
         let src = d.join("src.raw");
         rbdimg_ok(&[
@@ -217,51 +205,14 @@ fn created_encrypted_images_are_qemus() {
     let raw = c.export(&ours);
     assert!(!raw.windows(512).any(|w| w == [0x6b; 512]));
     // What librbd does not make, or QEMU refuses, is refused alike.
-    for (n, o) in [
+    for o in [
         "encrypt.format=luks,encrypt.key-secret=s0,encrypt.cipher-alg=aes-192",
         "encrypt.format=luks,encrypt.key-secret=s0,encrypt.cipher-alg=foo",
         "encrypt.format=luks",
         "encrypt.key-secret=s0",
         "encrypt.format=luks,encrypt.key-secret=nope",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let (a, b) = (
-            unique(&format!("crypt-bad{n}-a")),
-            unique(&format!("crypt-bad{n}-b")),
-        );
-        let ours = rbdimg(&[
-            "create",
-            "--object",
-            OBJECT,
-            "-f",
-            "raw",
-            "-o",
-            o,
-            &c.name(&a),
-            "20M",
-        ]);
-        let theirs = qemu_img(
-            d,
-            &[
-                "create",
-                "--object",
-                OBJECT,
-                "-f",
-                "raw",
-                "-o",
-                o,
-                &c.name(&b),
-                "20M",
-            ],
-        );
-        assert_eq!(ours.code, theirs.code, "{o}");
-        assert_eq!(
-            ours.stderr.replace("rbdimg:", "qemu-img:").replace(&a, "X"),
-            theirs.stderr.replace(&b, "X"),
-            "{o}"
-        );
+    ] {
+        refused_alike(d, o, "20M");
     }
     // qemu-img cannot convert into a new encrypted RBD image; neither
     // does rbdimg, and it writes nothing there.
@@ -300,4 +251,124 @@ fn created_encrypted_images_are_qemus() {
         theirs.stderr.replace(&b, "X")
     );
     assert_eq!(&c.export(&a)[..6], b"LUKS\xba\xbe");
+}
+
+/// `create -o encrypt.format=luks2` makes what QEMU's rbd driver makes
+/// through librbd: the image grown by the 16 MiB header, a LUKS2 header
+/// cryptsetup reads and unlocks, a payload QEMU writes and rbdimg reads.
+#[test]
+fn created_luks2_images_are_librbds() {
+    if !require(Oracle::QemuImg)
+        || !require(Oracle::QemuIo)
+        || !require(Oracle::RbdDriver)
+        || !require(Oracle::Cryptsetup)
+    {
+        return;
+    }
+    let c = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("pass"), PASS).unwrap();
+    for (alg, key_bits) in [("aes-128", "256"), ("aes-256", "512")] {
+        let (ours, theirs) = (unique("crypt2-ours"), unique("crypt2-theirs"));
+        let o = format!("encrypt.format=luks2,encrypt.key-secret=s0,encrypt.cipher-alg={alg}");
+        let create = |name: &str, size: &str| {
+            [
+                "create", "--object", OBJECT, "-f", "raw", "-o", &o, name, size,
+            ]
+            .map(String::from)
+        };
+        let args = create(&c.name(&ours), "20M");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let a = rbdimg_ok(&args);
+        assert!(a.stdout.contains("encrypt.format=luks2"), "{}", a.stdout);
+        let args = create(&c.name(&theirs), "20M");
+        qemu_ok(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let size = |image: &str| {
+            let out = c.tool_ok("rbd", &["info", "--format", "json", image]);
+            serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["size"].clone()
+        };
+        assert_eq!(size(&ours), size(&theirs));
+        assert_eq!(size(&ours), serde_json::json!(36 << 20));
+        // cryptsetup reads the header and unlocks it with the passphrase.
+        fs::write(d.join("header.img"), &c.export(&ours)[..16 << 20]).unwrap();
+        let dump = std::process::Command::new("cryptsetup")
+            .args(["luksDump", "header.img"])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+        for line in [
+            "Version:       \t2",
+            "offset: 16777216 [bytes]",
+            "sector: 4096 [bytes]",
+            "PBKDF:      argon2id",
+            "Cipher:     aes-xts-plain64",
+        ] {
+            assert!(dump.contains(line), "{line}: {dump}");
+        }
+        assert!(
+            dump.contains(&format!("Key:        {key_bits} bits")),
+            "{dump}"
+        );
+        sh(
+            d,
+            "cryptsetup open --test-passphrase --key-file pass header.img",
+        );
+        // QEMU writes; both read alike; the image holds no plaintext.
+        sh(
+            d,
+            &format!(
+                "qemu-io --object '{OBJECT}' --image-opts '{}' -c 'write -P 0x6c 3000 9000' >/dev/null",
+                opts(&ours, "luks2")
+            ),
+        );
+        let plain = read_alike(d, &ours, "luks2");
+        assert_eq!(plain.len() as u64, 20 << 20);
+        assert_eq!(plain[3000..12000], vec![0x6c; 9000][..]);
+        assert!(!c.export(&ours).windows(512).any(|w| w == [0x6c; 512]));
+        info_alike(d, &opts(&ours, "luks2"));
+    }
+    // No room for the header: librbd's ENOSPC, in QEMU's words.
+    refused_alike(d, "encrypt.format=luks2,encrypt.key-secret=s0", "16M");
+}
+
+/// `info --output=json` of the image `opts` names: the same in both.
+fn info_alike(d: &Path, opts: &str) {
+    let args = [
+        "info",
+        "--object",
+        OBJECT,
+        "--output=json",
+        "--image-opts",
+        opts,
+    ];
+    assert_eq!(
+        without_our_additions(&rbdimg_ok(&args).stdout),
+        without_our_additions(&qemu_img(d, &args).stdout),
+        "{args:?}"
+    );
+}
+
+/// `create -o OPTIONS SIZE` fails in rbdimg as in qemu-img: same exit
+/// code, same message.
+fn refused_alike(d: &Path, o: &str, size: &str) {
+    let (a, b) = (unique("crypt-bad-a"), unique("crypt-bad-b"));
+    let create = |name: &str| {
+        [
+            "create", "--object", OBJECT, "-f", "raw", "-o", o, name, size,
+        ]
+        .map(String::from)
+    };
+    let ours = rbdimg(&create(&shared().name(&a)).each_ref().map(String::as_str));
+    let theirs = qemu_img(
+        d,
+        &create(&shared().name(&b)).each_ref().map(String::as_str),
+    );
+    assert_eq!(ours.code, theirs.code, "{o}");
+    assert_eq!(
+        ours.stderr.replace("rbdimg:", "qemu-img:").replace(&a, "X"),
+        theirs.stderr.replace(&b, "X"),
+        "{o}"
+    );
 }

@@ -44,7 +44,13 @@ pub(crate) fn golden(b: &Backend, dir: &Path) -> (String, Vec<u8>) {
 }
 
 /// Clones `parent@snap` as `child` in clone `format`; the output.
-fn clone(b: &Backend, parent: &str, child: &str, format: u8, size: Option<&str>) -> String {
+pub(crate) fn clone(
+    b: &Backend,
+    parent: &str,
+    child: &str,
+    format: u8,
+    size: Option<&str>,
+) -> String {
     let mut args = vec![
         "create".to_string(),
         "-f".into(),

@@ -11,6 +11,7 @@ mod corrupt;
 mod crash;
 mod dd;
 mod embedded;
+mod encryption;
 pub(crate) mod layering;
 mod map;
 mod measure;
@@ -59,11 +60,23 @@ impl Backend {
     /// The `json:` name of `pool/image` (default namespace).
     pub fn json(&self, image: &str) -> String {
         let (pool, name) = image.split_once('/').unwrap();
-        let (key, value) = match self {
+        let (key, value) = self.store_option();
+        format!(r#"json:{{"driver":"rbd","pool":"{pool}","image":"{name}","{key}":"{value}"}}"#)
+    }
+
+    /// The `--image-opts` of `pool/image` (default namespace).
+    pub fn image_opts(&self, image: &str) -> String {
+        let (pool, name) = image.split_once('/').unwrap();
+        let (key, value) = self.store_option();
+        format!("driver=rbd,pool={pool},image={name},{key}={value}")
+    }
+
+    /// The rbd driver's option that finds this backend's images.
+    fn store_option(&self) -> (&'static str, String) {
+        match self {
             Backend::Ceph(c) => ("conf", c.conf()),
             Backend::Embedded(dir) => ("store", dir.path().display().to_string()),
-        };
-        format!(r#"json:{{"driver":"rbd","pool":"{pool}","image":"{name}","{key}":"{value}"}}"#)
+        }
     }
 
     /// The image (or image@snap) read back whole.

@@ -4,7 +4,8 @@
 //! the key material area and its cipher), digests (PBKDF2 of the volume
 //! key) and the data segment (offset, cipher, sector size).
 //!
-//! rbdimg reads and unlocks LUKS2 volumes; it formats LUKS1 only.
+//! rbdimg reads and unlocks LUKS2 volumes here; `luks2_format.rs`
+//! formats them.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};

@@ -8,7 +8,8 @@
 //!   volume.rs   unlock / format a volume   payload.rs the encrypted payload over a Storage
 //!   image.rs    the raw `luks` format (a BlockDriver)
 //!   keyslots.rs `amend` of key slots: add and erase passphrases
-//!   luks2.rs    LUKS2 headers (JSON metadata, argon2/PBKDF2 key slots), read only
+//!   luks2.rs    LUKS2 headers (JSON metadata, argon2/PBKDF2 key slots): reading
+//!   luks2_format.rs  formatting one as librbd does
 //!   rbd.rs      librbd's RBD encryption: the payload of an RBD image as a Storage
 //!   options.rs  the create options and their QEMU checks
 //!   create.rs   `create -f luks`
@@ -22,6 +23,7 @@ pub mod header;
 pub mod image;
 pub mod keyslots;
 pub mod luks2;
+pub mod luks2_format;
 pub mod options;
 pub mod payload;
 pub mod rbd;

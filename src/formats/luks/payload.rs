@@ -11,7 +11,8 @@
 //! - librbd decrypts every object that exists and reads the others as
 //!   zeros, and so the bytes past an object's stored end: a fresh image
 //!   reads as zeros, a sector never written inside an object's stored
-//!   bytes as garbage. rbdimg asks the storage (`stored_extent`).
+//!   bytes as garbage. rbdimg asks the storage (`read_stored`), which
+//!   reads a clone's missing objects from its parent, as librbd does.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -70,30 +71,27 @@ impl Payload {
         Ok(total.saturating_sub(self.offset) / self.sector * self.sector)
     }
 
-    /// Decrypts sector-aligned `buf` read at payload offset `offset`.
-    fn decrypt(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+    /// Reads and decrypts sector-aligned `buf` at payload offset `offset`.
+    fn read_sectors(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let size = self.sector as usize;
+        let pos = self.offset + offset;
         if self.holes == Holes::Decrypted {
+            self.storage.read_at(buf, pos)?;
             self.cipher.decrypt(buf, size, offset / 512);
             return Ok(());
         }
+        // librbd decrypts what its sparse read returns; objects end and
+        // stored bytes end (librbd writes whole sectors) on sectors, so
+        // rounding out only matters for bytes written by someone else.
         let mut done = 0;
-        while done < buf.len() {
-            let at = offset + done as u64;
-            let pos = self.offset + at;
-            let left = buf.len() - done;
-            let Some((object_end, stored_end)) = self.storage.stored_extent(pos)? else {
-                self.cipher.decrypt(&mut buf[done..], size, at / 512);
-                break;
-            };
-            // Object boundaries and stored ends (librbd writes whole
-            // sectors) are sector boundaries.
-            let n = ((object_end - pos) as usize).min(left);
-            let stored = (stored_end.saturating_sub(pos) as usize).min(n);
-            let piece = &mut buf[done..done + n];
-            self.cipher.decrypt(&mut piece[..stored], size, at / 512);
-            piece[stored..].fill(0);
-            done += n;
+        for stored in self.storage.read_stored(buf, pos)? {
+            let start = (stored.start / size * size).max(done);
+            let end = stored.end.next_multiple_of(size).min(buf.len());
+            if start < end {
+                let at = offset + start as u64;
+                self.cipher.decrypt(&mut buf[start..end], size, at / 512);
+                done = end;
+            }
         }
         Ok(())
     }
@@ -104,12 +102,10 @@ impl Payload {
         let start = offset / size * size;
         let end = (offset + buf.len() as u64).next_multiple_of(size);
         if start == offset && end == offset + buf.len() as u64 {
-            self.storage.read_at(buf, self.offset + offset)?;
-            return self.decrypt(buf, offset);
+            return self.read_sectors(buf, offset);
         }
         let mut whole = Zeroizing::new(vec![0u8; (end - start) as usize]);
-        self.storage.read_at(&mut whole, self.offset + start)?;
-        self.decrypt(&mut whole, start)?;
+        self.read_sectors(&mut whole, start)?;
         let skip = (offset - start) as usize;
         buf.copy_from_slice(&whole[skip..skip + buf.len()]);
         Ok(())

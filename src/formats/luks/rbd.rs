@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::block::driver::{Check, CheckReport, Preallocation, Repair};
-use crate::block::extent::Extent;
+use crate::block::extent::{Allocation, Extent};
 use crate::block::info::NodeInfo;
 use crate::block::snapshot::{SnapshotInfo, Snapshots};
 use crate::block::status::Status;
@@ -120,9 +120,19 @@ impl Storage for CryptStorage {
         self.inner.set_len(self.offset() + size, prealloc)
     }
 
+    /// A clone's parent-backed runs are this node's data: it decrypts the
+    /// parent's ciphertext itself, and shows no backing file (as QEMU).
     fn block_status(&self, offset: u64, len: u64) -> Result<Extent> {
         let extent = self.inner.block_status(self.offset() + offset, len)?;
-        Ok(Extent { offset, ..extent })
+        let allocation = match extent.allocation {
+            Allocation::Backing => Allocation::Data,
+            own => own,
+        };
+        Ok(Extent {
+            offset,
+            allocation,
+            ..extent
+        })
     }
 
     fn map_status(&self, offset: u64, len: u64) -> Result<Status> {
@@ -131,7 +141,7 @@ impl Storage for CryptStorage {
         let status = self.inner.map_status(self.offset() + offset, len)?;
         Ok(Status::protocol(
             status.len,
-            status.data,
+            status.data || !status.allocated,
             self.filename(),
             offset,
         ))
@@ -139,6 +149,12 @@ impl Storage for CryptStorage {
 
     fn allocation_unit(&self) -> Option<u64> {
         self.inner.allocation_unit()
+    }
+
+    /// A clone's flatten copies its parent's ciphertext, which the clone
+    /// decrypts with the same key: the plaintext stays.
+    fn flatten(&self, progress: &(dyn Fn(u64, u64) + Sync)) -> Result<()> {
+        self.inner.flatten(progress)
     }
 
     /// The RBD node as QEMU's rbd driver shows it with encryption loaded:
