@@ -127,19 +127,24 @@ fn encrypted_qcow2_rbd_and_luks_convert_into_each_other() {
     assert_no_plaintext(&c.export(&image), &data, "the encrypted RBD image");
     c.assert_object_map_clean(&image);
 
+    // The RBD image out again, into a new image of `format`.
+    let out_of_rbd = |format: &str, options: &str, target: &str| {
+        rbdimg_ok(&[
+            "convert",
+            "--object",
+            OBJECT,
+            "--image-opts",
+            &rbd_opts,
+            "-O",
+            format,
+            "-o",
+            options,
+            target,
+        ])
+    };
+
     // The RBD image -> a new encrypted qcow2.
-    rbdimg_ok(&[
-        "convert",
-        "--object",
-        OBJECT,
-        "--image-opts",
-        &rbd_opts,
-        "-O",
-        "qcow2",
-        "-o",
-        qcow2_o,
-        d.join("back.qcow2").to_str().unwrap(),
-    ]);
+    out_of_rbd("qcow2", qcow2_o, d.join("back.qcow2").to_str().unwrap());
     qemu_compare(d, &src, &qcow2_opts("back.qcow2"));
     assert_no_plaintext(
         &fs::read(d.join("back.qcow2")).unwrap(),
@@ -149,18 +154,7 @@ fn encrypted_qcow2_rbd_and_luks_convert_into_each_other() {
 
     // The RBD image -> a raw LUKS volume in a new RBD image.
     let volume = unique("conv-luks");
-    rbdimg_ok(&[
-        "convert",
-        "--object",
-        OBJECT,
-        "--image-opts",
-        &rbd_opts,
-        "-O",
-        "luks",
-        "-o",
-        "key-secret=s0,iter-time=10",
-        &c.name(&volume),
-    ]);
+    out_of_rbd("luks", "key-secret=s0,iter-time=10", &c.name(&volume));
     let (pool, name) = volume.split_once('/').unwrap();
     qemu_compare(
         d,
