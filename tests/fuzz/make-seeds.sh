@@ -90,5 +90,6 @@ for path in sorted(glob.glob('*.qcow2')):
 PY
 # The other targets' seeds are the ones the stable harness starts from.
 (cd "$here/../.." && RBDIMG_FUZZ_CORPUS_OUT="$here/corpus" RBDIMG_FUZZ_ITERS=0 \
-    cargo test -q --test fuzz -- rbd_name image_name cls_reply cls_server >/dev/null)
+    cargo test -q --test fuzz -- luks_header luks2_header rbd_name image_name cls_reply \
+    cls_server >/dev/null)
 echo "seeds: $(find "$here/corpus" -type f | wc -l) files in $here/corpus"

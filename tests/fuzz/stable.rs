@@ -25,6 +25,8 @@ mod cls_reply;
 mod cls_server;
 #[path = "targets/image_name.rs"]
 mod image_name;
+#[path = "targets/luks2_header.rs"]
+mod luks2_header;
 #[path = "targets/luks_header.rs"]
 mod luks_header;
 #[path = "targets/qcow2_header.rs"]
@@ -889,7 +891,7 @@ fn qcow2_open() {
         seeds: fixtures(),
         dictionary: &[],
         max_len: 256 << 10,
-        hot: 16 << 10,
+        hot: 8 << 10,
         iterations: 1_500,
     });
 }
@@ -983,4 +985,78 @@ fn every_store_method_is_fuzzed() {
         );
     }
     assert!(methods > 40, "only {methods} methods registered");
+}
+
+/// LUKS2 volumes laid out as librbd formats them (two 16 KiB metadata
+/// copies, key slot 0's material at 32 KiB), with KDFs cheap enough to
+/// try: one PBKDF2 key slot, one argon2id key slot.
+fn luks2_seeds() -> Vec<Vec<u8>> {
+    use base64::Engine;
+    let b64 =
+        |fill: u8, len: usize| base64::engine::general_purpose::STANDARD.encode(vec![fill; len]);
+    let kdfs = [
+        serde_json::json!({"type": "pbkdf2", "hash": "sha256", "iterations": 1000,
+                           "salt": b64(1, 32)}),
+        serde_json::json!({"type": "argon2id", "time": 4, "memory": 64, "cpus": 1,
+                           "salt": b64(2, 32)}),
+    ];
+    kdfs.into_iter()
+        .map(|kdf| {
+            let json = serde_json::json!({
+                "keyslots": {"0": {
+                    "type": "luks2", "key_size": 32,
+                    "af": {"type": "luks1", "stripes": 4000, "hash": "sha256"},
+                    "area": {"type": "raw", "offset": "32768", "size": "128000",
+                             "encryption": "aes-xts-plain64", "key_size": 32},
+                    "kdf": kdf,
+                }},
+                "tokens": {},
+                "segments": {"0": {
+                    "type": "crypt", "offset": "16777216", "size": "dynamic",
+                    "iv_tweak": "0", "encryption": "aes-xts-plain64", "sector_size": 4096,
+                }},
+                "digests": {"0": {
+                    "type": "pbkdf2", "keyslots": ["0"], "segments": ["0"], "hash": "sha256",
+                    "iterations": 1000, "salt": b64(3, 32), "digest": b64(4, 32),
+                }},
+                "config": {"json_size": "12288", "keyslots_size": "16744448"},
+            });
+            let mut volume = vec![0u8; 32768 + 128000];
+            for copy in [0, 16384] {
+                let area = &mut volume[copy..copy + 16384];
+                area[..6].copy_from_slice(b"LUKS\xba\xbe");
+                area[6..8].copy_from_slice(&2u16.to_be_bytes());
+                area[8..16].copy_from_slice(&16384u64.to_be_bytes());
+                area[72..78].copy_from_slice(b"sha256");
+                area[168..204].copy_from_slice(b"5a0c6cc3-8c5e-4f4b-9d43-2b1f0f3c1e77");
+                let text = json.to_string();
+                area[4096..4096 + text.len()].copy_from_slice(text.as_bytes());
+            }
+            volume[32768..].fill(0x5a);
+            volume
+        })
+        .collect()
+}
+
+#[test]
+fn luks2_header() {
+    fuzz(Target {
+        name: "luks2_header",
+        run: luks2_header::run,
+        seeds: luks2_seeds(),
+        dictionary: &[
+            b"\"iterations\": ",
+            b"\"memory\": ",
+            b"\"argon2i\"",
+            b"\"pbkdf2\"",
+            b"\"sector_size\": 512",
+            b"\"offset\": \"",
+            b"aes-cbc-essiv:sha256",
+            b"twofish-xts-plain64",
+            b"18446744073709551615",
+        ],
+        max_len: 200 << 10,
+        hot: 8 << 10,
+        iterations: 1_000,
+    });
 }

@@ -1,0 +1,11 @@
+//! cargo-fuzz entry of the `luks2_header` target (tests/fuzz/targets/luks2_header.rs, which
+//! the stable harness tests/fuzz/stable.rs runs too).
+
+#![no_main]
+
+#[path = "../targets/luks2_header.rs"]
+mod target;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    target::run(data);
+});
