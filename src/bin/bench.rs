@@ -105,8 +105,15 @@ struct Config {
     out: PathBuf,
 }
 
+const USAGE: &str = "usage: bench [--runs N] [--quick] [--rows convert,crypto,layering,store,scale,rootfs] [--out FILE]";
+
+/// A bad command line: one line and status 2, as the other tools here.
+fn usage_error(what: &str) -> ! {
+    eprintln!("bench: {what}\n{USAGE}");
+    std::process::exit(2)
+}
+
 fn parse_args() -> Config {
-    const USAGE: &str = "usage: bench [--runs N] [--quick] [--rows convert,crypto,layering,store,scale,rootfs] [--out FILE]";
     let mut config = Config {
         runs: 3,
         quick: false,
@@ -121,12 +128,18 @@ fn parse_args() -> Config {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--runs" => config.runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--runs" => {
+                config.runs = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(|| usage_error("--runs takes a count of at least 1"))
+            }
             "--quick" => config.quick = true,
             "--rows" => {
                 let rows = args
                     .next()
-                    .expect("--rows convert,crypto,layering,store,scale,rootfs");
+                    .unwrap_or_else(|| usage_error("--rows takes a list of row groups"));
                 config.convert = false;
                 config.crypto = false;
                 config.layering = false;
@@ -141,15 +154,23 @@ fn parse_args() -> Config {
                         "store" => config.store = true,
                         "scale" => config.scale = true,
                         "rootfs" => config.rootfs = true,
-                        other => panic!("unknown row group {other}; {USAGE}"),
+                        other => usage_error(&format!("unknown row group {other}")),
                     }
                 }
             }
-            "--out" => config.out = PathBuf::from(args.next().expect("--out FILE")),
-            other => panic!("unknown argument {other}; {USAGE}"),
+            "--out" => {
+                config.out = PathBuf::from(
+                    args.next()
+                        .unwrap_or_else(|| usage_error("--out takes a file name")),
+                )
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
+            other => usage_error(&format!("unknown argument {other}")),
         }
     }
-    assert!(config.runs > 0, "--runs must be at least 1");
     config
 }
 
