@@ -88,3 +88,91 @@ fn backing_options_unlock_as_in_qemu_img() {
     assert_eq!(&data[32768..98304], &[0x33; 65536][..]);
     assert_eq!(&data[512 << 10..(512 << 10) + 4096], &[0x22; 4096][..]);
 }
+
+/// Three encrypted qcow2 images, each over the one before, each with data
+/// of its own.
+const CHAIN: &str = "\
+    set -e
+    O='--object secret,id=s0,data=backing-s0-pass'
+    E=encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10
+    K=encrypt.key-secret=s0
+    qemu-img create -q $O -f qcow2 -o $E base.qcow2 4M
+    qemu-io $O --image-opts driver=qcow2,file.filename=base.qcow2,$K -c 'write -P 1 0 1M' >/dev/null
+    qemu-img create -q $O -f qcow2 -o $E,backing_file=base.qcow2,backing_fmt=qcow2 mid.qcow2
+    qemu-io $O --image-opts driver=qcow2,file.filename=mid.qcow2,$K,backing.$K -c 'write -P 2 512k 1M' >/dev/null
+    qemu-img create -q $O -f qcow2 -o $E,backing_file=mid.qcow2,backing_fmt=qcow2 top.qcow2
+    qemu-io $O --image-opts driver=qcow2,file.filename=top.qcow2,$K,backing.$K,backing.backing.$K -c 'write -P 3 1M 1M' >/dev/null
+";
+
+const CHAIN_TOP: &str = "driver=qcow2,file.filename=top.qcow2,encrypt.key-secret=s0,\
+    backing.encrypt.key-secret=s0,backing.backing.encrypt.key-secret=s0";
+
+/// `commit` down an encrypted chain writes the base it reopens with the
+/// `backing.` options of the top's name, and empties the top without its
+/// LUKS header: every image byte for byte as qemu-img leaves it.
+#[test]
+fn commit_of_an_encrypted_chain_as_in_qemu_img() {
+    if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
+        return;
+    }
+    let made = prepare(CHAIN);
+    let twin = Twin::copy_of(made.path());
+    let commit = |tail: &[&str]| {
+        let mut args = vec!["commit", OBJECTS[0], OBJECTS[1]];
+        args.extend(tail);
+        twin.assert_same(&args)
+    };
+    // The top's options say nothing of the base's key.
+    commit(&[
+        "--image-opts",
+        "driver=qcow2,file.filename=top.qcow2,encrypt.key-secret=s0",
+    ]);
+    assert_eq!(commit(&["--image-opts", CHAIN_TOP]).code, 0);
+    assert_eq!(commit(&["-d", "--image-opts", CHAIN_TOP]).code, 0);
+    for image in ["top.qcow2", "mid.qcow2", "base.qcow2"] {
+        twin.assert_same_file(image);
+    }
+
+    // Deliberate difference: -b finds an encrypted image by its name, where
+    // qemu-img compares it with the json: filename its options give it.
+    let twin = Twin::copy_of(made.path());
+    let (ours, theirs) = twin.run(&[
+        "commit",
+        OBJECTS[0],
+        OBJECTS[1],
+        "-b",
+        "base.qcow2",
+        "--image-opts",
+        CHAIN_TOP,
+    ]);
+    assert!(
+        theirs.stderr.contains("Did not find 'base.qcow2'"),
+        "{theirs:?}"
+    );
+    assert_eq!(ours.code, 0, "{ours:?}");
+    let reads = |dir: &std::path::Path, name: &str| {
+        crate::util::qemu_img(
+            dir,
+            &[
+                "convert",
+                OBJECTS[0],
+                OBJECTS[1],
+                "--image-opts",
+                name,
+                "-O",
+                "raw",
+                "out.raw",
+            ],
+        );
+        std::fs::read(dir.join("out.raw")).unwrap()
+    };
+    let top = reads(&twin.theirs(), CHAIN_TOP);
+    assert_eq!(
+        reads(
+            &twin.ours(),
+            "driver=qcow2,file.filename=base.qcow2,encrypt.key-secret=s0"
+        ),
+        top,
+        "the base holds what the top showed"
+    );
+}

@@ -17,7 +17,7 @@ use crate::commands::{Console, cache_mode, cvtnum, one_filename, print, writing}
 use crate::convert::commit::Commit;
 use crate::convert::progress::Progress;
 use crate::open::chain::find_backing_image;
-use crate::open::{OpenOptions, open_image};
+use crate::open::{OpenOptions, open_image, reopen_below_writable};
 
 pub fn run(a: CommitArgs, console: &Console) -> anyhow::Result<i32> {
     let rate = match a.rate.as_deref() {
@@ -43,7 +43,7 @@ pub fn run(a: CommitArgs, console: &Console) -> anyhow::Result<i32> {
         let next = chain[chain.len() - 1].backing().expect("the base is below");
         chain.push(next);
     }
-    let base = reopen_writable(&chain[layers - 1], &base_node, console)?;
+    let base = reopen_writable(filename, &opts, (&chain[layers - 1], layers), &base_node)?;
     let mut below = Some(base.clone());
     while let Some(node) = below {
         below = node.backing();
@@ -81,22 +81,25 @@ pub fn run(a: CommitArgs, console: &Console) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Opens `base` again for writing, by the name and with the format the
-/// image above it opened it by (QEMU reopens the node read-write).
+/// Opens `base`, `depth` levels below the image named `top`, again for
+/// writing: by the name and with the format the image above it opened it
+/// by, and with the options `top`'s name gave it (QEMU reopens the node
+/// read-write).
 fn reopen_writable(
-    above: &Arc<dyn BlockDriver>,
+    top: &str,
+    top_opts: &OpenOptions,
+    (above, depth): (&Arc<dyn BlockDriver>, usize),
     base: &Arc<dyn BlockDriver>,
-    console: &Console,
 ) -> anyhow::Result<Arc<dyn BlockDriver>> {
     let name = above
         .info()?
         .full_backing_filename
         .unwrap_or_else(|| base.filename().to_string());
-    let opts = OpenOptions {
-        format: Some(base.format_name().to_string()),
-        writable: true,
-        diagnostics: console.diagnostics(),
-        ..Default::default()
-    };
-    Ok(open_image(&name, &opts)?)
+    Ok(reopen_below_writable(
+        top,
+        top_opts,
+        depth,
+        &name,
+        base.format_name(),
+    )?)
 }

@@ -119,6 +119,34 @@ pub fn open_image(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>
     open_inner(name, opts).map_err(|e| e.prepend(format!("Could not open '{name}'")))
 }
 
+/// Opens again, for writing, the image `depth` levels below the image named
+/// `top` (QEMU reopens that node read-write with the options it was opened
+/// with): by the `name` and `format` the image above it gives, with the
+/// `backing.` options `top`'s name gave it (an encrypted base's
+/// `backing.encrypt.key-secret`).
+pub fn reopen_below_writable(
+    top: &str,
+    top_opts: &OpenOptions,
+    depth: usize,
+    name: &str,
+    format: &str,
+) -> Result<Arc<dyn BlockDriver>> {
+    let mut options = ImageSpec::parse(top, top_opts.image_opts)?.take_backing();
+    for _ in 1..depth {
+        options = options
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("backing.")?.to_string(), v)))
+            .collect();
+    }
+    let opts = OpenOptions {
+        writable: true,
+        diagnostics: top_opts.diagnostics.clone(),
+        ..Default::default()
+    };
+    let spec = ImageSpec::for_backing(name, Some(format), &options)?;
+    open_spec(name, spec, &opts).map_err(|e| e.prepend(format!("Could not open '{name}'")))
+}
+
 /// Opens an image another image refers to (a backing file): errors carry no
 /// "Could not open" prefix of their own, the caller words the context.
 pub fn open_child(name: &str, opts: &OpenOptions) -> Result<Arc<dyn BlockDriver>> {

@@ -5,7 +5,7 @@
 use crate::block::driver::Preallocation;
 use crate::error::{Error, ErrorKind, Result};
 use crate::formats::qcow2::Qcow2Image;
-use crate::formats::qcow2::header::{BACKING_FILE_MAX, INCOMPAT_DIRTY};
+use crate::formats::qcow2::header::{BACKING_FILE_MAX, CRYPT_LUKS, INCOMPAT_DIRTY};
 use crate::formats::qcow2::io;
 use crate::formats::qcow2::tables::REFT_OFFSET_MASK;
 
@@ -37,7 +37,7 @@ pub fn change(img: &Qcow2Image, name: Option<&str>, format: Option<&str>) -> Res
 }
 
 /// Makes every guest cluster unallocated. A v3 image without snapshots,
-/// bitmaps or a data file is rebuilt from scratch (header, refcount table,
+/// bitmaps, LUKS encryption or a data file is rebuilt from scratch (header, refcount table,
 /// one refcount block, an empty L1 table; the file truncated after them);
 /// any other image has every cluster discarded.
 pub fn make_empty(img: &Qcow2Image) -> Result<()> {
@@ -45,9 +45,12 @@ pub fn make_empty(img: &Qcow2Image) -> Result<()> {
     let (fits, whole) = {
         let m = img.lock();
         let l1_clusters = (m.l1.len() as u64).div_ceil(g.cluster_size / 8);
+        // Rebuilding keeps only the header cluster: not for what lives in
+        // clusters of its own (snapshots, bitmaps, the LUKS header).
         let whole = g.version >= 3
             && m.snapshots.is_empty()
             && m.header.bitmaps.is_none()
+            && m.header.crypt_method != CRYPT_LUKS
             && !g.has_data_file;
         (3 + l1_clusters <= g.refblock_entries(), whole)
     };
