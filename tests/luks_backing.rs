@@ -109,7 +109,8 @@ const CHAIN_TOP: &str = "driver=qcow2,file.filename=top.qcow2,encrypt.key-secret
 
 /// `commit` down an encrypted chain writes the base it reopens with the
 /// `backing.` options of the top's name, and empties the top without its
-/// LUKS header: every image byte for byte as qemu-img leaves it.
+/// LUKS header; `rebase -b ''` reads the whole chain: every image byte for
+/// byte as qemu-img leaves it.
 #[test]
 fn commit_of_an_encrypted_chain_as_in_qemu_img() {
     if !require(Oracle::QemuImg) || !require(Oracle::QemuIo) {
@@ -132,6 +133,20 @@ fn commit_of_an_encrypted_chain_as_in_qemu_img() {
     for image in ["top.qcow2", "mid.qcow2", "base.qcow2"] {
         twin.assert_same_file(image);
     }
+
+    // Rebasing onto nothing copies the encrypted chain's data into the top.
+    let twin = Twin::copy_of(made.path());
+    let rebase = [
+        "rebase",
+        OBJECTS[0],
+        OBJECTS[1],
+        "-b",
+        "",
+        "--image-opts",
+        CHAIN_TOP,
+    ];
+    assert_eq!(twin.assert_same(&rebase).code, 0);
+    twin.assert_same_file("top.qcow2");
 
     // Deliberate difference: -b finds an encrypted image by its name, where
     // qemu-img compares it with the json: filename its options give it.
