@@ -6,18 +6,15 @@
 //! so that it reads through to the base again, unless `-d` (which `-b`
 //! implies). "Image committed." on success.
 
-use std::sync::Arc;
-
 use anyhow::bail;
 
-use crate::block::BlockDriver;
 use crate::cli::CommitArgs;
 use crate::commands::progress::reporter;
 use crate::commands::{Console, cache_mode, cvtnum, one_filename, print, writing};
 use crate::convert::commit::Commit;
 use crate::convert::progress::Progress;
 use crate::open::chain::find_backing_image;
-use crate::open::{OpenOptions, open_image, reopen_below_writable};
+use crate::open::{open_image, reopen_below_writable};
 
 pub fn run(a: CommitArgs, console: &Console) -> anyhow::Result<i32> {
     let rate = match a.rate.as_deref() {
@@ -43,7 +40,13 @@ pub fn run(a: CommitArgs, console: &Console) -> anyhow::Result<i32> {
         let next = chain[chain.len() - 1].backing().expect("the base is below");
         chain.push(next);
     }
-    let base = reopen_writable(filename, &opts, (&chain[layers - 1], layers), &base_node)?;
+    // The base again, for writing, by the name and format the image above
+    // it gives (QEMU reopens the node read-write).
+    let name = chain[layers - 1]
+        .info()?
+        .full_backing_filename
+        .unwrap_or_else(|| base_node.filename().to_string());
+    let base = reopen_below_writable(filename, &opts, layers, &name, base_node.format_name())?;
     let mut below = Some(base.clone());
     while let Some(node) = below {
         below = node.backing();
@@ -79,27 +82,4 @@ pub fn run(a: CommitArgs, console: &Console) -> anyhow::Result<i32> {
         print("Image committed.\n")?;
     }
     Ok(0)
-}
-
-/// Opens `base`, `depth` levels below the image named `top`, again for
-/// writing: by the name and with the format the image above it opened it
-/// by, and with the options `top`'s name gave it (QEMU reopens the node
-/// read-write).
-fn reopen_writable(
-    top: &str,
-    top_opts: &OpenOptions,
-    (above, depth): (&Arc<dyn BlockDriver>, usize),
-    base: &Arc<dyn BlockDriver>,
-) -> anyhow::Result<Arc<dyn BlockDriver>> {
-    let name = above
-        .info()?
-        .full_backing_filename
-        .unwrap_or_else(|| base.filename().to_string());
-    Ok(reopen_below_writable(
-        top,
-        top_opts,
-        depth,
-        &name,
-        base.format_name(),
-    )?)
 }

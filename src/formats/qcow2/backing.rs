@@ -37,9 +37,9 @@ pub fn change(img: &Qcow2Image, name: Option<&str>, format: Option<&str>) -> Res
 }
 
 /// Makes every guest cluster unallocated. A v3 image without snapshots,
-/// bitmaps, LUKS encryption or a data file is rebuilt from scratch (header, refcount table,
-/// one refcount block, an empty L1 table; the file truncated after them);
-/// any other image has every cluster discarded.
+/// bitmaps, LUKS encryption or a data file is rebuilt from scratch (header,
+/// refcount table, one refcount block, an empty L1 table; the file
+/// truncated after them); any other image has every cluster discarded.
 pub fn make_empty(img: &Qcow2Image) -> Result<()> {
     let g = img.geometry();
     let (fits, whole) = {
