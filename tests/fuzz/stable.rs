@@ -29,6 +29,8 @@ mod image_name;
 mod luks2_header;
 #[path = "targets/luks_header.rs"]
 mod luks_header;
+#[path = "targets/padded.rs"]
+mod padded;
 #[path = "targets/qcow2_header.rs"]
 mod qcow2_header;
 #[path = "targets/qcow2_open.rs"]

@@ -3,6 +3,8 @@
 
 #![no_main]
 
+#[path = "../targets/padded.rs"]
+mod padded;
 #[path = "../targets/luks2_header.rs"]
 mod target;
 

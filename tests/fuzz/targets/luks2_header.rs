@@ -7,18 +7,14 @@
 use rbdimg::formats::luks::luks2::{self, Header};
 use serde_json::Value;
 
+use crate::padded;
+
 /// The binary header before the JSON metadata.
 const BINARY_LEN: usize = 4096;
 
 /// True when the header parsed.
 pub fn run(data: &[u8]) -> bool {
-    let read = |buf: &mut [u8], offset: u64| {
-        buf.fill(0);
-        let start = (offset as usize).min(data.len());
-        let end = (start + buf.len()).min(data.len());
-        buf[..end - start].copy_from_slice(&data[start..end]);
-        Ok(())
-    };
+    let read = |buf: &mut [u8], offset: u64| padded::read(data, buf, offset);
     let Ok(header) = Header::parse(&read) else {
         return false;
     };

@@ -7,15 +7,11 @@
 use rbdimg::formats::luks::Volume;
 use rbdimg::formats::luks::header::{HEADER_LEN, Header};
 
+use crate::padded;
+
 /// True when the header parsed.
 pub fn run(data: &[u8]) -> bool {
-    let read = |buf: &mut [u8], offset: u64| {
-        buf.fill(0);
-        let start = (offset as usize).min(data.len());
-        let end = (start + buf.len()).min(data.len());
-        buf[..end - start].copy_from_slice(&data[start..end]);
-        Ok(())
-    };
+    let read = |buf: &mut [u8], offset: u64| padded::read(data, buf, offset);
     let mut head = data.to_vec();
     head.resize(data.len().max(HEADER_LEN), 0);
     let Ok(header) = Header::parse(&head) else {
